@@ -1,0 +1,101 @@
+"""The narrow client interface that both confluent-kafka and the embedded broker implement.
+
+Everything above ``io`` talks to Kafka only through these protocols, so an app runs unchanged
+on a real cluster or in-process. The message type is confluent-kafka's own ``Message`` shape
+(methods, not attributes) so the real client's objects pass through without a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Headers = list[tuple[str, bytes | None]]
+
+
+class Message(Protocol):
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def headers(self) -> Headers | None: ...
+    def error(self) -> Any: ...
+
+
+@dataclass(frozen=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int = -1  # -1: the broker's default
+    config: dict[str, str] = field(default_factory=dict)
+
+
+RebalanceCallback = Callable[[list[TopicPartition]], None]
+
+
+class Consumer(Protocol):
+    """A group member (``subscribe``) or a free reader (``assign``, used to restore state)."""
+
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: RebalanceCallback,
+        on_revoke: RebalanceCallback,
+        on_lost: RebalanceCallback,
+    ) -> None: ...
+    def assign(self, partitions: Sequence[tuple[TopicPartition, int]]) -> None:
+        """Read these partitions from these offsets, outside any group."""
+    def poll_batch(self, max_records: int, timeout: float) -> list[Message]: ...
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Synchronously commit ``offsets`` (the next offset to read, as Kafka does)."""
+    def committed(self, partitions: Sequence[TopicPartition], timeout: float) -> dict[
+        TopicPartition, int | None]: ...
+    def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+        """(low, high) offsets of the partition."""
+    def position(self, tp: TopicPartition) -> int | None: ...
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+    def pause(self, partitions: Sequence[TopicPartition]) -> None: ...
+    def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Producer(Protocol):
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue a record; ``partition=None`` hashes the key like Java's default partitioner."""
+    def flush(self, timeout: float) -> None:
+        """Wait until every queued record is acknowledged; raise ``DeliveryError`` if any failed."""
+    def poll(self, timeout: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class Admin(Protocol):
+    def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create topics that do not exist yet; an existing topic is left as it is."""
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
+        """Partition count of each topic that exists; missing topics are left out."""
+    def delete_topics(self, topics: Sequence[str]) -> None: ...
+
+
+class Clients(Protocol):
+    """A factory for the three kinds of client, bound to one cluster."""
+
+    def consumer(self, group_id: str | None, config: dict[str, Any]) -> Consumer: ...
+    def producer(self, config: dict[str, Any]) -> Producer: ...
+    def admin(self) -> Admin: ...
