@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fluvial.errors import FluvialError, TopologyError
+
 Headers = list[tuple[str, bytes | None]]
 
 
@@ -37,6 +39,20 @@ class TopicSpec:
     partitions: int
     replication: int = -1  # -1: the broker's default
     config: dict[str, str] = field(default_factory=dict)
+
+
+class UnknownTopicOrPartitionError(TopologyError, LookupError):
+    """A topic or partition named in subscribe/assign/produce does not exist.
+
+    Topics are never auto-created: a typo must fail loudly, not create an empty topic.
+    """
+
+
+class CommitFailedError(FluvialError):
+    """The group no longer accepts this member's commit (it was evicted or the group is gone).
+
+    The runtime treats it like Kafka Streams' TaskMigratedException: drop the tasks, rejoin.
+    """
 
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
