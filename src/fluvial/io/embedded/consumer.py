@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from fluvial.errors import ConfigError, FluvialError
 from fluvial.io.client import (
@@ -121,7 +121,7 @@ class EmbeddedConsumer:
                 if step is None:
                     batch = self._fetch_locked(max_records)
                     if batch:
-                        return batch
+                        return cast("list[Message]", batch)
                     remaining = deadline - now
                     if remaining <= 0:
                         return []
