@@ -1,0 +1,98 @@
+"""StreamsBuilder: where a topology starts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fluvial.dsl.options import Materialized, as_materialized
+from fluvial.io.serdes import Serde, resolve
+from fluvial.processing.table import Materialize
+from fluvial.topology.builder import TopologyBuilder
+from fluvial.topology.nodes import GlobalStoreSpec, StoreSpec
+from fluvial.topology.topology import Topology
+
+if TYPE_CHECKING:
+    from fluvial.dsl.stream import Stream
+    from fluvial.dsl.table import GlobalTable, Table
+
+
+class StreamsBuilder:
+    """Builds a topology with Kafka Streams' DSL.
+
+    Serdes left unset anywhere fall back to ``default_key_serde`` (string) and
+    ``default_value_serde`` (JSON).
+    """
+
+    def __init__(self, default_key_serde: Serde | str = "string",
+                 default_value_serde: Serde | str = "json") -> None:
+        self.graph = TopologyBuilder()
+        self.default_key_serde = resolve(default_key_serde)
+        self.default_value_serde = resolve(default_value_serde)
+
+    def key_serde(self, serde: Serde | str | None) -> Serde:
+        return resolve(serde, self.default_key_serde)
+
+    def value_serde(self, serde: Serde | str | None) -> Serde:
+        return resolve(serde, self.default_value_serde)
+
+    def stream(self, topics: str | Sequence[str], key_serde: Serde | str | None = None,
+               value_serde: Serde | str | None = None, name: str | None = None) -> Stream:
+        from fluvial.dsl.stream import Stream
+
+        topic_list = [topics] if isinstance(topics, str) else list(topics)
+        ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
+        node = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), topic_list,
+                                     ks, vs)
+        return Stream(self, node, ks, vs)
+
+    def table(self, topic: str, key_serde: Serde | str | None = None,
+              value_serde: Serde | str | None = None,
+              materialized: Materialized | str | None = None,
+              name: str | None = None) -> Table:
+        from fluvial.dsl.table import Table
+
+        ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
+        source = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), [topic],
+                                       ks, vs)
+        store = self.add_store(as_materialized(materialized), ks, vs,
+                               f"{topic}-STATE-STORE-")
+        node = self.graph.add_processor(self.graph.new_name("KTABLE-SOURCE-"),
+                                        lambda: Materialize(store), [source], [store])
+        return Table(self, node, ks, vs, store)
+
+    def global_table(self, topic: str, key_serde: Serde | str | None = None,
+                     value_serde: Serde | str | None = None,
+                     materialized: Materialized | str | None = None) -> GlobalTable:
+        """A table of the whole topic on every instance, loaded before processing starts.
+
+        Its source topic is its changelog, so it gets no changelog topic of its own.
+        """
+        from fluvial.dsl.table import GlobalTable
+
+        ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
+        m = as_materialized(materialized)
+        name = m.name or self.graph.new_name(f"{topic}-STATE-STORE-")
+        spec = StoreSpec(name, self.key_serde(m.key_serde or ks),
+                         self.value_serde(m.value_serde or vs), persistent=m.persistent,
+                         logged=False)
+        self.graph.add_global_store(GlobalStoreSpec(spec, topic, ks, vs))
+        return GlobalTable(name, topic)
+
+    def add_state_store(self, name: str, key_serde: Serde | str | None = None,
+                        value_serde: Serde | str | None = None, persistent: bool = True,
+                        logging: bool = True) -> str:
+        """A store for ``Stream.process`` processors; values are kept as given (no timestamp)."""
+        return self.graph.add_store(StoreSpec(name, self.key_serde(key_serde),
+                                              self.value_serde(value_serde), timestamped=False,
+                                              persistent=persistent, logged=logging))
+
+    def add_store(self, m: Materialized, key_serde: Serde, value_serde: Serde,
+                  prefix: str) -> str:
+        name = m.name or self.graph.new_name(prefix)
+        return self.graph.add_store(StoreSpec(
+            name, resolve(m.key_serde, key_serde), resolve(m.value_serde, value_serde),
+            persistent=m.persistent, logged=m.logging))
+
+    def build(self) -> Topology:
+        return self.graph.build()

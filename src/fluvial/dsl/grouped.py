@@ -1,0 +1,137 @@
+"""Grouped streams and tables: what aggregations start from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fluvial.dsl.options import Materialized, as_materialized
+from fluvial.io.serdes import Int64Serde, Serde
+from fluvial.processing import aggregate, stateless
+from fluvial.processing.codec import ChangeSerde
+from fluvial.processing.processor import Processor
+
+if TYPE_CHECKING:
+    from fluvial.dsl.stream import Stream
+    from fluvial.dsl.table import Table
+
+
+class GroupedStream:
+    def __init__(self, stream: Stream, name: str | None, key_serde: Serde, value_serde: Serde,
+                 repartition_required: bool) -> None:
+        self._stream = stream
+        self._name = name
+        self._key_serde = key_serde
+        self._value_serde = value_serde
+        self._repartition_required = repartition_required
+
+    def count(self, materialized: Materialized | str | None = None,
+              name: str | None = None) -> Table:
+        m = as_materialized(materialized)
+        return self._aggregate(m, name, "KSTREAM-AGGREGATE-", Int64Serde(),
+                               lambda store: aggregate.StreamAggregate(
+                                   store, int, _count_one, stage="count"))
+
+    def reduce(self, reducer: Callable[[Any, Any], Any],
+               materialized: Materialized | str | None = None,
+               name: str | None = None) -> Table:
+        """``reducer(aggregate, value)``; the first value of a key is its first aggregate."""
+        m = as_materialized(materialized)
+        return self._aggregate(m, name, "KSTREAM-REDUCE-", self._value_serde,
+                               lambda store: aggregate.StreamReduce(store, reducer))
+
+    def aggregate(self, initializer: Callable[[], Any],
+                  aggregator: Callable[[Any, Any, Any], Any],
+                  materialized: Materialized | str | None = None,
+                  name: str | None = None) -> Table:
+        """``aggregator(key, value, aggregate)``; ``initializer()`` starts each key."""
+        m = as_materialized(materialized)
+        return self._aggregate(m, name, "KSTREAM-AGGREGATE-", None,
+                               lambda store: aggregate.StreamAggregate(
+                                   store, initializer, aggregator))
+
+    def _aggregate(self, m: Materialized, name: str | None, prefix: str,
+                   result_serde: Serde | None,
+                   make: Callable[[str], Processor]) -> Table:
+        from fluvial.dsl.stream import Stream
+        from fluvial.dsl.table import Table
+
+        b = self._stream._builder
+        graph = b.graph
+        store = b.add_store(m, self._key_serde, b.value_serde(m.value_serde or result_serde),
+                            f"{prefix}STATE-STORE-")
+        parent = self._stream.node
+        if self._repartition_required:
+            # null keys cannot be grouped: drop them before they cost a round trip
+            keyed = graph.add_processor(graph.new_name("KSTREAM-FILTER-"),
+                                        lambda: stateless.Filter(_has_key), [parent])
+            parent = Stream(b, keyed, self._key_serde, self._value_serde)._through_repartition(
+                self._name or store, self._key_serde, self._value_serde)
+        node = graph.add_processor(name or graph.new_name(prefix), lambda: make(store),
+                                   [parent], [store])
+        spec = graph.stores[store]
+        return Table(b, node, spec.key_serde, spec.value_serde, store)
+
+
+class GroupedTable:
+    """A table regrouped by a new key: aggregates add new values and subtract replaced ones."""
+
+    def __init__(self, table: Table, node: str, name: str | None, key_serde: Serde,
+                 value_serde: Serde) -> None:
+        self._table = table
+        self._node = node
+        self._name = name
+        self._key_serde = key_serde
+        self._value_serde = value_serde
+
+    def count(self, materialized: Materialized | str | None = None,
+              name: str | None = None) -> Table:
+        return self._aggregate(as_materialized(materialized), name, Int64Serde(),
+                               lambda store: aggregate.TableAggregate(
+                                   store, int, _count_one, _count_minus_one, stage="count"))
+
+    def reduce(self, adder: Callable[[Any, Any], Any], subtractor: Callable[[Any, Any], Any],
+               materialized: Materialized | str | None = None,
+               name: str | None = None) -> Table:
+        """``adder(aggregate, new_value)``, ``subtractor(aggregate, old_value)``."""
+        return self._aggregate(as_materialized(materialized), name, self._value_serde,
+                               lambda store: aggregate.TableAggregate(
+                                   store, None, aggregate.reduce_adder(adder),
+                                   aggregate.reduce_subtractor(subtractor), stage="reduce"))
+
+    def aggregate(self, initializer: Callable[[], Any], adder: Callable[[Any, Any, Any], Any],
+                  subtractor: Callable[[Any, Any, Any], Any],
+                  materialized: Materialized | str | None = None,
+                  name: str | None = None) -> Table:
+        """``adder(key, value, aggregate)``, ``subtractor(key, old_value, aggregate)``."""
+        return self._aggregate(as_materialized(materialized), name, None,
+                               lambda store: aggregate.TableAggregate(
+                                   store, initializer, adder, subtractor))
+
+    def _aggregate(self, m: Materialized, name: str | None, result_serde: Serde | None,
+                   make: Callable[[str], Processor]) -> Table:
+        from fluvial.dsl.stream import Stream
+        from fluvial.dsl.table import Table
+
+        b = self._table._builder
+        graph = b.graph
+        store = b.add_store(m, self._key_serde, b.value_serde(m.value_serde or result_serde),
+                            "KTABLE-AGGREGATE-STATE-STORE-")
+        source = Stream(b, self._node, self._key_serde, None)._through_repartition(
+            self._name or store, self._key_serde, ChangeSerde(self._value_serde))
+        node = graph.add_processor(name or graph.new_name("KTABLE-AGGREGATE-"),
+                                   lambda: make(store), [source], [store])
+        spec = graph.stores[store]
+        return Table(b, node, spec.key_serde, spec.value_serde, store)
+
+
+def _count_one(_key: Any, _value: Any, count: int) -> int:
+    return count + 1
+
+
+def _count_minus_one(_key: Any, _value: Any, count: int) -> int:
+    return count - 1
+
+
+def _has_key(key: Any, _value: Any) -> bool:
+    return key is not None

@@ -1,0 +1,206 @@
+"""Stream: an unbounded sequence of independent key/value records (Kafka Streams' KStream)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from fluvial.dsl.options import Grouped, Materialized, Repartitioned, as_grouped, as_materialized
+from fluvial.errors import TopologyError
+from fluvial.io.serdes import Serde
+from fluvial.processing import stateless
+from fluvial.processing.processor import Processor
+from fluvial.processing.table import Materialize
+
+if TYPE_CHECKING:
+    from fluvial.dsl.builder import StreamsBuilder
+    from fluvial.dsl.grouped import GroupedStream
+    from fluvial.dsl.table import Table
+
+
+class Stream:
+    def __init__(self, builder: StreamsBuilder, node: str, key_serde: Serde | None,
+                 value_serde: Serde | None, repartition_required: bool = False) -> None:
+        self._builder = builder
+        self.node = node
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self._repartition_required = repartition_required
+
+    def _then(self, prefix: str, name: str | None, supplier: Callable[[], Processor], *,
+              key_serde: Serde | None, value_serde: Serde | None, key_changed: bool = False,
+              stores: list[str] | None = None) -> Stream:
+        graph = self._builder.graph
+        node = graph.add_processor(name or graph.new_name(prefix), supplier, [self.node], stores)
+        return Stream(self._builder, node, key_serde, value_serde,
+                      self._repartition_required or key_changed)
+
+    # -- stateless ---------------------------------------------------------------------
+
+    def filter(self, predicate: Callable[[Any, Any], bool], name: str | None = None) -> Stream:
+        return self._then("KSTREAM-FILTER-", name, lambda: stateless.Filter(predicate),
+                          key_serde=self.key_serde, value_serde=self.value_serde)
+
+    def filter_not(self, predicate: Callable[[Any, Any], bool],
+                   name: str | None = None) -> Stream:
+        return self._then("KSTREAM-FILTER-", name,
+                          lambda: stateless.Filter(predicate, negate=True),
+                          key_serde=self.key_serde, value_serde=self.value_serde)
+
+    def map(self, mapper: Callable[[Any, Any], tuple[Any, Any]],
+            name: str | None = None) -> Stream:
+        """``mapper(key, value) -> (new_key, new_value)``; marks the stream for repartitioning."""
+        return self._then("KSTREAM-MAP-", name, lambda: stateless.Map(mapper),
+                          key_serde=None, value_serde=None, key_changed=True)
+
+    def map_values(self, mapper: Callable[[Any], Any], name: str | None = None) -> Stream:
+        return self._then("KSTREAM-MAPVALUES-", name, lambda: stateless.MapValues(mapper),
+                          key_serde=self.key_serde, value_serde=None)
+
+    def flat_map(self, mapper: Callable[[Any, Any], Iterable[tuple[Any, Any]]],
+                 name: str | None = None) -> Stream:
+        return self._then("KSTREAM-FLATMAP-", name, lambda: stateless.FlatMap(mapper),
+                          key_serde=None, value_serde=None, key_changed=True)
+
+    def flat_map_values(self, mapper: Callable[[Any], Iterable[Any]],
+                        name: str | None = None) -> Stream:
+        return self._then("KSTREAM-FLATMAPVALUES-", name,
+                          lambda: stateless.FlatMapValues(mapper),
+                          key_serde=self.key_serde, value_serde=None)
+
+    def select_key(self, selector: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
+        return self._then("KSTREAM-KEY-SELECT-", name, lambda: stateless.SelectKey(selector),
+                          key_serde=None, value_serde=self.value_serde, key_changed=True)
+
+    def peek(self, action: Callable[[Any, Any], Any], name: str | None = None) -> Stream:
+        return self._then("KSTREAM-PEEK-", name, lambda: stateless.Peek(action),
+                          key_serde=self.key_serde, value_serde=self.value_serde)
+
+    def foreach(self, action: Callable[[Any, Any], Any], name: str | None = None) -> None:
+        self._then("KSTREAM-FOREACH-", name, lambda: stateless.Peek(action, forward=False),
+                   key_serde=None, value_serde=None)
+
+    def merge(self, other: Stream, name: str | None = None) -> Stream:
+        graph = self._builder.graph
+        node = graph.add_processor(name or graph.new_name("KSTREAM-MERGE-"),
+                                   stateless.Passthrough, [self.node, other.node])
+        same = self.key_serde is other.key_serde and self.value_serde is other.value_serde
+        return Stream(self._builder, node, self.key_serde if same else None,
+                      self.value_serde if same else None,
+                      self._repartition_required or other._repartition_required)
+
+    def split(self, name: str | None = None) -> BranchedStream:
+        """Route each record to the first branch whose predicate holds: ``split(name="p-")
+        .branch(pred, name="a").default_branch(name="rest")`` → ``{"p-a": ..., "p-rest": ...}``.
+        """
+        return BranchedStream(self, name or "")
+
+    def process(self, supplier: Callable[[], Processor], stores: list[str] | None = None,
+                name: str | None = None) -> Stream:
+        """A custom processor (subclass ``RecordProcessor``) with access to named stores."""
+        for store in stores or []:
+            if store not in self._builder.graph.stores:
+                raise TopologyError(f"store {store!r} is unknown: add it with "
+                                    f"builder.add_state_store({store!r}, ...) first")
+        return self._then("KSTREAM-PROCESSOR-", name, supplier, key_serde=None,
+                          value_serde=None, key_changed=True, stores=stores)
+
+    # -- to Kafka ----------------------------------------------------------------------
+
+    def to(self, topic: str | Callable[[Any, Any, Any], str],
+           key_serde: Serde | str | None = None, value_serde: Serde | str | None = None,
+           name: str | None = None) -> None:
+        """Write to ``topic``, or to the topic ``topic(key, value, record)`` names."""
+        b = self._builder
+        graph = b.graph
+        graph.add_sink(name or graph.new_name("KSTREAM-SINK-"), topic,  # type: ignore[arg-type]
+                       [self.node], b.key_serde(key_serde or self.key_serde),
+                       b.value_serde(value_serde or self.value_serde))
+
+    def repartition(self, repartitioned: Repartitioned | None = None) -> Stream:
+        r = repartitioned or Repartitioned()
+        b = self._builder
+        ks = b.key_serde(r.key_serde or self.key_serde)
+        vs = b.value_serde(r.value_serde or self.value_serde)
+        node = self._through_repartition(r.name or b.graph.new_name("KSTREAM-REPARTITION-"),
+                                         ks, vs, r.partitions)
+        return Stream(b, node, ks, vs)
+
+    def _through_repartition(self, base: str, key_serde: Serde, value_serde: Serde,
+                             partitions: int | None = None) -> str:
+        """sink → internal topic ``<application.id>-<base>-repartition`` → source."""
+        graph = self._builder.graph
+        topic = f"{base}-repartition"
+        sink = graph.add_sink(graph.new_name("KSTREAM-SINK-"), topic, [self.node], key_serde,
+                              value_serde, internal=True, partitions=partitions)
+        del sink
+        return graph.add_source(graph.new_name("KSTREAM-SOURCE-"), [topic], key_serde,
+                                value_serde, internal=True)
+
+    # -- to tables ---------------------------------------------------------------------
+
+    def to_table(self, materialized: Materialized | str | None = None,
+                 name: str | None = None) -> Table:
+        from fluvial.dsl.table import Table
+
+        b = self._builder
+        ks, vs = b.key_serde(self.key_serde), b.value_serde(self.value_serde)
+        stream = self
+        if self._repartition_required:
+            m = as_materialized(materialized)
+            stream = Stream(b, self._through_repartition(
+                m.name or b.graph.new_name("KSTREAM-TOTABLE-"), ks, vs), ks, vs)
+        store = b.add_store(as_materialized(materialized), ks, vs, "KSTREAM-TOTABLE-STATE-STORE-")
+        node = b.graph.add_processor(name or b.graph.new_name("KSTREAM-TOTABLE-"),
+                                     lambda: Materialize(store), [stream.node], [store])
+        return Table(b, node, ks, vs, store)
+
+    def group_by(self, selector: Callable[[Any, Any], Any],
+                 grouped: Grouped | str | None = None) -> GroupedStream:
+        """Group by a new key ``selector(key, value)``; aggregating repartitions by it."""
+        g = as_grouped(grouped)
+        keyed = self.select_key(selector)
+        return keyed.group_by_key(g)
+
+    def group_by_key(self, grouped: Grouped | str | None = None) -> GroupedStream:
+        from fluvial.dsl.grouped import GroupedStream
+
+        g = as_grouped(grouped)
+        b = self._builder
+        return GroupedStream(self, g.name, b.key_serde(g.key_serde or self.key_serde),
+                             b.value_serde(g.value_serde or self.value_serde),
+                             self._repartition_required)
+
+
+class BranchedStream:
+    def __init__(self, stream: Stream, prefix: str) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self._branches: list[tuple[str, Callable[[Any, Any], bool]]] = []
+        self._done = False
+
+    def branch(self, predicate: Callable[[Any, Any], bool],
+               name: str | None = None) -> BranchedStream:
+        if self._done:
+            raise TopologyError("split() already ended with default_branch()/no_default_branch()")
+        self._branches.append((self._prefix + (name or str(len(self._branches) + 1)), predicate))
+        return self
+
+    def default_branch(self, name: str | None = None) -> dict[str, Stream]:
+        return self._finish(self._prefix + (name or "0"))
+
+    def no_default_branch(self) -> dict[str, Stream]:
+        return self._finish(None)
+
+    def _finish(self, default: str | None) -> dict[str, Stream]:
+        self._done = True
+        s = self._stream
+        graph = s._builder.graph
+        splitter = graph.add_processor(graph.new_name("KSTREAM-BRANCH-"),
+                                       lambda: stateless.Split(list(self._branches), default),
+                                       [s.node])
+        names = [n for n, _ in self._branches] + ([default] if default else [])
+        if len(set(names)) != len(names):
+            raise TopologyError(f"split() branch names must be unique: {names}")
+        return {n: Stream(s._builder, graph.add_processor(n, stateless.Passthrough, [splitter]),
+                          s.key_serde, s.value_serde, s._repartition_required) for n in names}

@@ -1,0 +1,35 @@
+"""What happens to a record that cannot be read or processed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fluvial.errors import ConfigError
+
+log = logging.getLogger("fluvial.errors")
+
+
+class OnError(StrEnum):
+    STOP = "stop"                # stop the app, commit nothing past the record: nothing lost
+    SKIP = "skip"                # log it, count it, go on
+    DEAD_LETTER = "dead_letter"  # send the original bytes to a topic with the error in headers
+
+
+@dataclass(frozen=True)
+class ErrorPolicy:
+    on_error: OnError = OnError.STOP
+    dead_letter_topic: str | None = None  # default: "<application id>-dead-letter"
+
+    @classmethod
+    def parse(cls, value: str | OnError, dead_letter_topic: str | None = None) -> ErrorPolicy:
+        try:
+            mode = OnError(value)
+        except ValueError:
+            allowed = ", ".join(m.value for m in OnError)
+            raise ConfigError(f"on_error={value!r} is not one of: {allowed}") from None
+        return cls(mode, dead_letter_topic)
+
+    def topic(self, application_id: str) -> str:
+        return self.dead_letter_topic or f"{application_id}-dead-letter"

@@ -1,0 +1,136 @@
+"""Table operators: records carry ``Change(new, old)`` so downstream aggregates can subtract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fluvial.processing.processor import Processor
+from fluvial.record import Change, Record
+from fluvial.state.store import KeyValueStore
+
+
+class Materialize(Processor):
+    """A table source or ``to_table``: upsert into the store and emit the change.
+
+    A ``None`` value deletes the key; a delete of a key that was never there emits nothing.
+    """
+
+    def __init__(self, store_name: str) -> None:
+        self.store_name = store_name
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store: KeyValueStore = context.get_store(self.store_name)
+
+    def process(self, batch: list[Record]) -> None:
+        get, put = self.store.get, self.store.put
+        out: list[Record] = []
+        for r in batch:
+            if r.key is None:
+                continue
+            stored = get(r.key)
+            old = None if stored is None else stored[0]
+            if r.value is None:
+                if stored is None:
+                    continue
+                put(r.key, None)
+            else:
+                put(r.key, (r.value, r.timestamp))
+            out.append(Record(r.key, Change(r.value, old), r.timestamp, r.headers, r.topic,
+                              r.partition, r.offset))
+        if out:
+            self.context.forward(out)
+
+
+class TableFilter(Processor):
+    def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool,
+                 store_name: str | None) -> None:
+        self.predicate = predicate
+        self.negate = negate
+        self.store_name = store_name
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.get_store(self.store_name) if self.store_name else None
+
+    def _keep(self, key: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        return value if bool(self.predicate(key, value)) != self.negate else None
+
+    def process(self, batch: list[Record]) -> None:
+        out: list[Record] = []
+        for r in batch:
+            try:
+                new = self._keep(r.key, r.value.new)
+                old = self._keep(r.key, r.value.old)
+            except Exception as exc:
+                self.context.on_error(r, exc, "table filter")
+                continue
+            if new is None and old is None:
+                continue
+            if self.store is not None:
+                self.store.put(r.key, None if new is None else (new, r.timestamp))
+            out.append(r.with_value(Change(new, old)))
+        if out:
+            self.context.forward(out)
+
+
+class TableMapValues(Processor):
+    def __init__(self, mapper: Callable[[Any], Any], store_name: str | None) -> None:
+        self.mapper = mapper
+        self.store_name = store_name
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.store = context.get_store(self.store_name) if self.store_name else None
+
+    def process(self, batch: list[Record]) -> None:
+        fn = self.mapper
+        out: list[Record] = []
+        for r in batch:
+            change = r.value
+            try:
+                new = None if change.new is None else fn(change.new)
+                old = None if change.old is None else fn(change.old)
+            except Exception as exc:
+                self.context.on_error(r, exc, "table map_values")
+                continue
+            if self.store is not None:
+                self.store.put(r.key, None if new is None else (new, r.timestamp))
+            out.append(r.with_value(Change(new, old)))
+        if out:
+            self.context.forward(out)
+
+
+class TableToStream(Processor):
+    def process(self, batch: list[Record]) -> None:
+        self.context.forward([Record(r.key, r.value.new, r.timestamp, r.headers, r.topic,
+                                     r.partition, r.offset) for r in batch])
+
+
+class TableRegroup(Processor):
+    """``Table.group_by``: the old value leaves its group (subtract) before the new one joins."""
+
+    def __init__(self, selector: Callable[[Any, Any], Any]) -> None:
+        self.selector = selector
+
+    def process(self, batch: list[Record]) -> None:
+        fn = self.selector
+        out: list[Record] = []
+        for r in batch:
+            change = r.value
+            try:
+                if change.old is not None:
+                    key, value = fn(r.key, change.old)
+                    out.append(Record(key, Change(None, value), r.timestamp, r.headers, r.topic,
+                                      r.partition, r.offset))
+                if change.new is not None:
+                    key, value = fn(r.key, change.new)
+                    out.append(Record(key, Change(value, None), r.timestamp, r.headers, r.topic,
+                                      r.partition, r.offset))
+            except Exception as exc:
+                self.context.on_error(r, exc, "table group_by")
+        if out:
+            self.context.forward(out)

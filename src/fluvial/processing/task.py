@@ -1,0 +1,274 @@
+"""A task: one sub-topology for one partition, run a batch at a time.
+
+The task walks its nodes in topological order once per batch; each node gets everything its
+parents forwarded for that batch. A node fed by several parents (``merge`` after ``split``)
+re-sorts its input by source offset, so it sees records in the order per-record processing
+would have given it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fluvial.errors import ProcessingError, TopologyError
+from fluvial.io.client import Message
+from fluvial.io.serdes import BytesSerde
+from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.processor import (
+    Collector,
+    Processor,
+    PunctuationType,
+    Punctuator,
+)
+from fluvial.processing.sink import Sink
+from fluvial.record import Headers, Record
+from fluvial.state.store import KeyValueStore
+from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
+from fluvial.topology.topology import SubTopology
+
+log = logging.getLogger("fluvial.task")
+
+_BYTES = BytesSerde()
+
+
+@dataclass
+class _Schedule:
+    node: int
+    interval: int
+    kind: PunctuationType
+    callback: Punctuator
+    next_time: int
+
+
+class _Context:
+    """The ProcessorContext of one node in one task."""
+
+    def __init__(self, task: Task, index: int, children: list[int], names: list[str],
+                 stores: frozenset[str]) -> None:
+        self._task = task
+        self._index = index
+        self._children = children
+        self._by_name = dict(zip(names, children, strict=True))
+        self._stores = stores
+
+    application_id = property(lambda self: self._task.application_id)
+    task_id = property(lambda self: self._task.task_id)
+    partition = property(lambda self: self._task.partition)
+    stream_time = property(lambda self: self._task.stream_time)
+    wall_clock_time = property(lambda self: self._task.clock())
+    collector = property(lambda self: self._task.collector)
+    caching = property(lambda self: self._task.caching)
+
+    def forward(self, batch: list[Record], child: str | None = None) -> None:
+        enqueue = self._task._enqueue
+        if child is not None:
+            enqueue(self._by_name[child], batch)
+            return
+        for c in self._children:
+            enqueue(c, batch)
+
+    def get_store(self, name: str) -> KeyValueStore:
+        if name not in self._stores:
+            raise TopologyError(f"store {name!r} is not connected to this processor; "
+                                f"connect it with stores=[...]")
+        return self._task.stores[name]
+
+    def schedule(self, interval_ms: int, kind: PunctuationType, callback: Punctuator) -> None:
+        if interval_ms <= 0:
+            raise ValueError("a punctuation interval must be positive")
+        now = self._task.stream_time if kind is PunctuationType.STREAM_TIME else self._task.clock()
+        first = max(now, 0) + interval_ms
+        self._task._schedules.append(_Schedule(self._index, interval_ms, kind, callback, first))
+
+    def topic_name(self, name: str) -> str:
+        return f"{self._task.application_id}-{name}"
+
+    def on_error(self, record: Record, error: BaseException, stage: str) -> None:
+        self._task.on_error(record, error, stage)
+
+
+class Task:
+    def __init__(self, task_id: str, subtopology: SubTopology, partition: int,
+                 application_id: str, stores: Mapping[str, KeyValueStore],
+                 collector: Collector, policy: ErrorPolicy,
+                 clock: Callable[[], int], caching: bool = False) -> None:
+        self.task_id = task_id
+        self.subtopology = subtopology
+        self.partition = partition
+        self.application_id = application_id
+        self.stores = dict(stores)
+        self.collector = collector
+        self.policy = policy
+        self.clock = clock
+        self.caching = caching
+        self.stream_time = -1
+        self.skipped = 0
+        self._schedules: list[_Schedule] = []
+        self._current: list[Message] = []
+
+        nodes = subtopology.nodes
+        index = {n.name: i for i, n in enumerate(nodes)}
+        self._queues: list[list[Record] | None] = [None] * len(nodes)
+        self._mixed = [False] * len(nodes)
+        self._processors: list[Processor | None] = []
+        self._sources: dict[str, tuple[int, Any, Any]] = {}
+        self._source_contexts: dict[int, _Context] = {}
+        for i, node in enumerate(nodes):
+            children = [index[c] for c in node.children]
+            names = list(node.children)
+            processor: Processor | None = None
+            store_names: frozenset[str] = frozenset()
+            if isinstance(node, SourceNode):
+                for topic in node.topics:
+                    real = f"{application_id}-{topic}" if node.internal else topic
+                    self._sources[real] = (i, (node.key_serde or _BYTES).deserialize,
+                                           (node.value_serde or _BYTES).deserialize)
+            elif isinstance(node, ProcessorNode):
+                assert node.supplier is not None
+                processor = node.supplier()
+                store_names = frozenset(node.stores)
+            elif isinstance(node, SinkNode):
+                processor = Sink(node.topic, node.key_serde or _BYTES, node.value_serde or _BYTES,
+                                 node.internal)
+            context = _Context(self, i, children, names, store_names)
+            self._processors.append(processor)
+            if processor is not None:
+                processor.init(context)
+            else:
+                self._source_contexts[i] = context
+
+    # -- input ---------------------------------------------------------------------------
+
+    def process(self, topic: str, messages: list[Message]) -> None:
+        """Run one poll batch of ``topic``'s partition (offset order) through the sub-topology."""
+        index, kd, vd = self._sources[topic]
+        partition = self.partition
+        self._current = messages
+        try:
+            records = [Record(kd(m.key()), vd(m.value()), m.timestamp()[1], m.headers(), topic,
+                              partition, m.offset()) for m in messages]
+        except Exception:
+            records = self._decode_one_by_one(topic, messages, kd, vd)
+        if records:
+            latest = max(r.timestamp for r in records)
+            self._source_contexts[index].forward(records)
+            self._pump(index)
+            if latest > self.stream_time:
+                self.stream_time = latest
+                self._punctuate(PunctuationType.STREAM_TIME, latest)
+        self._current = []
+
+    def _decode_one_by_one(self, topic: str, messages: list[Message], kd: Any,
+                           vd: Any) -> list[Record]:
+        records: list[Record] = []
+        for m in messages:
+            try:
+                key = kd(m.key())
+            except Exception as exc:
+                self.on_error(Record(m.key(), m.value(), m.timestamp()[1], m.headers(), topic,
+                                     self.partition, m.offset()), exc, "deserializing the key")
+                continue
+            try:
+                value = vd(m.value())
+            except Exception as exc:
+                self.on_error(Record(m.key(), m.value(), m.timestamp()[1], m.headers(), topic,
+                                     self.partition, m.offset()), exc, "deserializing the value")
+                continue
+            records.append(Record(key, value, m.timestamp()[1], m.headers(), topic,
+                                  self.partition, m.offset()))
+        return records
+
+    def _enqueue(self, index: int, batch: list[Record]) -> None:
+        queued = self._queues[index]
+        if queued is None:
+            self._queues[index] = batch
+        elif self._mixed[index]:
+            queued.extend(batch)
+        else:
+            self._queues[index] = queued + batch
+            self._mixed[index] = True
+
+    def _pump(self, start: int) -> None:
+        queues, processors, mixed = self._queues, self._processors, self._mixed
+        for i in range(start, len(queues)):
+            batch = queues[i]
+            if batch is None:
+                continue
+            queues[i] = None
+            if mixed[i]:
+                mixed[i] = False
+                batch.sort(key=_offset)
+            processor = processors[i]
+            if processor is not None and batch:
+                processor.process(batch)
+
+    # -- time ----------------------------------------------------------------------------
+
+    def punctuate_wall_clock(self) -> None:
+        self._punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
+
+    def _punctuate(self, kind: PunctuationType, now: int) -> None:
+        for schedule in self._schedules:
+            if schedule.kind is kind and now >= schedule.next_time:
+                # fire once however many intervals passed, as Kafka Streams does
+                behind = (now - schedule.next_time) // schedule.interval + 1
+                schedule.next_time += behind * schedule.interval
+                schedule.callback(now)
+                self._pump(schedule.node)
+
+    # -- errors --------------------------------------------------------------------------
+
+    def on_error(self, record: Record, error: BaseException, stage: str) -> None:
+        where = record.where()
+        message = (f"application {self.application_id!r} task {self.task_id}: {stage} failed "
+                   f"on {where}: {type(error).__name__}: {error}")
+        mode = self.policy.on_error
+        if mode is OnError.STOP:
+            raise ProcessingError(message, application_id=self.application_id,
+                                  task_id=self.task_id, topic=record.topic,
+                                  partition=record.partition, offset=record.offset,
+                                  stage=stage) from error
+        self.skipped += 1
+        if mode is OnError.SKIP:
+            log.warning("skipped: %s", message)
+            return
+        raw = self._raw(record)
+        headers: Headers = [("fluvial.error", message.encode()),
+                   ("fluvial.stage", stage.encode()),
+                   ("fluvial.topic", record.topic.encode()),
+                   ("fluvial.partition", str(record.partition).encode()),
+                   ("fluvial.offset", str(record.offset).encode()),
+                   ("fluvial.task", self.task_id.encode())]
+        key = raw.key() if raw is not None else None
+        value = raw.value() if raw is not None else None
+        self.collector.send(self.policy.topic(self.application_id), key, value,
+                            record.timestamp, headers, None)
+        log.warning("dead-lettered: %s", message)
+
+    def _raw(self, record: Record) -> Message | None:
+        """The consumed message a record came from (errors only: a linear scan is fine)."""
+        for m in self._current:
+            if m.offset() == record.offset and m.topic() == record.topic:
+                return m
+        return None
+
+    # -- commit and close ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write cached state to the stores and their changelogs; the runtime then commits."""
+        for store in self.stores.values():
+            store.flush()
+
+    def close(self) -> None:
+        for processor in self._processors:
+            if processor is not None:
+                processor.close()
+        for store in self.stores.values():
+            store.close()
+
+
+def _offset(record: Record) -> int:
+    return record.offset

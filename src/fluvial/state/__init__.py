@@ -1,0 +1,1 @@
+"""State stores (memory, RocksDB), the write cache and changelog, checkpoints, restore."""

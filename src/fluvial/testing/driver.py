@@ -1,0 +1,297 @@
+"""TestDriver: run a topology synchronously, record by record, with no broker.
+
+Like Kafka Streams' TopologyTestDriver: every topic has one partition, each piped record is
+processed (through repartition topics too) and committed before ``pipe`` returns, so every
+intermediate update is visible; the record cache is off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from fluvial.errors import TopologyError
+from fluvial.io.serdes import BytesSerde, Serde, resolve
+from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.task import Task
+from fluvial.record import Headers
+from fluvial.state.store import InMemoryKeyValueStore, KeyValueStore, ReadOnlyView
+from fluvial.topology.nodes import SinkNode, SourceNode
+from fluvial.topology.topology import Topology
+
+
+class _Message:
+    """A stored record in the shape of confluent_kafka.Message."""
+
+    __slots__ = ("_headers", "_key", "_offset", "_timestamp", "_topic", "_value")
+
+    def __init__(self, topic: str, offset: int, key: bytes | None, value: bytes | None,
+                 timestamp: int, headers: Headers | None) -> None:
+        self._topic, self._offset = topic, offset
+        self._key, self._value, self._timestamp, self._headers = key, value, timestamp, headers
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp)
+
+    def headers(self) -> Headers | None:
+        return self._headers
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass
+class TestRecord:
+    key: Any
+    value: Any
+    timestamp: int
+    headers: Headers | None = None
+
+    __test__ = False  # not a pytest test class
+
+
+class TestDriver:
+    __test__ = False
+
+    def __init__(self, topology: Topology, application_id: str = "test-app",
+                 on_error: str | OnError = OnError.STOP, dead_letter_topic: str | None = None,
+                 wall_clock_ms: int | None = None) -> None:
+        self.topology = topology
+        self.application_id = application_id
+        self._clock = int(time.time() * 1000) if wall_clock_ms is None else wall_clock_ms
+        self._topics: dict[str, list[_Message]] = {}
+        self._tasks: dict[str, Task] = {}  # real input topic -> task
+        self._global: dict[str, tuple[KeyValueStore, Serde, Serde]] = {}
+        self._stores: dict[str, tuple[KeyValueStore, bool]] = {}
+        policy = ErrorPolicy.parse(on_error, dead_letter_topic)
+        for st in topology.subtopologies:
+            stores: dict[str, KeyValueStore] = {}
+            for spec in st.stores:
+                stores[spec.name] = InMemoryKeyValueStore(spec.name)
+                self._stores[spec.name] = (stores[spec.name], spec.timestamped)
+            task = Task(f"{st.id}_0", st, 0, application_id, stores, self, policy,
+                        self._now)
+            for topic in st.source_topics(application_id):
+                self._tasks[topic] = task
+        for g in topology.global_stores:
+            store = InMemoryKeyValueStore(g.store.name)
+            self._global[g.topic] = (store, g.key_serde, g.value_serde)
+            self._stores[g.store.name] = (store, True)
+
+    def _now(self) -> int:
+        return self._clock
+
+    # -- Collector: where sinks write ----------------------------------------------------
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
+             headers: Headers | None, partition: int | None) -> None:
+        log = self._topics.setdefault(topic, [])
+        log.append(_Message(topic, len(log), key, value, timestamp, headers))
+
+    # -- driving ---------------------------------------------------------------------------
+
+    def _pipe(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
+              headers: Headers | None) -> None:
+        if topic in self._global:
+            self._update_global(topic, key, value, timestamp)
+            return
+        if topic not in self._tasks:
+            known = ", ".join(sorted(t for t in self._tasks if not self._is_internal(t)))
+            raise TopologyError(f"no source reads topic {topic!r}; the topology reads: {known}")
+        self.send(topic, key, value, timestamp, headers, None)
+        message = self._topics[topic][-1]
+        task = self._tasks[topic]
+        self._settle(lambda: task.process(topic, [message]), task)
+
+    def _settle(self, step: Callable[[], None], task: Task) -> None:
+        """Run ``step`` on ``task``, commit, then feed what it wrote to repartition topics on."""
+        marks = {t: len(log) for t, log in self._topics.items()}
+        step()
+        task.flush()
+        for t in list(self._topics):
+            if t in self._tasks and self._is_internal(t):
+                reader = self._tasks[t]
+                for m in self._topics[t][marks.get(t, 0):]:
+                    self._settle(partial(reader.process, t, [m]), reader)
+
+    def _is_internal(self, topic: str) -> bool:
+        return topic.startswith(f"{self.application_id}-") and topic.endswith("-repartition")
+
+    def _update_global(self, topic: str, key: bytes | None, value: bytes | None,
+                       timestamp: int) -> None:
+        store, ks, vs = self._global[topic]
+        k = ks.deserialize(key)
+        v = vs.deserialize(value)
+        store.put(k, None if v is None else (v, timestamp))
+
+    def _unique_tasks(self) -> list[Task]:
+        return list({id(t): t for t in self._tasks.values()}.values())
+
+    def advance_wall_clock(self, ms: int) -> None:
+        """Move the wall clock and fire the wall-clock punctuators that are due."""
+        self._clock += ms
+        for task in self._unique_tasks():
+            self._settle(task.punctuate_wall_clock, task)
+
+    # -- topics and stores --------------------------------------------------------------
+
+    def input_topic(self, name: str, key_serde: Serde | str | None = None,
+                    value_serde: Serde | str | None = None, start_timestamp: int | None = None,
+                    auto_advance_ms: int = 0) -> TestInputTopic:
+        ks, vs = self._source_serdes(name)
+        return TestInputTopic(self, name, resolve(key_serde, ks), resolve(value_serde, vs),
+                              self._clock if start_timestamp is None else start_timestamp,
+                              auto_advance_ms)
+
+    def output_topic(self, name: str, key_serde: Serde | str | None = None,
+                     value_serde: Serde | str | None = None) -> TestOutputTopic:
+        ks, vs = self._sink_serdes(name)
+        return TestOutputTopic(self, name, resolve(key_serde, ks), resolve(value_serde, vs))
+
+    def store(self, name: str) -> ReadOnlyView:
+        try:
+            store, timestamped = self._stores[name]
+        except KeyError:
+            known = ", ".join(sorted(self._stores))
+            raise KeyError(f"no store {name!r}; stores: {known}") from None
+        return ReadOnlyView(store, timestamped)
+
+    def read(self, topic: str) -> list[_Message]:
+        return self._topics.get(topic, [])
+
+    def _source_serdes(self, topic: str) -> tuple[Serde, Serde]:
+        for node in self.topology.nodes.values():
+            if isinstance(node, SourceNode) and topic in node.topics and not node.internal:
+                return node.key_serde or BytesSerde(), node.value_serde or BytesSerde()
+        for g in self.topology.global_stores:
+            if g.topic == topic:
+                return g.key_serde, g.value_serde
+        return BytesSerde(), BytesSerde()
+
+    def _sink_serdes(self, topic: str) -> tuple[Serde, Serde]:
+        for node in self.topology.nodes.values():
+            if isinstance(node, SinkNode) and node.topic == topic:
+                return node.key_serde or BytesSerde(), node.value_serde or BytesSerde()
+        return BytesSerde(), BytesSerde()
+
+    def close(self) -> None:
+        for task in self._unique_tasks():
+            task.close()
+
+    def __enter__(self) -> TestDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class TestInputTopic:
+    __test__ = False
+
+    def __init__(self, driver: TestDriver, name: str, key_serde: Serde, value_serde: Serde,
+                 start_timestamp: int, auto_advance_ms: int) -> None:
+        self._driver = driver
+        self.name = name
+        self._ks = key_serde
+        self._vs = value_serde
+        self._time = start_timestamp
+        self._advance = auto_advance_ms
+
+    def pipe(self, value: Any, key: Any = None, timestamp: int | None = None,
+             headers: Headers | None = None) -> None:
+        if timestamp is None:
+            timestamp = self._time
+            self._time += self._advance
+        self._driver._pipe(self.name, self._ks.serialize(key), self._vs.serialize(value),
+                           timestamp, headers)
+
+    def pipe_list(self, values: Iterable[Any], timestamp: int | None = None) -> None:
+        """Pipe values (no key), one record at a time."""
+        for value in values:
+            self.pipe(value, timestamp=timestamp)
+
+    def pipe_key_values(self, pairs: Iterable[tuple[Any, Any]],
+                        timestamp: int | None = None) -> None:
+        for key, value in pairs:
+            self.pipe(value, key=key, timestamp=timestamp)
+
+    def advance_time(self, ms: int) -> None:
+        self._time += ms
+
+
+class TestOutputTopic:
+    __test__ = False
+
+    def __init__(self, driver: TestDriver, name: str, key_serde: Serde,
+                 value_serde: Serde) -> None:
+        self._driver = driver
+        self.name = name
+        self._ks = key_serde
+        self._vs = value_serde
+        self._position = 0
+
+    def _next(self) -> _Message:
+        log = self._driver.read(self.name)
+        if self._position >= len(log):
+            raise LookupError(f"output topic {self.name!r} has no more records")
+        message = log[self._position]
+        self._position += 1
+        return message
+
+    def read_record(self) -> TestRecord:
+        m = self._next()
+        return TestRecord(self._ks.deserialize(m.key()), self._vs.deserialize(m.value()),
+                          m.timestamp()[1], m.headers())
+
+    def read_value(self) -> Any:
+        return self.read_record().value
+
+    def read_key_value(self) -> tuple[Any, Any]:
+        r = self.read_record()
+        return r.key, r.value
+
+    def read_records(self) -> list[TestRecord]:
+        out = []
+        while not self.is_empty():
+            out.append(self.read_record())
+        return out
+
+    def read_values(self) -> list[Any]:
+        return [r.value for r in self.read_records()]
+
+    def read_key_values(self) -> list[tuple[Any, Any]]:
+        return [(r.key, r.value) for r in self.read_records()]
+
+    def read_key_values_to_map(self) -> dict[Any, Any]:
+        """The latest value per key (a tombstone removes the key)."""
+        result: dict[Any, Any] = {}
+        for key, value in self.read_key_values():
+            if value is None:
+                result.pop(key, None)
+            else:
+                result[key] = value
+        return result
+
+    def queue_size(self) -> int:
+        return len(self._driver.read(self.name)) - self._position
+
+    def is_empty(self) -> bool:
+        return self.queue_size() == 0

@@ -1,0 +1,1 @@
+"""The logical graph: nodes, stores, internal topic naming, sub-topologies, describe()."""

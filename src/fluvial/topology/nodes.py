@@ -1,0 +1,63 @@
+"""Nodes of the logical graph and the stores they use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fluvial.io.serdes import Serde
+from fluvial.processing.processor import Processor
+
+
+@dataclass
+class StoreSpec:
+    name: str
+    key_serde: Serde
+    value_serde: Serde
+    timestamped: bool = True
+    persistent: bool = True
+    logged: bool = True
+    changelog_config: dict[str, str] = field(default_factory=dict)
+
+    def changelog_topic(self, application_id: str) -> str:
+        return f"{application_id}-{self.name}-changelog"
+
+
+@dataclass
+class Node:
+    name: str
+    parents: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceNode(Node):
+    topics: list[str] = field(default_factory=list)
+    key_serde: Serde | None = None
+    value_serde: Serde | None = None
+    internal: bool = False  # reads a repartition topic, named without the application id
+
+
+@dataclass
+class ProcessorNode(Node):
+    supplier: Callable[[], Processor] | None = None
+    stores: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SinkNode(Node):
+    topic: str = ""
+    key_serde: Serde | None = None
+    value_serde: Serde | None = None
+    internal: bool = False
+    partitions: int | None = None  # of an internal topic: None = as many as its upstream inputs
+
+
+@dataclass
+class GlobalStoreSpec:
+    """A store fed from a whole topic on every instance (``global_table``)."""
+
+    store: StoreSpec
+    topic: str
+    key_serde: Serde
+    value_serde: Serde
