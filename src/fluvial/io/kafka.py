@@ -1,0 +1,424 @@
+"""The confluent-kafka adapter: ``fluvial.io.client`` on a real Kafka cluster.
+
+Consumers never commit on their own (``enable.auto.commit`` and ``enable.auto.offset.store`` are
+off): the runtime commits outputs, state and offsets together, so an offset must only move when
+it says so. Producers hash keys with ``murmur2_random``, Java's default partitioner, so records
+keyed alike land on the same partition whatever client wrote them.
+
+Consumer messages are confluent's own objects, returned without a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import confluent_kafka as ck
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fluvial.errors import ConfigError, DeliveryError, FluvialError
+from fluvial.io.client import (
+    Clients,
+    CommitFailedError,
+    Headers,
+    Message,
+    RebalanceCallback,
+    TopicPartition,
+    TopicSpec,
+    UnknownTopicOrPartitionError,
+)
+
+log = logging.getLogger(__name__)
+
+METADATA_WAIT_S = 10.0  # how long to wait for created/deleted topics to show in metadata
+ADMIN_TIMEOUT_S = 30.0
+_MAX_CONSUME = 1_000_000  # librdkafka's cap on consume(num_messages)
+_UNKNOWN = (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC,
+            ck.KafkaError._UNKNOWN_PARTITION)
+_NOT_AUTHORIZED = (ck.KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                   ck.KafkaError.GROUP_AUTHORIZATION_FAILED)
+
+
+def _ours(parts: Iterable[ck.TopicPartition]) -> list[TopicPartition]:
+    return sorted(TopicPartition(p.topic, p.partition) for p in parts)
+
+
+def _is_true(value: Any) -> bool:
+    return str(value).lower() in ("true", "1", "yes")
+
+
+class KafkaConsumer:
+    """``fluvial.io.client.Consumer`` over ``confluent_kafka.Consumer``.
+
+    Rebalance callbacks run inside ``poll_batch`` (librdkafka serves them from ``consume``).
+    With an eager strategy (``range``, the default) ``on_revoke`` gets the whole assignment and
+    ``on_assign`` the whole new one; with ``cooperative-sticky`` both get only the partitions
+    that move, and the rest keep being consumed through the rebalance.
+
+    The adapter itself (incrementally) assigns *after* ``on_assign`` returns, using any offsets
+    the callback chose with ``seek``; that is what makes seeking from ``on_assign`` reliable.
+    """
+
+    def __init__(self, conf: dict[str, Any], group_id: str | None) -> None:
+        self._group_id = group_id
+        self._cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
+        self._fatal: ck.KafkaError | None = None
+        self._pending: dict[TopicPartition, int] | None = None  # set while on_assign runs
+        self._pending_pause: set[TopicPartition] = set()
+        self._c = ck.Consumer({**conf, "error_cb": self._on_error})
+
+    def _on_error(self, err: ck.KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+        else:
+            log.warning("kafka consumer: %s", err.str())
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise FluvialError(f"fatal Kafka consumer error (the consumer must be recreated): "
+                               f"{self._fatal.str()}")
+
+    # -- membership -----------------------------------------------------------------------
+
+    def subscribe(self, topics: Sequence[str], on_assign: RebalanceCallback,
+                  on_revoke: RebalanceCallback, on_lost: RebalanceCallback) -> None:
+        if self._group_id is None:
+            raise ConfigError("subscribe() needs a group id; use assign() to read without one")
+        if not topics:
+            raise ValueError("subscribe() needs at least one topic")
+        self._require(list(topics), [])
+
+        def assigned(consumer: ck.Consumer, parts: list[ck.TopicPartition]) -> None:
+            ours = _ours(parts)
+            self._pending = {tp: ck.OFFSET_INVALID for tp in ours}
+            try:
+                on_assign(ours)
+            finally:
+                pending, self._pending = self._pending, None
+                chosen = [ck.TopicPartition(tp.topic, tp.partition, off)
+                          for tp, off in pending.items()]
+                if self._cooperative:
+                    consumer.incremental_assign(chosen)
+                else:
+                    consumer.assign(chosen)
+                if self._pending_pause:
+                    consumer.pause([ck.TopicPartition(tp.topic, tp.partition)
+                                    for tp in self._pending_pause])
+                    self._pending_pause.clear()
+
+        def taken(callback: RebalanceCallback) -> Callable[[ck.Consumer,
+                                                            list[ck.TopicPartition]], None]:
+            def handler(consumer: ck.Consumer, parts: list[ck.TopicPartition]) -> None:
+                try:
+                    callback(_ours(parts))
+                finally:
+                    if self._cooperative:
+                        consumer.incremental_unassign(parts)
+                    else:
+                        consumer.unassign()
+            return handler
+
+        self._c.subscribe(list(topics), on_assign=assigned, on_revoke=taken(on_revoke),
+                          on_lost=taken(on_lost))
+
+    def assign(self, partitions: Sequence[tuple[TopicPartition, int]]) -> None:
+        """Read these partitions from these offsets (confluent's ``OFFSET_*`` allowed)."""
+        self._require([tp.topic for tp, _ in partitions], [tp for tp, _ in partitions])
+        self._c.assign([ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in partitions])
+
+    def _require(self, topics: list[str], partitions: list[TopicPartition]) -> None:
+        """Fail early, as the embedded broker does, on a missing topic or partition.
+
+        Retries briefly: a topic created a moment ago may not be in every broker's metadata.
+        """
+        deadline = time.monotonic() + METADATA_WAIT_S
+        while True:
+            md = self._c.list_topics(timeout=ADMIN_TIMEOUT_S)
+            counts = {t: len(m.partitions) for t, m in md.topics.items() if m.error is None}
+            missing = sorted({t for t in topics if t not in counts})
+            bad = [tp for tp in partitions if tp.topic in counts
+                   and not 0 <= tp.partition < counts[tp.topic]]
+            if not missing and not bad:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if missing:
+            raise UnknownTopicOrPartitionError(
+                f"topic(s) {missing} do not exist (create them with Admin.create_topics)")
+        tp = bad[0]
+        raise UnknownTopicOrPartitionError(
+            f"topic {tp.topic!r} has {counts[tp.topic]} partition(s); partition {tp.partition} "
+            "does not exist")
+
+    # -- reading --------------------------------------------------------------------------
+
+    def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
+        if max_records < 1:
+            raise ValueError(f"max_records must be >= 1, got {max_records}")
+        msgs = cast("list[Message]", self._c.consume(min(max_records, _MAX_CONSUME), timeout))
+        self._raise_fatal()
+        for m in msgs:
+            if m.error() is not None:
+                return self._without_errors(msgs)
+        return msgs
+
+    def _without_errors(self, msgs: list[Message]) -> list[Message]:
+        good: list[Message] = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                good.append(m)
+            elif err.code() == ck.KafkaError._PARTITION_EOF:
+                continue
+            elif err.fatal():
+                raise FluvialError(f"fatal Kafka consumer error on {m.topic()!r}: {err.str()}")
+            elif err.code() in _NOT_AUTHORIZED:
+                raise FluvialError(f"not authorized: {err.str()}")
+            else:  # transient (a broker down, metadata lag): librdkafka retries by itself
+                log.warning("kafka consumer: %s", err.str())
+        return good
+
+    # -- offsets --------------------------------------------------------------------------
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self._group_id is None:
+            raise ConfigError("commit() needs a group id; this consumer has none")
+        if not offsets:
+            return
+        parts = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
+        try:
+            result = self._c.commit(offsets=parts, asynchronous=False)
+        except ck.KafkaException as e:
+            raise CommitFailedError(f"group {self._group_id!r}: commit of {len(parts)} offset(s) "
+                                    f"failed: {e.args[0].str()}") from e
+        for p in result or []:
+            if p.error is not None:
+                raise CommitFailedError(f"group {self._group_id!r}: commit for {p.topic!r} "
+                                        f"partition {p.partition} failed: {p.error.str()}")
+
+    def committed(self, partitions: Sequence[TopicPartition],
+                  timeout: float) -> dict[TopicPartition, int | None]:
+        if self._group_id is None or not partitions:
+            return {tp: None for tp in partitions}
+        res = self._c.committed([ck.TopicPartition(tp.topic, tp.partition) for tp in partitions],
+                                timeout=timeout)
+        return {TopicPartition(p.topic, p.partition): (p.offset if p.offset >= 0 else None)
+                for p in res}
+
+    def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+        try:
+            low, high = self._c.get_watermark_offsets(
+                ck.TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False)
+        except ck.KafkaException as e:
+            err = e.args[0]
+            if err.code() in _UNKNOWN:
+                raise UnknownTopicOrPartitionError(f"{tp}: {err.str()}") from e
+            raise FluvialError(f"watermarks of {tp}: {err.str()}") from e
+        return (low, high)
+
+    def position(self, tp: TopicPartition) -> int | None:
+        if self._pending is not None and tp in self._pending:
+            off = self._pending[tp]
+            return off if off >= 0 else None
+        (p,) = self._c.position([ck.TopicPartition(tp.topic, tp.partition)])
+        return p.offset if p.offset >= 0 else None
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if self._pending is not None and tp in self._pending:
+            self._pending[tp] = offset  # applied by the assign that follows on_assign
+            return
+        try:
+            self._c.seek(ck.TopicPartition(tp.topic, tp.partition, offset))
+        except ck.KafkaException as e:
+            raise FluvialError(f"cannot seek {tp} to {offset}: {e.args[0].str()}") from e
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        now = []
+        for tp in partitions:
+            if self._pending is not None and tp in self._pending:
+                self._pending_pause.add(tp)
+            else:
+                now.append(ck.TopicPartition(tp.topic, tp.partition))
+        if now:
+            self._c.pause(now)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        self._pending_pause.difference_update(partitions)
+        self._c.resume([ck.TopicPartition(tp.topic, tp.partition) for tp in partitions])
+
+    def close(self) -> None:
+        """Leave the group; librdkafka calls ``on_revoke`` for what this member owned."""
+        self._c.close()
+
+
+class KafkaProducer:
+    """``fluvial.io.client.Producer`` over ``confluent_kafka.Producer``.
+
+    Only failed deliveries produce a report (``delivery.report.only.error``): the callback
+    costs Python time per record, and success needs no bookkeeping since ``flush`` waits.
+    """
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self._failures: list[str] = []
+        self._failed = 0
+        self._fatal: ck.KafkaError | None = None
+        self._p = ck.Producer({**conf, "on_delivery": self._on_delivery,
+                               "delivery.report.only.error": True, "error_cb": self._on_error})
+
+    def _on_delivery(self, err: ck.KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._failed += 1
+            if len(self._failures) < 5:
+                self._failures.append(f"topic {msg.topic()!r} partition {msg.partition()}: "
+                                      f"{err.str()}")
+
+    def _on_error(self, err: ck.KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+        else:
+            log.warning("kafka producer: %s", err.str())
+
+    def _raise_failures(self) -> None:
+        if self._fatal is not None:
+            raise DeliveryError(f"fatal Kafka producer error (the producer must be recreated): "
+                                f"{self._fatal.str()}")
+        if self._failed:
+            failed, failures = self._failed, "; ".join(self._failures)
+            self._failed, self._failures = 0, []
+            raise DeliveryError(f"{failed} record(s) were not delivered: {failures}")
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
+                headers: Headers | None = None, partition: int | None = None) -> None:
+        part = -1 if partition is None else partition  # -1: let the partitioner choose
+        while True:
+            try:
+                self._p.produce(topic, value, key, part, timestamp=timestamp,
+                                headers=cast(Any, headers))
+                return
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self._p.poll(0.05)
+            except ck.KafkaException as e:
+                where = f"topic {topic!r}" + ("" if partition is None else
+                                              f" partition {partition}")
+                raise DeliveryError(f"{where}: {e.args[0].str()}") from e
+
+    def flush(self, timeout: float) -> None:
+        left = self._p.flush(timeout)
+        self._raise_failures()
+        if left:
+            raise DeliveryError(f"{left} record(s) not acknowledged within {timeout:g}s "
+                                "(is the cluster reachable?)")
+
+    def poll(self, timeout: float) -> None:
+        self._p.poll(timeout)
+
+    def close(self) -> None:
+        """Deliver what is queued (up to 30 s); failures still raise, never vanish."""
+        self.flush(30.0)
+
+
+class KafkaAdmin:
+    """``fluvial.io.client.Admin`` over ``AdminClient``; create and delete are idempotent.
+
+    Both wait until the change shows in the cluster metadata, so a consumer created next sees
+    the topics (or their absence) as the caller expects.
+    """
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self._a = AdminClient(conf)
+
+    def _counts(self) -> dict[str, int]:
+        md = self._a.list_topics(timeout=ADMIN_TIMEOUT_S)
+        return {t: len(m.partitions) for t, m in md.topics.items() if m.error is None}
+
+    def _wait_metadata(self, done: Callable[[dict[str, int]], bool], what: str) -> None:
+        deadline = time.monotonic() + METADATA_WAIT_S
+        while not done(self._counts()):
+            if time.monotonic() > deadline:
+                raise FluvialError(f"{what} did not show in cluster metadata within "
+                                   f"{METADATA_WAIT_S:g}s")
+            time.sleep(0.1)
+
+    def _settle(self, futures: Mapping[str, Any], ignore: int, action: str) -> None:
+        failures = []
+        for name, future in futures.items():
+            try:
+                future.result(timeout=ADMIN_TIMEOUT_S)
+            except ck.KafkaException as e:
+                err = e.args[0]
+                if err.code() != ignore:
+                    failures.append(f"{name!r}: {err.str()}")
+        if failures:
+            raise FluvialError(f"could not {action} topic(s): " + "; ".join(failures))
+
+    def create_topics(self, specs: Sequence[TopicSpec]) -> None:
+        if not specs:
+            return
+        new = [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication,
+                        config=dict(s.config)) for s in specs]
+        futures = self._a.create_topics(new, request_timeout=ADMIN_TIMEOUT_S)
+        self._settle(futures, ck.KafkaError.TOPIC_ALREADY_EXISTS, "create")
+        names = [s.name for s in specs]
+        self._wait_metadata(lambda counts: all(n in counts for n in names), f"topics {names}")
+
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
+        counts = self._counts()
+        return {t: counts[t] for t in topics if t in counts}
+
+    def delete_topics(self, topics: Sequence[str]) -> None:
+        if not topics:
+            return
+        futures = self._a.delete_topics(list(topics), request_timeout=ADMIN_TIMEOUT_S)
+        self._settle(futures, ck.KafkaError.UNKNOWN_TOPIC_OR_PART, "delete")
+        self._wait_metadata(lambda counts: not any(t in counts for t in topics),
+                            f"deletion of {list(topics)}")
+
+
+class KafkaClients:
+    """``fluvial.io.client.Clients`` for the cluster at ``bootstrap_servers``.
+
+    ``extra_config`` (librdkafka properties: security, client.id, ...) goes to every client;
+    the ``config`` given to ``consumer``/``producer`` overrides it for that client.
+    """
+
+    _CONSUMER_DEFAULTS: dict[str, Any] = {
+        "partition.assignment.strategy": "range",
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+    }
+    _PRODUCER_DEFAULTS: dict[str, Any] = {
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "enable.idempotence": True,
+    }
+
+    def __init__(self, bootstrap_servers: str,
+                 extra_config: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._base = {**(extra_config or {}), "bootstrap.servers": bootstrap_servers}
+
+    def consumer(self, group_id: str | None, config: dict[str, Any]) -> KafkaConsumer:
+        conf = {**self._CONSUMER_DEFAULTS, **self._base, **config}
+        for fixed in ("enable.auto.commit", "enable.auto.offset.store"):
+            if _is_true(conf.get(fixed, False)):
+                raise ConfigError(f"{fixed}=true is not allowed: fluvial commits offsets "
+                                  "itself, together with outputs and state")
+            conf[fixed] = False
+        # librdkafka insists on a group id; a free reader gets a private one it never commits to
+        conf["group.id"] = group_id if group_id else f"fluvial-reader-{uuid.uuid4().hex}"
+        return KafkaConsumer(conf, group_id or None)
+
+    def producer(self, config: dict[str, Any]) -> KafkaProducer:
+        return KafkaProducer({**self._PRODUCER_DEFAULTS, **self._base, **config})
+
+    def admin(self) -> KafkaAdmin:
+        return KafkaAdmin(dict(self._base))
+
+
+def _conforms(clients: KafkaClients) -> Clients:
+    """Never called: makes mypy check that these classes implement the client protocols."""
+    return clients
