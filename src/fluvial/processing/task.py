@@ -263,11 +263,10 @@ class Task:
             store.flush()
 
     def close(self) -> None:
+        """Close the processors; whoever opened the stores closes them."""
         for processor in self._processors:
             if processor is not None:
                 processor.close()
-        for store in self.stores.values():
-            store.close()
 
 
 def _offset(record: Record) -> int:

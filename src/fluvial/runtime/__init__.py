@@ -1,0 +1,1 @@
+"""The loop that runs a topology on Kafka: poll, route to tasks, process, produce, commit."""

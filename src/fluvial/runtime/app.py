@@ -1,0 +1,198 @@
+"""App: runs a topology inside any Python process, on Kafka or on the embedded broker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from fluvial.errors import ConfigError
+from fluvial.io.client import Clients
+from fluvial.runtime import topics
+from fluvial.runtime.config import Guarantee, StreamsConfig
+from fluvial.runtime.global_stores import GlobalStores
+from fluvial.runtime.stream_thread import StreamThread
+from fluvial.topology.topology import Topology
+
+log = logging.getLogger("fluvial.app")
+
+_default_broker: Any = None
+_default_lock = threading.Lock()
+
+
+def embedded_broker() -> Any:
+    """The process-wide embedded broker that apps without ``bootstrap_servers`` share."""
+    global _default_broker
+    from fluvial.io.embedded import EmbeddedBroker
+
+    with _default_lock:
+        if _default_broker is None:
+            _default_broker = EmbeddedBroker()
+        return _default_broker
+
+
+def clients_for(config: StreamsConfig, broker: Any = None) -> Clients:
+    if config.bootstrap_servers is None:
+        from fluvial.io.embedded import EmbeddedClients
+
+        return EmbeddedClients(broker if broker is not None else embedded_broker())
+    from fluvial.io.kafka import KafkaClients
+
+    return KafkaClients(config.bootstrap_servers)
+
+
+class App:
+    """One instance of a streams application.
+
+    Instances with the same ``application_id`` share the work through Kafka's consumer group;
+    start more (``fluvial run --workers N``, or on other machines) to scale out.
+    """
+
+    def __init__(self, topology: Topology, application_id: str | None = None, *,
+                 broker: Any = None, **settings: Any) -> None:
+        if not isinstance(topology, Topology):
+            raise ConfigError(f"App needs a Topology (builder.build()), got "
+                              f"{type(topology).__name__}")
+        self.topology = topology
+        self.config = StreamsConfig.create(application_id=application_id, **settings)
+        if self.config.processing_guarantee is Guarantee.EXACTLY_ONCE:
+            raise ConfigError("processing_guarantee=exactly_once is not available yet; "
+                              "use at_least_once")
+        self.clients = clients_for(self.config, broker)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._started = threading.Event()
+        self.error: BaseException | None = None
+        self.stream_thread: StreamThread | None = None
+        self.global_stores: GlobalStores | None = None
+
+    # -- running --------------------------------------------------------------------------
+
+    def _setup(self) -> StreamThread:
+        cfg = self.config
+        admin = self.clients.admin()
+        dead_letter = cfg.error_policy.topic(cfg.application_id) if cfg.on_error.value == \
+            "dead_letter" else None
+        plan = topics.plan(self.topology, cfg.application_id, admin, cfg.replication_factor,
+                           dead_letter)
+        topics.ensure(admin, plan)
+        if self.topology.global_stores:
+            self.global_stores = GlobalStores(self.topology.global_stores, self.clients,
+                                              cfg.state_dir / cfg.application_id / "global")
+            self.global_stores.bootstrap()
+        thread = StreamThread(self.topology, cfg, self.clients, plan)
+        thread.subscribe()
+        return thread
+
+    def _loop(self) -> None:
+        thread = self.stream_thread
+        assert thread is not None
+        clean = False
+        try:
+            self._started.set()
+            while not self._stop.is_set():
+                thread.run_once()
+                if self.global_stores is not None:
+                    self.global_stores.poll()
+            clean = True
+        except BaseException as exc:
+            self.error = exc
+            log.error("application %s stopped: %s", self.config.application_id, exc)
+            raise
+        finally:
+            try:
+                thread.close(clean=clean)
+            finally:
+                if self.global_stores is not None:
+                    self.global_stores.close()
+
+    def run(self) -> None:
+        """Run in this thread until ``close()``, SIGTERM or SIGINT; re-raise a fatal error."""
+        self.stream_thread = self._setup()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self._loop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: closing", signum)
+        self._stop.set()
+
+    def start(self) -> App:
+        """Run in a background thread; returns once the app has subscribed."""
+        self.stream_thread = self._setup()
+        self._thread = threading.Thread(target=self._run_background, name="fluvial-app",
+                                        daemon=True)
+        self._thread.start()
+        self._started.wait(30)
+        return self
+
+    def _run_background(self) -> None:
+        try:
+            self._loop()
+        except BaseException:  # kept in self.error for the caller
+            pass
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Commit what was processed, checkpoint state, leave the group."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- state ----------------------------------------------------------------------------
+
+    def store(self, name: str) -> LocalStoreView:
+        """The named store across the tasks this instance holds now."""
+        if name not in self.topology.stores:
+            raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
+        return LocalStoreView(self, name)
+
+    def __enter__(self) -> App:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LocalStoreView:
+    def __init__(self, app: App, name: str) -> None:
+        self._app = app
+        self.name = name
+        spec = app.topology.stores[name]
+        self._timestamped = spec.timestamped
+
+    def _stores(self) -> list[Any]:
+        if self._app.global_stores is not None and self.name in self._app.global_stores.stores:
+            return [self._app.global_stores.stores[self.name]]
+        thread = self._app.stream_thread
+        return thread.stores_named(self.name) if thread is not None else []
+
+    def _plain(self, stored: Any) -> Any:
+        return stored[0] if self._timestamped and stored is not None else stored
+
+    def get(self, key: Any) -> Any:
+        for store in self._stores():
+            value = store.get(key)
+            if value is not None:
+                return self._plain(value)
+        return None
+
+    def all(self) -> Iterator[tuple[Any, Any]]:
+        for store in self._stores():
+            for key, value in store.all():
+                yield key, self._plain(value)
+
+    def to_dict(self) -> dict[Any, Any]:
+        return dict(self.all())

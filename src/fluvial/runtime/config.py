@@ -1,0 +1,107 @@
+"""An app's settings: checked once at start-up, so a bad value fails early and clearly.
+
+Every setting can also come from an environment variable ``FLUVIAL_<NAME>`` (upper case);
+explicit arguments win over the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from fluvial.errors import ConfigError
+from fluvial.processing.errors import ErrorPolicy, OnError
+
+_APP_ID = re.compile(r"[a-zA-Z0-9._-]{1,200}")
+
+
+class Guarantee(StrEnum):
+    AT_LEAST_ONCE = "at_least_once"
+    EXACTLY_ONCE = "exactly_once"
+
+
+@dataclass(frozen=True)
+class StreamsConfig:
+    application_id: str
+    bootstrap_servers: str | None = None  # None: the embedded in-process broker
+    processing_guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
+    state_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "fluvial")
+    commit_interval_ms: int = 1000
+    max_poll_records: int = 5000
+    poll_timeout_ms: int = 100
+    record_cache: bool = True
+    on_error: OnError = OnError.STOP
+    dead_letter_topic: str | None = None
+    replication_factor: int = -1  # of internal topics; -1: the broker's default
+    partition_assignment_strategy: str = "range"
+    consumer_config: dict[str, Any] = field(default_factory=dict)
+    producer_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_policy(self) -> ErrorPolicy:
+        return ErrorPolicy(self.on_error, self.dead_letter_topic)
+
+    @classmethod
+    def create(cls, **settings: Any) -> StreamsConfig:
+        """Merge ``FLUVIAL_*`` environment variables under ``settings``, then validate."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; "
+                              f"known settings are: {', '.join(sorted(known))}")
+        merged: dict[str, Any] = {}
+        for name in known:
+            env = os.environ.get(f"FLUVIAL_{name.upper()}")
+            if env is not None and name not in ("consumer_config", "producer_config"):
+                merged[name] = env
+        merged.update({k: v for k, v in settings.items() if v is not None})
+        if "application_id" not in merged:
+            raise ConfigError("application_id is required (or FLUVIAL_APPLICATION_ID)")
+        return cls(**_coerce(merged))
+
+    def __post_init__(self) -> None:
+        if not _APP_ID.fullmatch(self.application_id):
+            raise ConfigError(f"application_id {self.application_id!r} may only use letters, "
+                              f"digits, '.', '_' and '-' (it names topics and the group)")
+        for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.replication_factor == 0 or self.replication_factor < -1:
+            raise ConfigError(f"replication_factor must be -1 or >= 1, "
+                              f"got {self.replication_factor}")
+        if self.bootstrap_servers is not None and not self.bootstrap_servers.strip():
+            raise ConfigError("bootstrap_servers is empty; leave it unset for the embedded broker")
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    """Turn strings (from the environment or the command line) into each field's type."""
+    out = dict(values)
+    for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
+                 "replication_factor"):
+        if name in out and not isinstance(out[name], int):
+            try:
+                out[name] = int(out[name])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be an integer, got {out[name]!r}") from None
+    if "record_cache" in out and isinstance(out["record_cache"], str):
+        text = out["record_cache"].strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"record_cache must be true or false, got {out['record_cache']!r}")
+        out["record_cache"] = text in ("true", "1", "yes")
+    if "processing_guarantee" in out:
+        try:
+            out["processing_guarantee"] = Guarantee(str(out["processing_guarantee"]).lower())
+        except ValueError:
+            allowed = ", ".join(g.value for g in Guarantee)
+            raise ConfigError(f"processing_guarantee {out['processing_guarantee']!r} is not "
+                              f"one of: {allowed}") from None
+    if "on_error" in out:
+        out["on_error"] = ErrorPolicy.parse(out["on_error"]).on_error
+    if "state_dir" in out:
+        out["state_dir"] = Path(out["state_dir"])
+    return out

@@ -1,0 +1,92 @@
+"""Which topics an app needs, how many partitions each has, and creating the internal ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fluvial.errors import TopologyError
+from fluvial.io.client import Admin, TopicSpec
+from fluvial.topology.topology import SubTopology, Topology
+
+
+@dataclass
+class TopicPlan:
+    """Partition counts resolved for one app: per sub-topology (= tasks) and per topic."""
+
+    task_counts: dict[int, int]
+    internal: list[TopicSpec]  # repartition and changelog topics: their sizes are checked
+    extra: list[TopicSpec]     # the dead-letter topic: any size will do
+    source_topics: dict[int, list[str]]  # sub-topology id -> real topic names
+
+    def subtopology_of(self) -> dict[str, int]:
+        return {t: st for st, topics in self.source_topics.items() for t in topics}
+
+
+def plan(topology: Topology, application_id: str, admin: Admin, replication: int,
+         dead_letter_topic: str | None) -> TopicPlan:
+    """Check sources exist and are co-partitioned, then size repartition and changelog topics."""
+    external = sorted(set(topology.external_source_topics()))
+    counts = admin.partition_counts(external)
+    missing = [t for t in external if t not in counts]
+    if missing:
+        raise TopologyError(f"application {application_id!r}: source topic(s) missing: "
+                            f"{', '.join(missing)}; create them first (fluvial does not "
+                            f"create the topics it reads)")
+    sinks_by_topic = {s.topic: s for s in topology.repartition_topics()}
+    writer: dict[str, SubTopology] = {}
+    for st in topology.subtopologies:
+        for sink in st.sinks:
+            if sink.internal:
+                writer[sink.topic] = st
+
+    sizes: dict[str, int] = dict(counts)
+    resolving: set[int] = set()
+
+    def size_of(st: SubTopology) -> int:
+        if st.id in resolving:
+            raise TopologyError("repartition topics form a cycle")
+        resolving.add(st.id)
+        per_topic: dict[str, int] = {}
+        for source in st.sources:
+            for topic in source.topics:
+                if source.internal:
+                    sink = sinks_by_topic[topic]
+                    if topic not in sizes:
+                        sizes[topic] = sink.partitions or size_of(writer[topic])
+                per_topic[topic] = sizes[topic]
+        resolving.discard(st.id)
+        if len(set(per_topic.values())) > 1:
+            detail = ", ".join(f"{t} ({n})" for t, n in sorted(per_topic.items()))
+            raise TopologyError(f"application {application_id!r}: topics read by sub-topology "
+                                f"{st.id} must have the same number of partitions "
+                                f"(co-partitioning), but have: {detail}")
+        return next(iter(per_topic.values()))
+
+    task_counts = {st.id: size_of(st) for st in topology.subtopologies}
+    internal: list[TopicSpec] = []
+    for topic in sinks_by_topic:
+        internal.append(TopicSpec(f"{application_id}-{topic}", sizes.get(topic) or
+                                  size_of(writer[topic]), replication))
+    for st in topology.subtopologies:
+        for store in st.stores:
+            if store.logged:
+                config = {"cleanup.policy": "compact", **store.changelog_config}
+                internal.append(TopicSpec(store.changelog_topic(application_id),
+                                          task_counts[st.id], replication, config))
+    extra = [TopicSpec(dead_letter_topic, 1, replication)] if dead_letter_topic else []
+    return TopicPlan(task_counts, internal, extra,
+                     {st.id: st.source_topics(application_id) for st in topology.subtopologies})
+
+
+def ensure(admin: Admin, plan: TopicPlan) -> None:
+    """Create the internal topics; an existing one must have the partitions the plan needs."""
+    admin.create_topics(plan.internal + plan.extra)
+    counts = admin.partition_counts([t.name for t in plan.internal])
+    for spec in plan.internal:
+        have = counts.get(spec.name)
+        if have is None:
+            raise TopologyError(f"internal topic {spec.name!r} could not be created")
+        if have != spec.partitions:
+            raise TopologyError(f"internal topic {spec.name!r} has {have} partitions but the "
+                                f"topology needs {spec.partitions}; delete it (it is derived "
+                                f"data) or use a new application_id")
