@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -136,10 +137,8 @@ class App:
         return self
 
     def _run_background(self) -> None:
-        try:
+        with contextlib.suppress(BaseException):  # kept in self.error for the caller
             self._loop()
-        except BaseException:  # kept in self.error for the caller
-            pass
 
     def close(self, timeout: float = 60.0) -> None:
         """Commit what was processed, checkpoint state, leave the group."""

@@ -1,0 +1,60 @@
+# fluvial — two commands for a newcomer: `make demo` and `make test`.
+# Needs Python 3.11+ (and, for `make test` and the Kafka targets, Java 17+ and Maven).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
+        kafka-down kafka-status clean check-python
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
+	  { echo "fluvial needs Python 3.11 or newer as '$(PYTHON)' (set PYTHON=/path/to/python3.11)"; exit 1; }
+
+$(STAMP): pyproject.toml | check-python
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: the demo on the embedded broker (nothing else to install).
+demo: $(STAMP)
+	$(PY) -m examples.wordcount.demo
+
+## Lint, type-check, unit tests, then integration tests on a real Kafka broker that the
+## tests start (and stop) themselves.
+test: $(STAMP) kafka-fetch lint
+	$(PY) tools/run_pytest.py tests $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(PY) tools/run_pytest.py tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP) kafka-fetch
+	$(PY) tools/run_pytest.py tests/integration $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests tools examples
+	$(VENV)/bin/mypy
+
+## A real Kafka broker by hand: jars from Maven Central, cached under .kafka/.
+kafka-fetch: $(STAMP)
+	$(PY) tools/kafka_cluster.py fetch
+
+kafka-up: kafka-fetch
+	$(PY) tools/kafka_cluster.py up
+
+kafka-up-cluster: kafka-fetch
+	$(PY) tools/kafka_cluster.py up --nodes 3
+
+kafka-down:
+	$(PY) tools/kafka_cluster.py down
+
+kafka-status:
+	$(PY) tools/kafka_cluster.py status
+
+clean:
+	-$(PY) tools/kafka_cluster.py down 2>/dev/null
+	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache
