@@ -458,6 +458,29 @@ def tail_file(path: Path, lines: int = 40) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+_ERROR_LINE = re.compile(r" (ERROR|FATAL) |^Caused by: |^Exception in thread ")
+
+
+def error_lines(path: Path, limit: int = 12) -> list[str]:
+    """Distinct ERROR / "Caused by" lines of a broker log, oldest first.
+
+    A broker that dies logs its root cause (e.g. "Address already in use") long
+    before the hundreds of shutdown lines a plain tail would show.
+    """
+    seen: dict[str, None] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if _ERROR_LINE.search(line):
+                    key = re.sub(r"^\d\d:\d\d:\d\d\.\d+ ", "", line.rstrip())
+                    seen.setdefault(key[:400])
+                    if len(seen) >= limit:
+                        break
+    except OSError:
+        return []
+    return list(seen)
+
+
 # --------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------
@@ -778,9 +801,12 @@ class KafkaCluster:
 
     def _not_ready(self, node_id: int, why: str) -> KafkaToolError:
         path = self.log_path(node_id)
+        errors = error_lines(path)
+        found = "\n".join(errors) if errors else "(none)"
         return KafkaToolError(
             f"Kafka node {node_id} of cluster {self.name!r} not ready: {why}\n"
-            f"--- last lines of {path} ---\n{tail_file(path)}"
+            f"--- ERROR lines in {path} ---\n{found}\n"
+            f"--- last lines of {path} ---\n{tail_file(path, 25)}"
         )
 
     def stop_node(self, node_id: int, timeout: float = 60.0) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource, ResourceType
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
+from tools import kafka_cluster as kc
 from tools.kafka_cluster import REPO_ROOT, KafkaCluster, describe_cluster_ids, pid_alive
 
 # -- single broker ------------------------------------------------------------------------
@@ -147,6 +149,24 @@ def test_start_stop_leaves_no_jvm(tmp_path: Path) -> None:
     assert not any(pid_alive(p) for p in pids.values())
     assert cluster.pids == {}
     assert not (tmp_path / "run" / "state.json").exists()
+
+
+def test_broker_that_cannot_start_fails_fast_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        free = kc.find_free_ports(1)[0]
+        monkeypatch.setattr(kc, "find_free_ports", lambda n, host="": [taken, free])
+        cluster = KafkaCluster(nodes=1, run_dir=tmp_path / "run", startup_timeout=60)
+        with pytest.raises(kc.KafkaToolError) as info:
+            cluster.start()
+    msg = str(info.value)
+    assert "JVM of node 1 exited" in msg
+    assert "Address already in use" in msg
+    assert cluster.pids == {}
 
 
 def test_jvm_dies_when_owning_python_is_killed(tmp_path: Path) -> None:

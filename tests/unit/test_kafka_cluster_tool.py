@@ -262,6 +262,24 @@ def test_tail_file(tmp_path: Path) -> None:
     assert "no log" in kc.tail_file(tmp_path / "missing.log")
 
 
+def test_error_lines_find_the_root_cause(tmp_path: Path) -> None:
+    log = tmp_path / "broker.log"
+    log.write_text(
+        "08:20:52.649 [main] INFO x - fine\n"
+        "08:20:52.650 [main] ERROR a.B - Unable to start acceptor\n"
+        "org.apache.kafka.common.KafkaException: bind failed\n"
+        "Caused by: java.net.BindException: Address already in use\n"
+        "08:20:53.000 [main] ERROR a.B - Unable to start acceptor\n"
+        + "08:20:54.000 [hook] INFO y - shutting down\n"
+        * 500
+    )
+    assert kc.error_lines(log) == [
+        "[main] ERROR a.B - Unable to start acceptor",
+        "Caused by: java.net.BindException: Address already in use",
+    ]
+    assert kc.error_lines(tmp_path / "missing.log") == []
+
+
 def test_cli_parser() -> None:
     p = kc.build_parser()
     args = p.parse_args(["up", "--nodes", "3"])
