@@ -331,13 +331,14 @@ class KafkaAdmin:
     def __init__(self, conf: dict[str, Any]) -> None:
         self._a = AdminClient(conf)
 
-    def _counts(self) -> dict[str, int]:
+    def _topics(self) -> dict[str, Any]:
+        """TopicMetadata of every topic that exists (no topic-level error)."""
         md = self._a.list_topics(timeout=ADMIN_TIMEOUT_S)
-        return {t: len(m.partitions) for t, m in md.topics.items() if m.error is None}
+        return {t: m for t, m in md.topics.items() if m.error is None}
 
-    def _wait_metadata(self, done: Callable[[dict[str, int]], bool], what: str) -> None:
+    def _wait_metadata(self, done: Callable[[dict[str, Any]], bool], what: str) -> None:
         deadline = time.monotonic() + METADATA_WAIT_S
-        while not done(self._counts()):
+        while not done(self._topics()):
             if time.monotonic() > deadline:
                 raise FluvialError(f"{what} did not show in cluster metadata within "
                                    f"{METADATA_WAIT_S:g}s")
@@ -363,18 +364,23 @@ class KafkaAdmin:
         futures = self._a.create_topics(new, request_timeout=ADMIN_TIMEOUT_S)
         self._settle(futures, ck.KafkaError.TOPIC_ALREADY_EXISTS, "create")
         names = [s.name for s in specs]
-        self._wait_metadata(lambda counts: all(n in counts for n in names), f"topics {names}")
+
+        def led(md: dict[str, Any]) -> bool:  # producers and consumers need leaders, not names
+            return all(n in md and md[n].partitions
+                       and all(p.leader >= 0 for p in md[n].partitions.values()) for n in names)
+
+        self._wait_metadata(led, f"topics {names} with a leader for every partition")
 
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
-        counts = self._counts()
-        return {t: counts[t] for t in topics if t in counts}
+        md = self._topics()
+        return {t: len(md[t].partitions) for t in topics if t in md}
 
     def delete_topics(self, topics: Sequence[str]) -> None:
         if not topics:
             return
         futures = self._a.delete_topics(list(topics), request_timeout=ADMIN_TIMEOUT_S)
         self._settle(futures, ck.KafkaError.UNKNOWN_TOPIC_OR_PART, "delete")
-        self._wait_metadata(lambda counts: not any(t in counts for t in topics),
+        self._wait_metadata(lambda md: not any(t in md for t in topics),
                             f"deletion of {list(topics)}")
 
 

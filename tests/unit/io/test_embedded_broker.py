@@ -606,7 +606,7 @@ def test_topics_records_and_offsets_survive_a_restart(tmp_path: Path) -> None:
            for m in reopened.broker.records("t")]
     assert got == [(0, 0, b"k", b"v", (1, 111), [("h", b"1"), ("e", None)]),
                    (1, 0, None, None, (1, 222), None),
-                   (1, 1, b"", b"", (1, 333), [])]
+                   (1, 1, b"", b"", (1, 333), None)]
     consumer = reopened.consumer("g", {})
     assert consumer.committed([TP("t", 1)], 1) == {TP("t", 1): 2}
     reopened.producer({}).produce("t", None, b"after", 444, partition=0)

@@ -147,8 +147,7 @@ class EmbeddedBroker:
             timestamp = time.time_ns() // 1_000_000
         elif timestamp < 0:
             raise ValueError(f"timestamp must be >= 0 ms since the epoch, got {timestamp}")
-        if headers is not None:
-            headers = list(headers)
+        headers = list(headers) if headers else None  # confluent reads [] back as None
         with self._cond:
             logs = self._require_topic_locked(topic)
             if partition is None:
