@@ -1,0 +1,3 @@
+from fluvial.cli.main import main
+
+main()
