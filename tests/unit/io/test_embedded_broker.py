@@ -415,6 +415,36 @@ def test_deleting_a_subscribed_topic_rebalances() -> None:
     assert owners.of("c") == [TP("a", 0)]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_random_joins_and_leaves_never_double_own_or_lose(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    clients = make({"a": 5, "b": 5})
+    owners = Owners()
+    live: dict[str, EmbeddedConsumer] = {}
+    for step in range(30):
+        action = rng.random()
+        if action < 0.3 or not live:
+            name = f"c{step}"
+            live[name] = clients.consumer("g", {})
+            owners.subscribe(live[name], name, ["a", "b"])
+        elif action < 0.5:
+            live.pop(rng.choice(sorted(live))).close()
+        for _ in range(rng.randrange(3) if live else 0):  # some members poll, randomly
+            live[rng.choice(sorted(live))].poll_batch(10, 0)
+        assert set(owners.owner.values()) <= set(live)
+    if not live:
+        live["last"] = clients.consumer("g", {})
+        owners.subscribe(live["last"], "last", ["a", "b"])
+    settle(list(live.values()))
+    assert sorted(owners.owner) == sorted(TP(t, p) for t in "ab" for p in range(5))
+    for name in live:  # co-partitioned: same partition numbers of a and b
+        mine = owners.of(name)
+        assert {tp.partition for tp in mine if tp.topic == "a"} == {
+            tp.partition for tp in mine if tp.topic == "b"}
+
+
 def test_member_that_stops_polling_is_evicted() -> None:
     clients = make({"t": 2})
     owners = Owners()
