@@ -783,7 +783,7 @@ class KafkaCluster:
                 if remaining <= 0:
                     raise self._not_ready(i, last_err or "cluster did not become ready")
                 try:
-                    seen = describe_cluster_ids(self.node_bootstrap(i), min(5.0, remaining))
+                    seen = describe_cluster_ids(self.node_bootstrap(i), min(3.0, remaining))
                 except Exception as exc:
                     last_err = f"describe_cluster via node {i}: {exc}"
                     time.sleep(0.1)
