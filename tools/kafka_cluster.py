@@ -1048,6 +1048,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     for i, pid in cluster.pids.items():
         print(f"  node {i}: pid {pid}, log {cluster.log_path(i)}")
     print(f"state: {run_dir / STATE_NAME}")
+    # the first is what `fluvial run` reads, the second points the test suite at this broker
+    print(f"export FLUVIAL_BOOTSTRAP_SERVERS={cluster.bootstrap_servers}")
     print(f"export FLUVIAL_BOOTSTRAP={cluster.bootstrap_servers}")
     return 0
 
