@@ -13,7 +13,7 @@ from typing import Any
 from fluvial.errors import ConfigError
 from fluvial.io.client import Clients
 from fluvial.runtime import topics
-from fluvial.runtime.config import Guarantee, StreamsConfig
+from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.global_stores import GlobalStores
 from fluvial.runtime.stream_thread import StreamThread
 from fluvial.topology.topology import Topology
@@ -59,9 +59,6 @@ class App:
                               f"{type(topology).__name__}")
         self.topology = topology
         self.config = StreamsConfig.create(application_id=application_id, **settings)
-        if self.config.processing_guarantee is Guarantee.EXACTLY_ONCE:
-            raise ConfigError("processing_guarantee=exactly_once is not available yet; "
-                              "use at_least_once")
         self.clients = clients_for(self.config, broker)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -78,7 +75,7 @@ class App:
         dead_letter = cfg.error_policy.topic(cfg.application_id) if cfg.on_error.value == \
             "dead_letter" else None
         plan = topics.plan(self.topology, cfg.application_id, admin, cfg.replication_factor,
-                           dead_letter)
+                           dead_letter, create_missing_sources=cfg.bootstrap_servers is None)
         topics.ensure(admin, plan)
         if self.topology.global_stores:
             self.global_stores = GlobalStores(self.topology.global_stores, self.clients,

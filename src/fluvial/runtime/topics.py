@@ -23,11 +23,19 @@ class TopicPlan:
 
 
 def plan(topology: Topology, application_id: str, admin: Admin, replication: int,
-         dead_letter_topic: str | None) -> TopicPlan:
-    """Check sources exist and are co-partitioned, then size repartition and changelog topics."""
+         dead_letter_topic: str | None, create_missing_sources: bool = False) -> TopicPlan:
+    """Check sources exist and are co-partitioned, then size repartition and changelog topics.
+
+    ``create_missing_sources`` is for the embedded broker, where nobody else could have
+    created them; on a real cluster a missing source topic is an error.
+    """
     external = sorted(set(topology.external_source_topics()))
     counts = admin.partition_counts(external)
     missing = [t for t in external if t not in counts]
+    if missing and create_missing_sources:
+        admin.create_topics([TopicSpec(t, -1, replication) for t in missing])
+        counts = admin.partition_counts(external)
+        missing = [t for t in external if t not in counts]
     if missing:
         raise TopologyError(f"application {application_id!r}: source topic(s) missing: "
                             f"{', '.join(missing)}; create them first (fluvial does not "
