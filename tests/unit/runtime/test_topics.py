@@ -1,0 +1,55 @@
+"""Start-up checks of topics: co-partitioning, internal topic sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+import fluvial
+from fluvial.errors import TopologyError
+from fluvial.io.embedded import EmbeddedAdmin, EmbeddedBroker
+from fluvial.runtime import topics
+
+
+def merged_counts() -> fluvial.Topology:
+    builder = fluvial.StreamsBuilder()
+    left = builder.stream("left")
+    right = builder.stream("right")
+    left.merge(right).group_by_key().count(materialized="c")
+    return builder.build()
+
+
+def test_topics_read_together_must_be_co_partitioned() -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic("left", 3)
+    broker.create_topic("right", 2)
+    with pytest.raises(TopologyError) as info:
+        topics.plan(merged_counts(), "app", EmbeddedAdmin(broker), -1, None)
+    message = str(info.value)
+    assert "co-partitioning" in message
+    assert "left (3)" in message and "right (2)" in message
+
+
+def test_repartition_and_changelog_sizes_follow_their_inputs() -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic("lines", 5)
+    builder = fluvial.StreamsBuilder()
+    builder.stream("lines").group_by(lambda k, v: v).count(materialized="counts")
+    plan = topics.plan(builder.build(), "app", EmbeddedAdmin(broker), -1, "app-dlq")
+    sizes = {spec.name: spec.partitions for spec in plan.internal}
+    assert sizes == {"app-counts-repartition": 5, "app-counts-changelog": 5}
+    changelog = next(s for s in plan.internal if s.name.endswith("changelog"))
+    assert changelog.config["cleanup.policy"] == "compact"
+    assert [s.name for s in plan.extra] == ["app-dlq"]
+    assert plan.task_counts == {0: 5, 1: 5}
+
+
+def test_an_internal_topic_of_the_wrong_size_is_refused() -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic("lines", 4)
+    broker.create_topic("app-counts-repartition", 2)
+    builder = fluvial.StreamsBuilder()
+    builder.stream("lines").group_by(lambda k, v: v).count(materialized="counts")
+    admin = EmbeddedAdmin(broker)
+    plan = topics.plan(builder.build(), "app", admin, -1, None)
+    with pytest.raises(TopologyError, match="has 2 partitions but the topology needs 4"):
+        topics.ensure(admin, plan)
