@@ -53,12 +53,14 @@ class StreamsBuilder:
         from fluvial.dsl.table import Table
 
         ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
-        source = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), [topic],
-                                       ks, vs)
+        # names drawn in Kafka Streams' order: store, source, table source
         store = self.add_store(as_materialized(materialized), ks, vs,
                                f"{topic}-STATE-STORE-")
-        node = self.graph.add_processor(self.graph.new_name("KTABLE-SOURCE-"),
-                                        lambda: Materialize(store), [source], [store])
+        source = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), [topic],
+                                       ks, vs)
+        table_source = f"{name}-table-source" if name else self.graph.new_name("KTABLE-SOURCE-")
+        node = self.graph.add_processor(table_source, lambda: Materialize(store), [source],
+                                        [store])
         return Table(self, node, ks, vs, store)
 
     def global_table(self, topic: str, key_serde: Serde | str | None = None,
@@ -76,7 +78,9 @@ class StreamsBuilder:
         spec = StoreSpec(name, self.key_serde(m.key_serde or ks),
                          self.value_serde(m.value_serde or vs), persistent=m.persistent,
                          logged=False)
-        self.graph.add_global_store(GlobalStoreSpec(spec, topic, ks, vs))
+        source = self.graph.new_name("KSTREAM-SOURCE-")
+        processor = self.graph.new_name("KTABLE-SOURCE-")
+        self.graph.add_global_store(GlobalStoreSpec(spec, topic, ks, vs, source, processor))
         return GlobalTable(name, topic)
 
     def add_state_store(self, name: str, key_serde: Serde | str | None = None,

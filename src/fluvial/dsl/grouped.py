@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fluvial.dsl.options import Materialized, as_materialized
 from fluvial.io.serdes import Int64Serde, Serde
-from fluvial.processing import aggregate, stateless
+from fluvial.processing import aggregate
 from fluvial.processing.codec import ChangeSerde
 from fluvial.processing.processor import Processor
 
@@ -53,22 +53,20 @@ class GroupedStream:
     def _aggregate(self, m: Materialized, name: str | None, prefix: str,
                    result_serde: Serde | None,
                    make: Callable[[str], Processor]) -> Table:
-        from fluvial.dsl.stream import Stream
         from fluvial.dsl.table import Table
 
         b = self._stream._builder
         graph = b.graph
+        # names drawn in Kafka Streams' order: store, aggregate, then the repartition nodes
         store = b.add_store(m, self._key_serde, b.value_serde(m.value_serde or result_serde),
                             f"{prefix}STATE-STORE-")
+        name = name or graph.new_name(prefix)
         parent = self._stream.node
         if self._repartition_required:
             # null keys cannot be grouped: drop them before they cost a round trip
-            keyed = graph.add_processor(graph.new_name("KSTREAM-FILTER-"),
-                                        lambda: stateless.Filter(_has_key), [parent])
-            parent = Stream(b, keyed, self._key_serde, self._value_serde)._through_repartition(
-                self._name or store, self._key_serde, self._value_serde)
-        node = graph.add_processor(name or graph.new_name(prefix), lambda: make(store),
-                                   [parent], [store])
+            parent = self._stream._through_repartition(
+                self._name or store, self._key_serde, self._value_serde, drop_null_keys=True)
+        node = graph.add_processor(name, lambda: make(store), [parent], [store])
         spec = graph.stores[store]
         return Table(b, node, spec.key_serde, spec.value_serde, store)
 
@@ -86,16 +84,16 @@ class GroupedTable:
 
     def count(self, materialized: Materialized | str | None = None,
               name: str | None = None) -> Table:
-        return self._aggregate(as_materialized(materialized), name, Int64Serde(),
-                               lambda store: aggregate.TableAggregate(
+        return self._aggregate(as_materialized(materialized), name, "KTABLE-AGGREGATE-",
+                               Int64Serde(), lambda store: aggregate.TableAggregate(
                                    store, int, _count_one, _count_minus_one, stage="count"))
 
     def reduce(self, adder: Callable[[Any, Any], Any], subtractor: Callable[[Any, Any], Any],
                materialized: Materialized | str | None = None,
                name: str | None = None) -> Table:
         """``adder(aggregate, new_value)``, ``subtractor(aggregate, old_value)``."""
-        return self._aggregate(as_materialized(materialized), name, self._value_serde,
-                               lambda store: aggregate.TableAggregate(
+        return self._aggregate(as_materialized(materialized), name, "KTABLE-REDUCE-",
+                               self._value_serde, lambda store: aggregate.TableAggregate(
                                    store, None, aggregate.reduce_adder(adder),
                                    aggregate.reduce_subtractor(subtractor), stage="reduce"))
 
@@ -104,23 +102,23 @@ class GroupedTable:
                   materialized: Materialized | str | None = None,
                   name: str | None = None) -> Table:
         """``adder(key, value, aggregate)``, ``subtractor(key, old_value, aggregate)``."""
-        return self._aggregate(as_materialized(materialized), name, None,
+        return self._aggregate(as_materialized(materialized), name, "KTABLE-AGGREGATE-", None,
                                lambda store: aggregate.TableAggregate(
                                    store, initializer, adder, subtractor))
 
-    def _aggregate(self, m: Materialized, name: str | None, result_serde: Serde | None,
-                   make: Callable[[str], Processor]) -> Table:
+    def _aggregate(self, m: Materialized, name: str | None, prefix: str,
+                   result_serde: Serde | None, make: Callable[[str], Processor]) -> Table:
         from fluvial.dsl.stream import Stream
         from fluvial.dsl.table import Table
 
         b = self._table._builder
         graph = b.graph
         store = b.add_store(m, self._key_serde, b.value_serde(m.value_serde or result_serde),
-                            "KTABLE-AGGREGATE-STATE-STORE-")
+                            f"{prefix}STATE-STORE-")
         source = Stream(b, self._node, self._key_serde, None)._through_repartition(
             self._name or store, self._key_serde, ChangeSerde(self._value_serde))
-        node = graph.add_processor(name or graph.new_name("KTABLE-AGGREGATE-"),
-                                   lambda: make(store), [source], [store])
+        node = graph.add_processor(name or graph.new_name(prefix), lambda: make(store),
+                                   [source], [store])
         spec = graph.stores[store]
         return Table(b, node, spec.key_serde, spec.value_serde, store)
 
@@ -132,6 +130,3 @@ def _count_one(_key: Any, _value: Any, count: int) -> int:
 def _count_minus_one(_key: Any, _value: Any, count: int) -> int:
     return count - 1
 
-
-def _has_key(key: Any, _value: Any) -> bool:
-    return key is not None

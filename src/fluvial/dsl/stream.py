@@ -93,7 +93,7 @@ class Stream:
         """Route each record to the first branch whose predicate holds: ``split(name="p-")
         .branch(pred, name="a").default_branch(name="rest")`` → ``{"p-a": ..., "p-rest": ...}``.
         """
-        return BranchedStream(self, name or "")
+        return BranchedStream(self, name or self._builder.graph.new_name("KSTREAM-BRANCH-"))
 
     def process(self, supplier: Callable[[], Processor], stores: list[str] | None = None,
                 name: str | None = None) -> Stream:
@@ -127,13 +127,21 @@ class Stream:
         return Stream(b, node, ks, vs)
 
     def _through_repartition(self, base: str, key_serde: Serde, value_serde: Serde,
-                             partitions: int | None = None) -> str:
-        """sink → internal topic ``<application.id>-<base>-repartition`` → source."""
+                             partitions: int | None = None, drop_null_keys: bool = False) -> str:
+        """sink → internal topic ``<application.id>-<base>-repartition`` → source.
+
+        ``drop_null_keys`` puts a filter before the sink, since null keys cannot be grouped;
+        names are drawn sink, filter, source, as Kafka Streams does.
+        """
         graph = self._builder.graph
         topic = f"{base}-repartition"
-        sink = graph.add_sink(graph.new_name("KSTREAM-SINK-"), topic, [self.node], key_serde,
-                              value_serde, internal=True, partitions=partitions)
-        del sink
+        sink = graph.new_name("KSTREAM-SINK-")
+        parent = self.node
+        if drop_null_keys:
+            parent = graph.add_processor(graph.new_name("KSTREAM-FILTER-"),
+                                         lambda: stateless.Filter(_has_key), [parent])
+        graph.add_sink(sink, topic, [parent], key_serde, value_serde, internal=True,
+                       partitions=partitions)
         return graph.add_source(graph.new_name("KSTREAM-SOURCE-"), [topic], key_serde,
                                 value_serde, internal=True)
 
@@ -145,14 +153,12 @@ class Stream:
 
         b = self._builder
         ks, vs = b.key_serde(self.key_serde), b.value_serde(self.value_serde)
-        stream = self
+        name = name or b.graph.new_name("KSTREAM-TOTABLE-")
+        parent = self.node
         if self._repartition_required:
-            m = as_materialized(materialized)
-            stream = Stream(b, self._through_repartition(
-                m.name or b.graph.new_name("KSTREAM-TOTABLE-"), ks, vs), ks, vs)
+            parent = self._through_repartition(name, ks, vs, drop_null_keys=True)
         store = b.add_store(as_materialized(materialized), ks, vs, "KSTREAM-TOTABLE-STATE-STORE-")
-        node = b.graph.add_processor(name or b.graph.new_name("KSTREAM-TOTABLE-"),
-                                     lambda: Materialize(store), [stream.node], [store])
+        node = b.graph.add_processor(name, lambda: Materialize(store), [parent], [store])
         return Table(b, node, ks, vs, store)
 
     def group_by(self, selector: Callable[[Any, Any], Any],
@@ -172,10 +178,18 @@ class Stream:
                              self._repartition_required)
 
 
+def _has_key(key: Any, _value: Any) -> bool:
+    return key is not None
+
+
 class BranchedStream:
-    def __init__(self, stream: Stream, prefix: str) -> None:
+    """Branches of ``split()``: the splitter node is named ``name`` (or ``KSTREAM-BRANCH-n``)
+    and each branch is that name followed by the branch's name, or by its number from 1
+    (the default branch: 0), as in Kafka Streams."""
+
+    def __init__(self, stream: Stream, name: str) -> None:
         self._stream = stream
-        self._prefix = prefix
+        self._prefix = name
         self._branches: list[tuple[str, Callable[[Any, Any], bool]]] = []
         self._done = False
 
@@ -196,11 +210,11 @@ class BranchedStream:
         self._done = True
         s = self._stream
         graph = s._builder.graph
-        splitter = graph.add_processor(graph.new_name("KSTREAM-BRANCH-"),
-                                       lambda: stateless.Split(list(self._branches), default),
-                                       [s.node])
         names = [n for n, _ in self._branches] + ([default] if default else [])
         if len(set(names)) != len(names):
             raise TopologyError(f"split() branch names must be unique: {names}")
+        branches = list(self._branches)
+        splitter = graph.add_processor(self._prefix,
+                                       lambda: stateless.Split(branches, default), [s.node])
         return {n: Stream(s._builder, graph.add_processor(n, stateless.Passthrough, [splitter]),
                           s.key_serde, s.value_serde, s._repartition_required) for n in names}

@@ -144,6 +144,13 @@ def resolve(serde: Serde | str | None, default: Serde | None = None) -> Serde:
         except KeyError:
             names = ", ".join(sorted(_BY_NAME))
             raise ConfigError(f"unknown serde {serde!r}; built-in serdes are: {names}") from None
+    if isinstance(serde, type):  # ``serdes.String`` for ``serdes.String()``
+        cls: type = serde
+        try:
+            serde = cls()
+        except TypeError as exc:
+            raise ConfigError(f"serde class {cls.__name__} needs arguments: pass an "
+                              f"instance ({exc})") from None
     if not isinstance(serde, Serde):
         raise ConfigError(
             f"{serde!r} is not a serde: it needs serialize(value) and deserialize(data)")

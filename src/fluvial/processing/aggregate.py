@@ -16,6 +16,8 @@ from fluvial.record import Change, Record
 
 
 class _Aggregate(Processor):
+    fans_out = False
+
     def __init__(self, store_name: str, stage: str) -> None:
         self.store_name = store_name
         self.collapse = False

@@ -64,6 +64,9 @@ class Processor:
     """Base of every operator; subclasses override ``process`` (a batch at a time)."""
 
     context: ProcessorContext
+    #: Whether one input record can give several outputs (flat_map, custom processors). The
+    #: task uses it to keep per-record order where such records meet again in a merge.
+    fans_out: bool = True
 
     def init(self, context: ProcessorContext) -> None:
         self.context = context

@@ -13,6 +13,8 @@ TopicChooser = Callable[[Any, Any, Record], str]
 
 
 class Sink(Processor):
+    fans_out = False
+
     def __init__(self, topic: str | TopicChooser, key_serde: Serde, value_serde: Serde,
                  internal: bool) -> None:
         self.topic = topic

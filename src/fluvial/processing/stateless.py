@@ -42,6 +42,8 @@ class StatelessOperator(Processor):
 
 
 class Filter(StatelessOperator):
+    fans_out = False
+
     def __init__(self, predicate: KeyValueMapper, negate: bool = False, name: str = "") -> None:
         self.predicate = predicate
         self.negate = negate
@@ -55,6 +57,8 @@ class Filter(StatelessOperator):
 
 
 class Map(StatelessOperator):
+    fans_out = False
+
     def __init__(self, mapper: KeyValueMapper, name: str = "") -> None:
         self.mapper = mapper
         self.stage = name or "map"
@@ -66,6 +70,8 @@ class Map(StatelessOperator):
 
 
 class MapValues(StatelessOperator):
+    fans_out = False
+
     def __init__(self, mapper: Callable[[Any], Any], name: str = "") -> None:
         self.mapper = mapper
         self.stage = name or "map_values"
@@ -77,6 +83,8 @@ class MapValues(StatelessOperator):
 
 
 class SelectKey(StatelessOperator):
+    fans_out = False
+
     def __init__(self, selector: KeyValueMapper, name: str = "") -> None:
         self.selector = selector
         self.stage = name or "select_key"
@@ -112,6 +120,8 @@ class FlatMapValues(StatelessOperator):
 class Peek(Processor):
     """Calls ``action`` per record and passes the batch on (``forward=False``: ``foreach``)."""
 
+    fans_out = False
+
     def __init__(self, action: Callable[[Any, Any], Any], forward: bool = True,
                  name: str = "") -> None:
         self.action = action
@@ -138,12 +148,16 @@ class Peek(Processor):
 class Passthrough(Processor):
     """``merge`` and the like: children see the union of the parents' batches."""
 
+    fans_out = False
+
     def process(self, batch: list[Record]) -> None:
         self.context.forward(batch)
 
 
 class Split(Processor):
     """Sends each record to the first branch whose predicate holds, else to the default."""
+
+    fans_out = False
 
     def __init__(self, branches: list[tuple[str, KeyValueMapper]], default: str | None) -> None:
         self.branches = branches

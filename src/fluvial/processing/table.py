@@ -16,6 +16,8 @@ class Materialize(Processor):
     A ``None`` value deletes the key; a delete of a key that was never there emits nothing.
     """
 
+    fans_out = False
+
     def __init__(self, store_name: str) -> None:
         self.store_name = store_name
 
@@ -44,6 +46,8 @@ class Materialize(Processor):
 
 
 class TableFilter(Processor):
+    fans_out = False
+
     def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool,
                  store_name: str | None) -> None:
         self.predicate = predicate
@@ -78,6 +82,8 @@ class TableFilter(Processor):
 
 
 class TableMapValues(Processor):
+    fans_out = False
+
     def __init__(self, mapper: Callable[[Any], Any], store_name: str | None) -> None:
         self.mapper = mapper
         self.store_name = store_name
@@ -105,6 +111,8 @@ class TableMapValues(Processor):
 
 
 class TableToStream(Processor):
+    fans_out = False
+
     def process(self, batch: list[Record]) -> None:
         self.context.forward([Record(r.key, r.value.new, r.timestamp, r.headers, r.topic,
                                      r.partition, r.offset) for r in batch])

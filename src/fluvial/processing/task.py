@@ -3,7 +3,9 @@
 The task walks its nodes in topological order once per batch; each node gets everything its
 parents forwarded for that batch. A node fed by several parents (``merge`` after ``split``)
 re-sorts its input by source offset, so it sees records in the order per-record processing
-would have given it.
+would have given it. Offsets cannot order records that share one (a ``flat_map``'s outputs,
+one record sent down two paths): where such records can meet again in a merge, the task runs
+depth-first instead, each forwarded record going through the children before the next.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from fluvial.processing.processor import (
     Punctuator,
 )
 from fluvial.processing.sink import Sink
+from fluvial.processing.stateless import Split
 from fluvial.record import Headers, Record
 from fluvial.state.store import KeyValueStore
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
@@ -63,11 +66,15 @@ class _Context:
     caching = property(lambda self: self._task.caching)
 
     def forward(self, batch: list[Record], child: str | None = None) -> None:
-        enqueue = self._task._enqueue
-        if child is not None:
-            enqueue(self._by_name[child], batch)
+        targets = self._children if child is None else [self._by_name[child]]
+        if self._task.depth_first:
+            processors = self._task._processors
+            for record in batch:
+                for c in targets:
+                    processors[c].process([record])  # type: ignore[union-attr]
             return
-        for c in self._children:
+        enqueue = self._task._enqueue
+        for c in targets:
             enqueue(c, batch)
 
     def get_store(self, name: str) -> KeyValueStore:
@@ -79,8 +86,9 @@ class _Context:
     def schedule(self, interval_ms: int, kind: PunctuationType, callback: Punctuator) -> None:
         if interval_ms <= 0:
             raise ValueError("a punctuation interval must be positive")
-        now = self._task.stream_time if kind is PunctuationType.STREAM_TIME else self._task.clock()
-        first = max(now, 0) + interval_ms
+        # as Kafka Streams: stream time punctuates at the first data, then at multiples of the
+        # interval; wall-clock time once the interval has passed from now
+        first = 0 if kind is PunctuationType.STREAM_TIME else self._task.clock() + interval_ms
         self._task._schedules.append(_Schedule(self._index, interval_ms, kind, callback, first))
 
     def topic_name(self, name: str) -> str:
@@ -108,6 +116,7 @@ class Task:
         self.skipped = 0
         self._schedules: list[_Schedule] = []
         self._current: list[Message] = []
+        self.depth_first = False
 
         nodes = subtopology.nodes
         index = {n.name: i for i, n in enumerate(nodes)}
@@ -139,6 +148,7 @@ class Task:
                 processor.init(context)
             else:
                 self._source_contexts[i] = context
+        self.depth_first = _merges_after_fan_out(nodes, self._processors)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -193,17 +203,23 @@ class Task:
 
     def _pump(self, start: int) -> None:
         queues, processors, mixed = self._queues, self._processors, self._mixed
-        for i in range(start, len(queues)):
-            batch = queues[i]
-            if batch is None:
-                continue
-            queues[i] = None
-            if mixed[i]:
-                mixed[i] = False
-                batch.sort(key=_offset)
-            processor = processors[i]
-            if processor is not None and batch:
-                processor.process(batch)
+        try:
+            for i in range(start, len(queues)):
+                batch = queues[i]
+                if batch is None:
+                    continue
+                queues[i] = None
+                if mixed[i]:
+                    mixed[i] = False
+                    batch.sort(key=_offset)
+                processor = processors[i]
+                if processor is not None and batch:
+                    processor.process(batch)
+        except BaseException:
+            # the batch failed (on_error=stop): nothing of it may run with the next one
+            queues[:] = [None] * len(queues)
+            mixed[:] = [False] * len(mixed)
+            raise
 
     # -- time ----------------------------------------------------------------------------
 
@@ -271,3 +287,19 @@ class Task:
 
 def _offset(record: Record) -> int:
     return record.offset
+
+
+def _merges_after_fan_out(nodes: list[Any], processors: list[Processor | None]) -> bool:
+    """Whether records sharing a source offset can reach one node through several parents."""
+    index = {n.name: i for i, n in enumerate(nodes)}
+    fanned = [False] * len(nodes)  # downstream of a node that can emit several per record
+    for i, node in enumerate(nodes):  # parents come first
+        processor = processors[i]
+        if len(node.parents) > 1 and any(fanned[index[p]] for p in node.parents):
+            return True
+        fans_out = (processor.fans_out if processor is not None else False) or (
+            len(node.children) > 1 and not isinstance(processor, Split))
+        if fanned[i] or fans_out:
+            for child in node.children:
+                fanned[index[child]] = True
+    return False

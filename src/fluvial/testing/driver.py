@@ -113,13 +113,17 @@ class TestDriver:
         if topic in self._global:
             self._update_global(topic, key, value, timestamp)
             return
-        if topic not in self._tasks:
-            known = ", ".join(sorted(t for t in self._tasks if not self._is_internal(t)))
-            raise TopologyError(f"no source reads topic {topic!r}; the topology reads: {known}")
+        self._check_input(topic)
         self.send(topic, key, value, timestamp, headers, None)
         message = self._topics[topic][-1]
         task = self._tasks[topic]
         self._settle(lambda: task.process(topic, [message]), task)
+
+    def _check_input(self, topic: str) -> None:
+        if topic not in self._tasks and topic not in self._global:
+            known = ", ".join(sorted([t for t in self._tasks if not self._is_internal(t)]
+                                     + list(self._global)))
+            raise TopologyError(f"no source reads topic {topic!r}; the topology reads: {known}")
 
     def _settle(self, step: Callable[[], None], task: Task) -> None:
         """Run ``step`` on ``task``, commit, then feed what it wrote to repartition topics on."""
@@ -156,6 +160,7 @@ class TestDriver:
     def input_topic(self, name: str, key_serde: Serde | str | None = None,
                     value_serde: Serde | str | None = None, start_timestamp: int | None = None,
                     auto_advance_ms: int = 0) -> TestInputTopic:
+        self._check_input(name)
         ks, vs = self._source_serdes(name)
         return TestInputTopic(self, name, resolve(key_serde, ks), resolve(value_serde, vs),
                               self._clock if start_timestamp is None else start_timestamp,
@@ -187,9 +192,11 @@ class TestDriver:
         return BytesSerde(), BytesSerde()
 
     def _sink_serdes(self, topic: str) -> tuple[Serde, Serde]:
-        for node in self.topology.nodes.values():
-            if isinstance(node, SinkNode) and node.topic == topic:
-                return node.key_serde or BytesSerde(), node.value_serde or BytesSerde()
+        sinks = [n for n in self.topology.nodes.values() if isinstance(n, SinkNode)]
+        # a sink named for the topic, else one that chooses its topic per record
+        matches = [n for n in sinks if n.topic == topic] + [n for n in sinks if callable(n.topic)]
+        if matches:
+            return matches[0].key_serde or BytesSerde(), matches[0].value_serde or BytesSerde()
         return BytesSerde(), BytesSerde()
 
     def close(self) -> None:

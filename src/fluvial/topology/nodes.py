@@ -61,3 +61,5 @@ class GlobalStoreSpec:
     topic: str
     key_serde: Serde
     value_serde: Serde
+    source_name: str = ""     # node names for describe()
+    processor_name: str = ""

@@ -64,28 +64,39 @@ class Topology:
         raise KeyError(store)
 
     def describe(self) -> str:
-        """Sub-topologies, sources, processors with stores, sinks and arrows, as Kafka Streams."""
-        lines = ["Topologies:"]
+        """Sub-topologies, sources, processors with stores, sinks and arrows, in the text
+        Kafka Streams' ``TopologyDescription`` prints: within a sub-topology (and within each
+        arrow) nodes come largest sub-tree first, then by name."""
+        out = ["Topologies:\n "]
         for st in self.subtopologies:
-            lines.append(f"   Sub-topology: {st.id}")
-            for node in st.nodes:
+            size = _subtree_sizes(st.nodes)
+
+            def order(names: list[str], size: dict[str, int] = size) -> str:
+                return ", ".join(sorted(names, key=lambda n: (-size[n], n))) or "none"
+
+            text = [f"  Sub-topology: {st.id}\n"]
+            for node in sorted(st.nodes, key=lambda n: (-size[n.name], n.name)):
                 if isinstance(node, SourceNode):
-                    lines.append(f"    Source: {node.name} (topics: [{', '.join(node.topics)}])")
+                    text.append(f"    Source: {node.name} (topics: [{', '.join(node.topics)}])\n"
+                                f"      --> {order(node.children)}\n")
                 elif isinstance(node, ProcessorNode):
-                    lines.append(f"    Processor: {node.name} (stores: [{', '.join(node.stores)}])")
+                    text.append(f"    Processor: {node.name} (stores: [{', '.join(node.stores)}])"
+                                f"\n      --> {order(node.children)}"
+                                f"\n      <-- {order(node.parents)}\n")
                 elif isinstance(node, SinkNode):
-                    lines.append(f"    Sink: {node.name} (topic: {node.topic})")
-                if node.children:
-                    lines.append(f"      --> {', '.join(node.children)}")
-                if node.parents:
-                    lines.append(f"      <-- {', '.join(node.parents)}")
-            lines.append("")
+                    target = (f"topic: {node.topic}" if isinstance(node.topic, str) else
+                              f"extractor class: {getattr(node.topic, '__qualname__', node.topic)}")
+                    text.append(f"    Sink: {node.name} ({target})\n"
+                                f"      <-- {order(node.parents)}\n")
+            out.append("".join(text) + "\n")
         for i, g in enumerate(self.global_stores, start=len(self.subtopologies)):
-            lines.append(f"   Sub-topology: {i} for global store (will not generate tasks)")
-            lines.append(f"    Source: {g.store.name}-source (topics: [{g.topic}])")
-            lines.append(f"    Processor: {g.store.name}-updater (stores: [{g.store.name}])")
-            lines.append("")
-        return "\n".join(lines)
+            out.append(f"  Sub-topology: {i} for global store (will not generate tasks)\n"
+                       f"    Source: {g.source_name} (topics: [{g.topic}])\n"
+                       f"      --> {g.processor_name}\n"
+                       f"    Processor: {g.processor_name} (stores: [{g.store.name}])\n"
+                       f"      --> none\n"
+                       f"      <-- {g.source_name}\n")
+        return "".join(out)
 
     def __str__(self) -> str:
         return self.describe()
@@ -128,6 +139,14 @@ def _split(nodes: list[Node], stores: dict[str, StoreSpec]) -> list[SubTopology]
         result.append(SubTopology(len(result), _ordered(members),
                                   [stores[s] for s in sorted(used)]))
     return result
+
+
+def _subtree_sizes(nodes: list[Node]) -> dict[str, int]:
+    """Nodes reachable from each node, itself included (paths counted, as Kafka Streams does)."""
+    size: dict[str, int] = {}
+    for node in reversed(nodes):  # children before parents
+        size[node.name] = 1 + sum(size[c] for c in node.children)
+    return size
 
 
 def _ordered(members: list[Node]) -> list[Node]:
