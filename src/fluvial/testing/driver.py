@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from fluvial.errors import TopologyError
+from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.io.serdes import BytesSerde, Serde, resolve
 from fluvial.processing.errors import ErrorPolicy, OnError
 from fluvial.processing.task import Task
@@ -21,41 +22,6 @@ from fluvial.record import Headers
 from fluvial.state.store import InMemoryKeyValueStore, KeyValueStore, ReadOnlyView
 from fluvial.topology.nodes import SinkNode, SourceNode
 from fluvial.topology.topology import Topology
-
-
-class _Message:
-    """A stored record in the shape of confluent_kafka.Message."""
-
-    __slots__ = ("_headers", "_key", "_offset", "_timestamp", "_topic", "_value")
-
-    def __init__(self, topic: str, offset: int, key: bytes | None, value: bytes | None,
-                 timestamp: int, headers: Headers | None) -> None:
-        self._topic, self._offset = topic, offset
-        self._key, self._value, self._timestamp, self._headers = key, value, timestamp, headers
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._timestamp)
-
-    def headers(self) -> Headers | None:
-        return self._headers
-
-    def error(self) -> None:
-        return None
 
 
 @dataclass
@@ -77,7 +43,7 @@ class TestDriver:
         self.topology = topology
         self.application_id = application_id
         self._clock = int(time.time() * 1000) if wall_clock_ms is None else wall_clock_ms
-        self._topics: dict[str, list[_Message]] = {}
+        self._topics: dict[str, list[EmbeddedMessage]] = {}
         self._tasks: dict[str, Task] = {}  # real input topic -> task
         self._global: dict[str, tuple[KeyValueStore, Serde, Serde]] = {}
         self._stores: dict[str, tuple[KeyValueStore, bool]] = {}
@@ -104,7 +70,7 @@ class TestDriver:
     def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
              headers: Headers | None, partition: int | None) -> None:
         log = self._topics.setdefault(topic, [])
-        log.append(_Message(topic, len(log), key, value, timestamp, headers))
+        log.append(EmbeddedMessage(topic, 0, len(log), key, value, timestamp, headers))
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -179,7 +145,7 @@ class TestDriver:
             raise KeyError(f"no store {name!r}; stores: {known}") from None
         return ReadOnlyView(store, timestamped)
 
-    def read(self, topic: str) -> list[_Message]:
+    def read(self, topic: str) -> list[EmbeddedMessage]:
         return self._topics.get(topic, [])
 
     def _source_serdes(self, topic: str) -> tuple[Serde, Serde]:
@@ -255,7 +221,7 @@ class TestOutputTopic:
         self._vs = value_serde
         self._position = 0
 
-    def _next(self) -> _Message:
+    def _next(self) -> EmbeddedMessage:
         log = self._driver.read(self.name)
         if self._position >= len(log):
             raise LookupError(f"output topic {self.name!r} has no more records")

@@ -133,9 +133,9 @@ def test_merge_of_two_paths_from_one_stream_keeps_per_record_order() -> None:
 
 def test_merge_in_one_task_batch_sorts_by_offset() -> None:
     """A poll batch of several records: the merge sees them in offset order."""
+    from fluvial.io.embedded.message import EmbeddedMessage
     from fluvial.processing.errors import ErrorPolicy
     from fluvial.processing.task import Task
-    from fluvial.testing.driver import _Message
 
     b = StreamsBuilder(default_key_serde="string", default_value_serde="int64")
     branches = (b.stream("in").split(name="s-")
@@ -151,6 +151,6 @@ def test_merge_in_one_task_batch_sorts_by_offset() -> None:
 
     task = Task("0_0", topology.subtopologies[0], 0, "app", {}, Collector(), ErrorPolicy(),
                 lambda: 0)
-    messages = [_Message("in", i, b"k", i.to_bytes(8, "big"), i, None) for i in range(6)]
+    messages = [EmbeddedMessage("in", 0, i, b"k", i.to_bytes(8, "big"), i, None) for i in range(6)]
     task.process("in", messages)
     assert sent == [0, 1, 2, 3, 4, 5]
