@@ -5,6 +5,7 @@ Run it: ``fluvial run examples.wordcount.app:build -a wordcount -b localhost:909
 
 from __future__ import annotations
 
+import os
 import re
 
 import fluvial
@@ -20,11 +21,14 @@ def split_words(line: str) -> list[str]:
 
 
 def build() -> fluvial.Topology:
+    """Topics: TextLinesTopic → WordsWithCountsTopic, or $FLUVIAL_WORDCOUNT_INPUT/OUTPUT."""
     builder = fluvial.StreamsBuilder()
-    (builder.stream(INPUT, value_serde=serdes.String())
+    source = os.environ.get("FLUVIAL_WORDCOUNT_INPUT", INPUT)
+    sink = os.environ.get("FLUVIAL_WORDCOUNT_OUTPUT", OUTPUT)
+    (builder.stream(source, value_serde=serdes.String())
         .flat_map_values(split_words)
         .group_by(lambda _key, word: word)
         .count(materialized="counts")
         .to_stream()
-        .to(OUTPUT, value_serde=serdes.Int64()))
+        .to(sink, value_serde=serdes.Int64()))
     return builder.build()

@@ -55,6 +55,19 @@ class CommitFailedError(FluvialError):
     """
 
 
+class TransactionAbortableError(FluvialError):
+    """The open transaction cannot commit; abort it, rewind to the last commit, go on.
+
+    Nothing of the transaction became visible. The producer stays usable after
+    ``abort_transaction`` (a failed delivery, a group generation gone stale, a timeout).
+    """
+
+
+class ProducerFencedError(FluvialError):
+    """A newer producer with the same ``transactional.id`` took over, or the producer hit a
+    fatal transactional error: this producer can never commit again and must be closed."""
+
+
 RebalanceCallback = Callable[[list[TopicPartition]], None]
 
 
@@ -81,10 +94,18 @@ class Consumer(Protocol):
     def seek(self, tp: TopicPartition, offset: int) -> None: ...
     def pause(self, partitions: Sequence[TopicPartition]) -> None: ...
     def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
+    def group_metadata(self) -> Any:
+        """The group's membership (member, generation) as the producer's
+        ``send_offsets_to_transaction`` needs it: the broker fences a stale generation."""
     def close(self) -> None: ...
 
 
 class Producer(Protocol):
+    """Records go out as produced; a producer whose config has ``transactional.id`` sends them
+    in transactions instead: visible to read_committed consumers only once committed, together
+    with the consumed offsets sent into the same transaction (exactly-once).
+    """
+
     def produce(
         self,
         topic: str,
@@ -99,6 +120,21 @@ class Producer(Protocol):
         """Wait until every queued record is acknowledged; raise ``DeliveryError`` if any failed."""
     def poll(self, timeout: float) -> None: ...
     def close(self) -> None: ...
+
+    # -- transactions (only with ``transactional.id``) -----------------------------------
+    def init_transactions(self, timeout: float) -> None:
+        """Register the transactional id, fencing older producers that used it (and aborting
+        any transaction they left open). Once, before the first transaction."""
+    def begin_transaction(self) -> None: ...
+    def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int],
+                                    group_metadata: Any, timeout: float) -> None:
+        """Commit these offsets (the next offset to read) for the consumer's group, atomically
+        with the open transaction's records."""
+    def commit_transaction(self, timeout: float) -> None:
+        """Deliver and commit. Raises ``TransactionAbortableError`` (call
+        ``abort_transaction``, rewind) or ``ProducerFencedError`` (close the producer)."""
+    def abort_transaction(self, timeout: float) -> None:
+        """Drop the open transaction's records and offsets."""
 
 
 class Admin(Protocol):

@@ -25,9 +25,11 @@ from fluvial.io.client import (
     CommitFailedError,
     Headers,
     Message,
+    ProducerFencedError,
     RebalanceCallback,
     TopicPartition,
     TopicSpec,
+    TransactionAbortableError,
     UnknownTopicOrPartitionError,
 )
 
@@ -250,6 +252,9 @@ class KafkaConsumer:
         self._pending_pause.difference_update(partitions)
         self._c.resume([ck.TopicPartition(tp.topic, tp.partition) for tp in partitions])
 
+    def group_metadata(self) -> Any:
+        return self._c.consumer_group_metadata()
+
     def close(self) -> None:
         """Leave the group; librdkafka calls ``on_revoke`` for what this member owned."""
         self._c.close()
@@ -319,6 +324,53 @@ class KafkaProducer:
     def close(self) -> None:
         """Deliver what is queued (up to 30 s); failures still raise, never vanish."""
         self.flush(30.0)
+
+    # -- transactions ---------------------------------------------------------------------
+    # librdkafka classifies a failed transactional call: retriable (call it again), abortable
+    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done).
+
+    def _txn(self, what: str, call: Callable[[], None], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                call()
+                return
+            except ck.KafkaException as e:
+                err: ck.KafkaError = e.args[0]
+                if err.fatal() or self._fatal is not None:
+                    raise ProducerFencedError(f"{what}: fatal transactional error (the "
+                                              f"producer must be recreated): {err.str()}") from e
+                if err.txn_requires_abort():
+                    raise TransactionAbortableError(f"{what}: {err.str()}") from e
+                if err.retriable() and time.monotonic() < deadline:
+                    log.warning("kafka producer: %s: %s; retrying", what, err.str())
+                    time.sleep(0.1)
+                    continue
+                if err.retriable():
+                    raise TransactionAbortableError(f"{what}: timed out: {err.str()}") from e
+                raise ProducerFencedError(f"{what}: {err.str()}") from e
+
+    def init_transactions(self, timeout: float) -> None:
+        self._txn("init_transactions", lambda: self._p.init_transactions(timeout), timeout)
+
+    def begin_transaction(self) -> None:
+        self._failed, self._failures = 0, []
+        self._txn("begin_transaction", self._p.begin_transaction, 0.0)
+
+    def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int],
+                                    group_metadata: Any, timeout: float) -> None:
+        parts = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
+        self._txn("send_offsets_to_transaction",
+                  lambda: self._p.send_offsets_to_transaction(parts, group_metadata, timeout),
+                  timeout)
+
+    def commit_transaction(self, timeout: float) -> None:
+        # a failed delivery inside the transaction makes librdkafka fail the commit (abortable)
+        self._txn("commit_transaction", lambda: self._p.commit_transaction(timeout), timeout)
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._txn("abort_transaction", lambda: self._p.abort_transaction(timeout), timeout)
+        self._failed, self._failures = 0, []
 
 
 class KafkaAdmin:
@@ -395,6 +447,8 @@ class KafkaClients:
         "partition.assignment.strategy": "range",
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
+        # never see records of open or aborted transactions (librdkafka's default, made plain)
+        "isolation.level": "read_committed",
     }
     _PRODUCER_DEFAULTS: dict[str, Any] = {
         "partitioner": "murmur2_random",

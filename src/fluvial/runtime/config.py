@@ -1,11 +1,16 @@
 """An app's settings: checked once at start-up, so a bad value fails early and clearly.
 
 Every setting can also come from an environment variable ``FLUVIAL_<NAME>`` (upper case);
-explicit arguments win over the environment.
+explicit arguments win over the environment. ``FLUVIAL_CONSUMER_CONFIG`` and
+``FLUVIAL_PRODUCER_CONFIG`` hold a JSON object of client properties.
+
+Under ``processing_guarantee=exactly_once`` the commit interval defaults to 100 ms (as in
+Kafka Streams): a commit is what makes results visible to read_committed readers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -18,6 +23,7 @@ from fluvial.errors import ConfigError
 from fluvial.processing.errors import ErrorPolicy, OnError
 
 _APP_ID = re.compile(r"[a-zA-Z0-9._-]{1,200}")
+EOS_COMMIT_INTERVAL_MS = 100  # the default commit interval under exactly-once
 
 
 class Guarantee(StrEnum):
@@ -57,12 +63,27 @@ class StreamsConfig:
         merged: dict[str, Any] = {}
         for name in known:
             env = os.environ.get(f"FLUVIAL_{name.upper()}")
-            if env is not None and name not in ("consumer_config", "producer_config"):
+            if env is None:
+                continue
+            if name in ("consumer_config", "producer_config"):
+                try:
+                    parsed = json.loads(env)
+                except ValueError:
+                    parsed = None
+                if not isinstance(parsed, dict):
+                    raise ConfigError(f"FLUVIAL_{name.upper()} must be a JSON object, "
+                                      f"got {env!r}")
+                merged[name] = parsed
+            else:
                 merged[name] = env
         merged.update({k: v for k, v in settings.items() if v is not None})
         if "application_id" not in merged:
             raise ConfigError("application_id is required (or FLUVIAL_APPLICATION_ID)")
-        return cls(**_coerce(merged))
+        coerced = _coerce(merged)
+        if (coerced.get("processing_guarantee") is Guarantee.EXACTLY_ONCE
+                and "commit_interval_ms" not in coerced):
+            coerced["commit_interval_ms"] = EOS_COMMIT_INTERVAL_MS
+        return cls(**coerced)
 
     def __post_init__(self) -> None:
         if not _APP_ID.fullmatch(self.application_id):

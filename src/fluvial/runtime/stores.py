@@ -54,7 +54,11 @@ class TaskStores:
         return {name: s.store for name, s in self.stores.items()}
 
     def restore(self, clients: Clients, timeout: float = 300.0) -> dict[str, int]:
-        """Bring every logged store up to its changelog's end; returns records applied."""
+        """Bring every logged store up to its changelog's end; returns records applied.
+
+        The reader is read_committed: under exactly-once it applies committed transactions
+        only, and waits for an open one (a crashed instance's) to be aborted or committed.
+        """
         checkpoint = self.checkpoint.take()
         reader = clients.consumer(None, {})
         try:
@@ -92,6 +96,11 @@ class TaskStores:
                     _apply(s, m.key(), m.value())
                     applied[s.spec.name] += 1
                     position[tp] = m.offset() + 1
+                for tp in start:  # read_committed: transaction markers are never delivered,
+                    if position[tp] < end[tp]:  # but the reader's position moves past them
+                        pos = reader.position(tp)
+                        if pos is not None and pos > position[tp]:
+                            position[tp] = pos
             log.info("restored %s in %s", applied, self.directory.name)
             return applied
         finally:

@@ -2,19 +2,37 @@
 
 At-least-once: offsets are committed only after every output and changelog record that
 depends on them has been acknowledged (producer flush), so a crash replays, never skips.
+
+Exactly-once (Kafka Streams' exactly_once_v2): one transactional producer per thread, with a
+fresh ``transactional.id`` (the broker fences zombies by the group generation sent with the
+offsets). Everything produced between two commits (outputs, repartition and changelog
+records) and the consumed offsets form one transaction: a commit makes all of it visible to
+read_committed readers at once; a failure aborts all of it, and the tasks are rebuilt from
+their changelogs and rewound to the committed offsets, so nothing is applied twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-from fluvial.io.client import Clients, Consumer, Message, Producer, TopicPartition
+from fluvial.errors import ConfigError
+from fluvial.io.client import (
+    Clients,
+    CommitFailedError,
+    Consumer,
+    Message,
+    Producer,
+    TopicPartition,
+    TransactionAbortableError,
+)
 from fluvial.processing.task import Task
 from fluvial.record import Headers
-from fluvial.runtime.config import StreamsConfig
+from fluvial.runtime.config import Guarantee, StreamsConfig
 from fluvial.runtime.stores import TaskStores
 from fluvial.runtime.topics import TopicPlan
 from fluvial.topology.topology import Topology
@@ -50,7 +68,16 @@ class StreamThread:
         self.plan = plan
         self._clock = clock
         self._subtopology_of = plan.subtopology_of()
-        self.producer = clients.producer(dict(config.producer_config))
+        self.eos = config.processing_guarantee is Guarantee.EXACTLY_ONCE
+        producer_config = dict(config.producer_config)
+        if "transactional.id" in producer_config:
+            raise ConfigError("producer_config must not set transactional.id: fluvial sets it "
+                              "under processing_guarantee=exactly_once")
+        if self.eos:
+            producer_config["transactional.id"] = f"{config.application_id}-{uuid.uuid4()}"
+            # a crashed instance's open transaction blocks readers until the broker aborts it
+            producer_config.setdefault("transaction.timeout.ms", 10_000)
+        self.producer = clients.producer(producer_config)
         self.collector = ProducerCollector(self.producer)
         consumer_config: dict[str, Any] = {
             "partition.assignment.strategy": config.partition_assignment_strategy,
@@ -63,7 +90,11 @@ class StreamThread:
         self.processed = 0
         self.restored: dict[str, dict[str, int]] = {}  # task -> store -> records replayed
         self.commits = 0
+        self.aborts = 0
         self.running = False
+        self._in_txn = False
+        if self.eos:
+            self.producer.init_transactions(60.0)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -74,6 +105,7 @@ class StreamThread:
     def run_once(self) -> int:
         """One poll and its processing; commits when the interval is due. Returns records."""
         cfg = self.config
+        self._begin()
         messages = self.consumer.poll_batch(cfg.max_poll_records, cfg.poll_timeout_ms / 1000)
         if messages:
             self._process(messages)
@@ -86,6 +118,7 @@ class StreamThread:
 
     def _process(self, messages: list[Message]) -> None:
         """Split a poll batch into runs of one partition, each run in offset order."""
+        self._begin()  # a commit in on_revoke (inside the poll) ended the transaction
         runs: dict[tuple[str, int], list[Message]] = {}
         for m in messages:
             key = (m.topic(), m.partition())
@@ -104,21 +137,84 @@ class StreamThread:
             self.processed += len(run)
 
     def commit(self) -> None:
-        """Flush state and outputs, wait for the broker's acks, then commit offsets."""
+        """Flush state and outputs, wait for the broker's acks, then commit offsets.
+
+        Under exactly-once the offsets go into the producer's transaction, which then commits
+        outputs, changelogs and offsets in one step (or aborts, and the tasks are rewound).
+        """
+        self._begin()
         for active in self.tasks.values():
             active.task.flush()
-        self.producer.flush(60.0)
-        if self._pending:
-            self.consumer.commit(dict(self._pending))
-            self._pending.clear()
-            self.commits += 1
+        if self.eos:
+            self._commit_transaction()
+        else:
+            self.producer.flush(60.0)
+            if self._pending:
+                self.consumer.commit(dict(self._pending))
+                self._pending.clear()
+                self.commits += 1
         self._last_commit = self._clock()
 
+    def _begin(self) -> None:
+        if self.eos and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+
+    def _commit_transaction(self) -> None:
+        offsets = dict(self._pending)
+        try:
+            if offsets:
+                self.producer.send_offsets_to_transaction(
+                    offsets, self.consumer.group_metadata(), 60.0)
+            self.producer.commit_transaction(60.0)
+        except (TransactionAbortableError, CommitFailedError) as exc:
+            log.warning("transaction aborted, rewinding to the last commit: %s", exc)
+            self._abort_and_rewind()
+            return
+        self._in_txn = False
+        self._pending.clear()
+        if offsets:
+            self.commits += 1
+
+    def _abort(self) -> None:
+        """Drop the open transaction; what it held was never visible."""
+        if self._in_txn:
+            self._in_txn = False
+            self._pending.clear()
+            self.aborts += 1
+            self.producer.abort_transaction(60.0)
+
+    def _abort_and_rewind(self) -> None:
+        """Abort, then rebuild every task from its changelog (which holds committed records
+        only) and seek its input back to the committed offsets: as if the aborted work never
+        happened. A revoked member's tasks are dropped at its next poll, as usual."""
+        self._abort()
+        task_ids = sorted(self.tasks)
+        self._close_tasks(task_ids, clean=False)
+        for task_id in task_ids:
+            self._open_task(task_id)
+            st_id, partition = (int(x) for x in task_id.split("_"))
+            inputs = [TopicPartition(t, partition) for t, st in self._subtopology_of.items()
+                      if st == st_id]
+            committed = self.consumer.committed(inputs, 30.0)
+            for tp in inputs:
+                offset = committed.get(tp)
+                if offset is None:
+                    offset = self.consumer.watermarks(tp, 30.0)[0]
+                self.consumer.seek(tp, offset)
+
     def close(self, clean: bool = True) -> None:
-        """Commit and close every task (checkpointing it), then leave the group."""
+        """Commit and close every task (checkpointing it), then leave the group.
+
+        Unclean (after an error): nothing more is committed; under exactly-once the open
+        transaction is aborted, so none of the uncommitted work becomes visible.
+        """
         try:
             if clean:
                 self.commit()
+            elif self.eos:
+                with contextlib.suppress(Exception):  # the broker aborts it on timeout anyway
+                    self._abort()
             self._close_tasks(list(self.tasks), clean)
         finally:
             self.consumer.close()
@@ -142,11 +238,17 @@ class StreamThread:
         self._close_tasks(sorted(revoked), clean=True)
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
-        """Another member owns these now: drop them without committing."""
+        """Another member owns these now: drop them without committing.
+
+        Under exactly-once the open transaction holds their work too: abort it and rewind the
+        tasks that stay.
+        """
         lost = self._tasks_for(partitions) & set(self.tasks)
         for tp in partitions:
             self._pending.pop(tp, None)
         self._close_tasks(sorted(lost), clean=False)
+        if self.eos and self._in_txn:
+            self._abort_and_rewind()
 
     def _open_task(self, task_id: str) -> None:
         st_id, partition = (int(x) for x in task_id.split("_"))

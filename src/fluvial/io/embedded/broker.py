@@ -62,6 +62,7 @@ class EmbeddedBroker:
         self._round_robin: dict[str, int] = {}
         self._offsets: dict[str, dict[TopicPartition, int]] = {}
         self._groups: dict[str, Group] = {}
+        self._txn_epochs: dict[str, int] = {}  # transactional.id -> its newest producer's epoch
         self._files: dict[str, list[LogFile]] = {}
         self._dirty: list[LogFile] = []
         self._storage = Storage(data_dir) if data_dir is not None else None
@@ -141,6 +142,14 @@ class EmbeddedBroker:
         ``partition=None`` places keyed records like Java's default partitioner and spreads
         null keys round-robin. ``timestamp=0`` means now, as in librdkafka.
         """
+        with self._cond:
+            msg = self._append_locked(topic, key, value, timestamp, headers, partition)
+            self._cond.notify_all()
+            return msg
+
+    def _append_locked(self, topic: str, key: bytes | None, value: bytes | None,
+                       timestamp: int = 0, headers: Headers | None = None,
+                       partition: int | None = None) -> EmbeddedMessage:
         key = _as_bytes("key", key)
         value = _as_bytes("value", value)
         if timestamp == 0:
@@ -148,29 +157,27 @@ class EmbeddedBroker:
         elif timestamp < 0:
             raise ValueError(f"timestamp must be >= 0 ms since the epoch, got {timestamp}")
         headers = list(headers) if headers else None  # confluent reads [] back as None
-        with self._cond:
-            logs = self._require_topic_locked(topic)
-            if partition is None:
-                if key is not None:
-                    partition = partition_for_key(key, len(logs))
-                else:
-                    n = self._round_robin.get(topic, 0)
-                    self._round_robin[topic] = n + 1
-                    partition = n % len(logs)
-            elif not 0 <= partition < len(logs):
-                raise UnknownTopicOrPartitionError(
-                    f"topic {topic!r} has {len(logs)} partition(s); partition {partition} "
-                    "does not exist")
-            log = logs[partition]
-            msg = EmbeddedMessage(topic, partition, len(log), key, value, timestamp, headers)
-            log.append(msg)
-            if self._storage is not None:
-                f = self._files[topic][partition]
-                if not f.dirty:
-                    self._dirty.append(f)
-                f.append(msg)
-            self._cond.notify_all()
-            return msg
+        logs = self._require_topic_locked(topic)
+        if partition is None:
+            if key is not None:
+                partition = partition_for_key(key, len(logs))
+            else:
+                n = self._round_robin.get(topic, 0)
+                self._round_robin[topic] = n + 1
+                partition = n % len(logs)
+        elif not 0 <= partition < len(logs):
+            raise UnknownTopicOrPartitionError(
+                f"topic {topic!r} has {len(logs)} partition(s); partition {partition} "
+                "does not exist")
+        log = logs[partition]
+        msg = EmbeddedMessage(topic, partition, len(log), key, value, timestamp, headers)
+        log.append(msg)
+        if self._storage is not None:
+            f = self._files[topic][partition]
+            if not f.dirty:
+                self._dirty.append(f)
+            f.append(msg)
+        return msg
 
     def records(self, topic: str, partition: int | None = None) -> list[EmbeddedMessage]:
         """A copy of a partition's log (every partition's, in partition order, if None)."""

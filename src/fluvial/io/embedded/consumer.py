@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from fluvial.errors import ConfigError, FluvialError
@@ -242,14 +243,23 @@ class EmbeddedConsumer:
         if not self._group_id:
             raise ConfigError("commit() needs a group id; this consumer has none")
         with self._cond:
-            self._check_open()
-            member, group = self._member, self._group
-            if member is not None and (member.lost or group is None
-                                       or member.member_id not in group.members):
-                raise CommitFailedError(
-                    f"group {self._group_id!r} evicted member {member.member_id} (no poll for "
-                    f"{self._max_poll_interval:g}s); its partitions were reassigned")
+            self._check_member_locked()
             self._broker._commit_locked(self._group_id, offsets)
+
+    def _check_member_locked(self) -> None:
+        """Raise ``CommitFailedError`` unless this consumer may commit for its group now."""
+        self._check_open()
+        member, group = self._member, self._group
+        if member is not None and (member.lost or group is None
+                                   or member.member_id not in group.members):
+            raise CommitFailedError(
+                f"group {self._group_id!r} evicted member {member.member_id} (no poll for "
+                f"{self._max_poll_interval:g}s); its partitions were reassigned")
+
+    def group_metadata(self) -> EmbeddedGroupMetadata:
+        if not self._group_id:
+            raise ConfigError("group_metadata() needs a group id; this consumer has none")
+        return EmbeddedGroupMetadata(self._group_id, self)
 
     def committed(self, partitions: Sequence[TopicPartition],
                   timeout: float) -> dict[TopicPartition, int | None]:
@@ -328,6 +338,18 @@ class EmbeddedConsumer:
         elif offset <= high:
             return offset
         return 0 if self._reset == "earliest" else high
+
+
+@dataclass(frozen=True)
+class EmbeddedGroupMetadata:
+    """What ``send_offsets_to_transaction`` gets: the group and the member committing for it;
+    the transaction's commit fails if that member was evicted meanwhile."""
+
+    group_id: str
+    consumer: EmbeddedConsumer
+
+    def check_locked(self) -> None:
+        self.consumer._check_member_locked()
 
 
 def _nothing() -> None:
