@@ -47,6 +47,7 @@ class TestDriver:
         self._tasks: dict[str, Task] = {}  # real input topic -> task
         self._global: dict[str, tuple[KeyValueStore, Serde, Serde]] = {}
         self._stores: dict[str, tuple[KeyValueStore, bool]] = {}
+        self._written: list[EmbeddedMessage] = []  # by the step being settled, to topics read
         policy = ErrorPolicy.parse(on_error, dead_letter_topic)
         for st in topology.subtopologies:
             stores: dict[str, KeyValueStore] = {}
@@ -69,8 +70,15 @@ class TestDriver:
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
              headers: Headers | None, partition: int | None) -> None:
+        message = self._append(topic, key, value, timestamp, headers)
+        if topic in self._tasks or topic in self._global:  # the topology reads it: feed back
+            self._written.append(message)
+
+    def _append(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
+                headers: Headers | None) -> EmbeddedMessage:
         log = self._topics.setdefault(topic, [])
         log.append(EmbeddedMessage(topic, 0, len(log), key, value, timestamp, headers))
+        return log[-1]
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -80,8 +88,7 @@ class TestDriver:
             self._update_global(topic, key, value, timestamp)
             return
         self._check_input(topic)
-        self.send(topic, key, value, timestamp, headers, None)
-        message = self._topics[topic][-1]
+        message = self._append(topic, key, value, timestamp, headers)
         task = self._tasks[topic]
         self._settle(lambda: task.process(topic, [message]), task)
 
@@ -92,15 +99,23 @@ class TestDriver:
             raise TopologyError(f"no source reads topic {topic!r}; the topology reads: {known}")
 
     def _settle(self, step: Callable[[], None], task: Task) -> None:
-        """Run ``step`` on ``task``, commit, then feed what it wrote to repartition topics on."""
-        marks = {t: len(log) for t, log in self._topics.items()}
-        step()
-        task.flush()
-        for t in list(self._topics):
-            if t in self._tasks and self._is_internal(t):
-                reader = self._tasks[t]
-                for m in self._topics[t][marks.get(t, 0):]:
-                    self._settle(partial(reader.process, t, [m]), reader)
+        """Run ``step`` on ``task`` and commit; then pipe what it wrote to topics the topology
+        reads (repartition topics, or its own input topics) back in, each record in write
+        order and fully processed before the next, as TopologyTestDriver does."""
+        outer, self._written = self._written, []
+        try:
+            step()
+            task.flush()
+            written = self._written
+        finally:
+            self._written = outer
+        for m in written:
+            topic = m.topic()
+            if topic in self._global:
+                self._update_global(topic, m.key(), m.value(), m.timestamp()[1])
+            else:
+                reader = self._tasks[topic]
+                self._settle(partial(reader.process, topic, [m]), reader)
 
     def _is_internal(self, topic: str) -> bool:
         return topic.startswith(f"{self.application_id}-") and topic.endswith("-repartition")

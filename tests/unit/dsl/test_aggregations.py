@@ -136,3 +136,46 @@ def test_aggregator_returning_none_deletes_the_key() -> None:
         d.input_topic("in").pipe_key_values([("a", 1), ("a", "reset")])
         assert d.output_topic("out").read_key_values() == [("a", 1), ("a", None)]
         assert d.store("s").get("a") is None
+
+
+def test_grouped_serdes_for_non_string_keys() -> None:
+    from fluvial import Grouped
+
+    with _driver(lambda b: b.stream("in").group_by(lambda k, w: len(w),
+                                                   Grouped(name="by-len", key_serde="int64"))
+                 .count("c").to_stream().to("out")) as d:
+        d.input_topic("in").pipe_list(["ab", "cd", "efg"])
+        assert d.output_topic("out").read_key_values() == [(2, 1), (2, 2), (3, 1)]
+        assert d.read("out")[0].key() == (2).to_bytes(8, "big")
+        assert d.store("c").to_dict() == {2: 2, 3: 1}
+
+
+def test_count_of_counts_goes_through_two_repartitions() -> None:
+    # how many words have been seen n times: a stream count regrouped as a table count
+    def build(b: StreamsBuilder) -> None:
+        (b.stream("in").group_by(lambda k, w: w).count("per-word")
+         .group_by(lambda w, n: (str(n), w)).count("per-count"))
+
+    with _driver(build) as d:
+        topology = d.topology
+        assert len(topology.subtopologies) == 3
+        d.input_topic("in").pipe_list(["a", "b", "a", "c", "a"])
+        assert d.store("per-word").to_dict() == {"a": 3, "b": 1, "c": 1}
+        assert d.store("per-count").to_dict() == {"1": 2, "2": 0, "3": 1}
+
+
+def test_table_filter_on_an_aggregate() -> None:
+    with _driver(lambda b: b.stream("in").group_by_key().count("c")
+                 .filter(lambda k, n: n >= 2).to_stream().to("out")) as d:
+        d.input_topic("in").pipe_key_values([("a", 1), ("a", 1), ("b", 1)])
+        assert d.output_topic("out").read_key_values() == [("a", 2)]
+
+
+def test_aggregate_with_materialized_serdes() -> None:
+    with _driver(lambda b: b.stream("in").group_by_key()
+                 .aggregate(lambda: "", lambda k, v, agg: agg + v,
+                            Materialized(name="concat", value_serde="string"))
+                 .to_stream().to("out")) as d:
+        d.input_topic("in").pipe_key_values([("a", "x"), ("a", "y")])
+        assert d.read("out")[-1].value() == b"xy"    # the store's value serde
+        assert d.store("concat").get("a") == "xy"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluvial import StreamsBuilder, TestDriver, TopologyError
+from fluvial import Repartitioned, StreamsBuilder, TestDriver, TopologyError
 from fluvial.testing import TestRecord
 
 
@@ -200,3 +200,34 @@ def test_stream_of_several_topics() -> None:
         d.input_topic("a").pipe("x")
         d.input_topic("b").pipe("y")
         assert d.output_topic("out").read_values() == ["X", "Y"]
+
+
+def test_records_written_to_a_topic_the_topology_reads_are_piped_back_in() -> None:
+    b = StreamsBuilder()
+    b.stream("raw").map_values(str.strip).to("clean")
+    b.stream("clean").map_values(str.upper).to("out")
+    with TestDriver(b.build()) as d:
+        d.input_topic("raw").pipe("  hi ", key="k")
+        assert d.output_topic("clean").read_value() == "hi"
+        assert d.output_topic("out").read_value() == "HI"
+
+
+def test_records_written_to_a_global_table_topic_update_its_store() -> None:
+    b = StreamsBuilder()
+    b.global_table("latest", materialized="latest-store")
+    b.stream("in").to("latest")
+    with TestDriver(b.build()) as d:
+        d.input_topic("in").pipe_key_values([("a", 1), ("a", 2)])
+        assert d.store("latest-store").to_dict() == {"a": 2}
+
+
+def test_chained_repartitions_process_each_record_once() -> None:
+    b = StreamsBuilder(default_key_serde="int64", default_value_serde="int64")
+    (b.stream("in").select_key(lambda k, v: v).repartition(Repartitioned(name="one"))
+     .select_key(lambda k, v: v * 2).repartition(Repartitioned(name="two")).to("out"))
+    with TestDriver(b.build(), application_id="app") as d:
+        d.input_topic("in").pipe_list([1, 2])
+        d.input_topic("in").pipe(3)
+        assert d.output_topic("out").read_key_values() == [(2, 1), (4, 2), (6, 3)]
+        assert len(d.read("app-one-repartition")) == 3
+        assert len(d.read("app-two-repartition")) == 3

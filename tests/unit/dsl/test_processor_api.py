@@ -237,3 +237,27 @@ def test_processor_context_exposes_task_and_time() -> None:
     with TestDriver(b.build(), application_id="app", wall_clock_ms=777) as d:
         d.input_topic("in").pipe_list(["x", "y"])
     assert seen == [("app", "0_0", 0, 777, "in", 0), ("app", "0_0", 0, 777, "in", 1)]
+
+
+def test_punctuator_output_through_a_merge_after_fan_out() -> None:
+    class Ticker(RecordProcessor):
+        def init(self, context: Any) -> None:
+            super().init(context)
+            context.schedule(10, PunctuationType.STREAM_TIME, self.tick)
+
+        def process_record(self, record: Record) -> None:
+            self.forward_record(record)
+
+        def tick(self, timestamp: int) -> None:
+            self.forward_record(Record("tick", f"t{timestamp}", timestamp))
+
+    b = StreamsBuilder()
+    s = b.stream("in").process(Ticker)
+    branches = (s.flat_map_values(lambda v: [v, v.upper()]).split(name="s-")
+                .branch(lambda k, v: v.isupper(), name="up").default_branch(name="low"))
+    branches["s-up"].merge(branches["s-low"]).to("out")
+    with TestDriver(b.build()) as d:
+        d.input_topic("in").pipe("a", key="k", timestamp=0)
+        d.input_topic("in").pipe("b", key="k", timestamp=12)
+        assert d.output_topic("out").read_values() == [
+            "a", "A", "t0", "T0", "b", "B", "t12", "T12"]
