@@ -123,7 +123,7 @@ class Stream:
         ks = b.key_serde(r.key_serde or self.key_serde)
         vs = b.value_serde(r.value_serde or self.value_serde)
         node = self._through_repartition(r.name or b.graph.new_name("KSTREAM-REPARTITION-"),
-                                         ks, vs, r.partitions)
+                                         ks, vs, r.partitions, drop_null_keys=True)
         return Stream(b, node, ks, vs)
 
     def _through_repartition(self, base: str, key_serde: Serde, value_serde: Serde,
@@ -153,11 +153,12 @@ class Stream:
 
         b = self._builder
         ks, vs = b.key_serde(self.key_serde), b.value_serde(self.value_serde)
+        # names drawn in Kafka Streams' order: processor, store, repartition nodes
         name = name or b.graph.new_name("KSTREAM-TOTABLE-")
+        store = b.add_store(as_materialized(materialized), ks, vs, "KSTREAM-TOTABLE-STATE-STORE-")
         parent = self.node
         if self._repartition_required:
             parent = self._through_repartition(name, ks, vs, drop_null_keys=True)
-        store = b.add_store(as_materialized(materialized), ks, vs, "KSTREAM-TOTABLE-STATE-STORE-")
         node = b.graph.add_processor(name, lambda: Materialize(store), [parent], [store])
         return Table(b, node, ks, vs, store)
 

@@ -119,7 +119,11 @@ class TableToStream(Processor):
 
 
 class TableRegroup(Processor):
-    """``Table.group_by``: the old value leaves its group (subtract) before the new one joins."""
+    """``Table.group_by``: the old value leaves its group (subtract) before the new one joins.
+
+    When old and new fall in the same group, one record carries both, so the aggregate
+    subtracts and adds in one step with no intermediate result (Kafka Streams' KIP-904).
+    """
 
     def __init__(self, selector: Callable[[Any, Any], Any]) -> None:
         self.selector = selector
@@ -130,15 +134,25 @@ class TableRegroup(Processor):
         for r in batch:
             change = r.value
             try:
-                if change.old is not None:
-                    key, value = fn(r.key, change.old)
-                    out.append(Record(key, Change(None, value), r.timestamp, r.headers, r.topic,
-                                      r.partition, r.offset))
-                if change.new is not None:
-                    key, value = fn(r.key, change.new)
-                    out.append(Record(key, Change(value, None), r.timestamp, r.headers, r.topic,
-                                      r.partition, r.offset))
+                old = None if change.old is None else _pair(fn(r.key, change.old))
+                new = None if change.new is None else _pair(fn(r.key, change.new))
             except Exception as exc:
                 self.context.on_error(r, exc, "table group_by")
+                continue
+            if old is not None and new is not None and old[0] == new[0]:
+                out.append(Record(new[0], Change(new[1], old[1]), r.timestamp, r.headers,
+                                  r.topic, r.partition, r.offset))
+                continue
+            if old is not None:
+                out.append(Record(old[0], Change(None, old[1]), r.timestamp, r.headers, r.topic,
+                                  r.partition, r.offset))
+            if new is not None:
+                out.append(Record(new[0], Change(new[1], None), r.timestamp, r.headers, r.topic,
+                                  r.partition, r.offset))
         if out:
             self.context.forward(out)
+
+
+def _pair(kv: Any) -> tuple[Any, Any]:
+    key, value = kv
+    return key, value

@@ -110,6 +110,31 @@ def test_grouped_name_as_a_plain_string() -> None:
     assert [s.topic for s in b.build().repartition_topics()] == ["words-repartition"]
 
 
+def test_repartition_describe_matches_kafka_streams() -> None:
+    b = StreamsBuilder()
+    b.stream("customer-input").repartition(Repartitioned(partitions=10)).foreach(
+        lambda k, v: None)
+    assert b.build().describe() == """\
+Topologies:
+   Sub-topology: 0
+    Source: KSTREAM-SOURCE-0000000000 (topics: [customer-input])
+      --> KSTREAM-FILTER-0000000003
+    Processor: KSTREAM-FILTER-0000000003 (stores: [])
+      --> KSTREAM-SINK-0000000002
+      <-- KSTREAM-SOURCE-0000000000
+    Sink: KSTREAM-SINK-0000000002 (topic: KSTREAM-REPARTITION-0000000001-repartition)
+      <-- KSTREAM-FILTER-0000000003
+
+  Sub-topology: 1
+    Source: KSTREAM-SOURCE-0000000004 (topics: [KSTREAM-REPARTITION-0000000001-repartition])
+      --> KSTREAM-FOREACH-0000000005
+    Processor: KSTREAM-FOREACH-0000000005 (stores: [])
+      --> none
+      <-- KSTREAM-SOURCE-0000000004
+
+"""
+
+
 def test_repartitioned_name_names_the_topic() -> None:
     b = StreamsBuilder()
     b.stream("in").repartition(Repartitioned(name="shuffle", partitions=4)).to("out")
@@ -149,6 +174,17 @@ def test_grouped_table_reduce_names() -> None:
     b = StreamsBuilder()
     b.table("t", materialized="s").group_by(lambda k, v: (v, k)).reduce(max, min)
     assert "KTABLE-REDUCE-STATE-STORE-0000000003" in b.build().stores
+
+
+def test_to_table_generated_names() -> None:
+    b = StreamsBuilder()
+    b.stream("in").select_key(lambda k, v: v).to_table()
+    topology = b.build()
+    assert list(topology.stores) == ["KSTREAM-TOTABLE-STATE-STORE-0000000003"]
+    assert [s.topic for s in topology.repartition_topics()] == [
+        "KSTREAM-TOTABLE-0000000002-repartition"]
+    assert {"KSTREAM-TOTABLE-0000000002", "KSTREAM-SINK-0000000004",
+            "KSTREAM-FILTER-0000000005", "KSTREAM-SOURCE-0000000006"} <= set(topology.nodes)
 
 
 def test_to_table_repartition_is_named_after_the_processor() -> None:

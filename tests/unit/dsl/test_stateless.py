@@ -165,8 +165,11 @@ def test_repartition_with_generated_name() -> None:
     assert sinks == ["KSTREAM-REPARTITION-0000000001-repartition"]
     with TestDriver(topology) as d:
         d.input_topic("in").pipe("v", key="k", timestamp=7)
-        r = d.output_topic("out").read_record()
+        d.input_topic("in").pipe("no key")      # null keys cannot be partitioned: dropped
+        out = d.output_topic("out")
+        r = out.read_record()
         assert (r.key, r.value, r.timestamp) == ("k", "v", 7)
+        assert out.is_empty()
 
 
 def test_to_table_keeps_latest_value_per_key() -> None:

@@ -161,6 +161,30 @@ def test_grouped_table_reduce_with_subtractor() -> None:
         assert d.store("totals").to_dict() == {"x": 0, "y": 7}
 
 
+def test_update_within_one_group_emits_one_result() -> None:
+    # Kafka Streams 3.5+ (KIP-904): subtract and add in one step, no intermediate result
+    def build(b: StreamsBuilder) -> None:
+        (b.table("balances").group_by(lambda acct, v: (v["branch"], v["amount"]))
+         .reduce(lambda agg, v: agg + v, lambda agg, v: agg - v, "totals")
+         .to_stream().to("out"))
+
+    with _driver(build) as d:
+        t = d.input_topic("balances")
+        t.pipe({"branch": "x", "amount": 10}, key="a1")
+        t.pipe({"branch": "x", "amount": 7}, key="a1")
+        t.pipe({"branch": "y", "amount": 7}, key="a1")
+        assert d.output_topic("out").read_key_values() == [
+            ("x", 10), ("x", 7), ("x", 0), ("y", 7)]
+
+
+def test_regroup_selector_must_return_a_pair() -> None:
+    with _driver(lambda b: b.table("t").group_by(lambda k, v: v).count("c"),
+                 on_error="skip") as d:
+        d.input_topic("t").pipe("abc", key="k")      # 3 items: not a (key, value) pair
+        d.input_topic("t").pipe("ab", key="j")       # "a", "b": a pair
+        assert d.store("c").to_dict() == {"a": 1}
+
+
 def test_grouped_table_aggregate_with_subtractor() -> None:
     def build(b: StreamsBuilder) -> None:
         (_regions(b).aggregate(list, lambda region, user, agg: sorted([*agg, user]),
