@@ -227,8 +227,11 @@ class StreamThread:
                 if tp.topic in self._subtopology_of}
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        for task_id in sorted(self._tasks_for(partitions) - set(self.tasks)):
+        new = sorted(self._tasks_for(partitions) - set(self.tasks))
+        for task_id in new:
             self._open_task(task_id)
+        if new:
+            log.info("tasks assigned: %s", " ".join(new))
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         revoked = self._tasks_for(partitions) & set(self.tasks)

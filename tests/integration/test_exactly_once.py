@@ -1,0 +1,184 @@
+"""Exactly-once on a real broker: WordCount in 2 processes, one SIGKILLed while input flows.
+
+The killed instance leaves a transaction open (outputs, repartition and changelog records, and
+input offsets); the broker aborts it when it times out, and the survivor takes over from the
+last commit. Every count on the output topic, read as committed, must then be exact: at
+least once would count the killed instance's uncommitted lines twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+VOCABULARY = ["exactly", "once", "kafka", "streams", "python", "state", "fence", "abort",
+              "commit", "topic", "table", "window"]
+_WORD = re.compile(r"\W+")
+
+
+def make_lines(start: int, count: int) -> list[str]:
+    return [" ".join(VOCABULARY[(i * 5 + j * 7) % len(VOCABULARY)] for j in range(1 + i % 6))
+            for i in range(start, start + count)]
+
+
+def word_counts(lines: list[str]) -> dict[str, int]:
+    return dict(collections.Counter(w for line in lines for w in _WORD.split(line.lower()) if w))
+
+
+def committed_outputs(kafka: KafkaTestBroker, topic: str,
+                      timeout: float = 30.0) -> dict[str, list[int]]:
+    """Every count per word on ``topic``, read_committed, in offset order (to the end)."""
+    consumer = kafka.consumer({"isolation.level": "read_committed",
+                               "enable.partition.eof": False})
+    try:
+        parts = sorted(kafka.topic_partitions(topic))
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        # the last stable offset: what a read_committed reader can reach now
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in parts}
+        out: dict[str, list[int]] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in consumer.consume(num_messages=1000, timeout=0.2):
+                if m.error() is not None:
+                    raise AssertionError(f"reading {topic}: {m.error()}")
+                out.setdefault(m.key().decode(), []).append(struct.unpack(">q", m.value())[0])
+            positions = {tp.partition: tp.offset for tp in consumer.position(
+                [TopicPartition(topic, p) for p in parts])}
+            if all(ends[p] == 0 or positions[p] >= ends[p] for p in parts):
+                return out
+            if time.monotonic() > deadline:
+                raise AssertionError(f"read_committed reader stuck at {positions}, ends {ends} "
+                                     "(an open transaction?)")
+    finally:
+        consumer.close()
+
+
+class Instance:
+    """One ``fluvial run`` process of examples/wordcount under exactly-once; log in a file."""
+
+    def __init__(self, name: str, app_id: str, bootstrap: str, source: str, sink: str,
+                 tmp_path: Path) -> None:
+        self.log = tmp_path / f"{name}.log"
+        env = {**os.environ,
+               "FLUVIAL_WORDCOUNT_INPUT": source, "FLUVIAL_WORDCOUNT_OUTPUT": sink,
+               # a SIGKILLed member leaves the group after 6 s instead of the default 45 s
+               "FLUVIAL_CONSUMER_CONFIG": json.dumps({"session.timeout.ms": 6000,
+                                                      "heartbeat.interval.ms": 500}),
+               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fluvial", "run", "examples.wordcount.app:build",
+             "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
+             "--processing-guarantee", os.environ.get("EOS_TEST_GUARANTEE", "exactly_once")],
+            cwd=REPO, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def instances() -> Iterator[list[Instance]]:
+    started: list[Instance] = []
+    yield started
+    for i in started:
+        if i.proc.poll() is None:
+            i.proc.kill()
+        i.proc.wait(30)
+
+
+def test_wordcount_exactly_once_survives_sigkill(kafka: KafkaTestBroker,
+                                                 unique_topic: Callable[[str], str],
+                                                 tmp_path: Path,
+                                                 instances: list[Instance]) -> None:
+    source, sink, app_id = unique_topic("in"), unique_topic("out"), unique_topic("app")
+    kafka.create_topic(source, partitions=4)
+    kafka.create_topic(sink, partitions=4)
+    a = Instance("a", app_id, kafka.bootstrap_servers, source, sink, tmp_path)
+    instances.append(a)
+    b = Instance("b", app_id, kafka.bootstrap_servers, source, sink, tmp_path)
+    instances.append(b)
+
+    sent: list[str] = []
+
+    def committed() -> int:
+        return sum(o for o in kafka.committed_offsets(app_id, source).values() if o > 0)
+
+    def logs() -> str:
+        return f"--- a:\n{a.text()[-3000:]}\n--- b:\n{b.text()[-3000:]}"
+
+    first = make_lines(0, 500)
+    kafka.produce(source, first)
+    sent.extend(first)
+    wait_until(lambda: committed() == len(sent), timeout=90,
+               message=lambda: f"first batch: committed {committed()} of {len(sent)}\n{logs()}")
+    # both members must be working (b with tasks of its own) when b is killed
+    wait_until(lambda: "tasks assigned" in a.text() and "tasks assigned" in b.text(),
+               timeout=60, message=lambda: f"both instances own tasks\n{logs()}")
+
+    # input keeps flowing while b dies: a producer thread paces batches, and goes on for
+    # 1000 more lines after the kill
+    killed = threading.Event()
+    errors: list[BaseException] = []
+
+    def keep_sending() -> None:
+        try:
+            n, until = len(first), 20_000
+            while n < until:
+                if killed.is_set() and until == 20_000:
+                    until = n + 1000
+                batch = make_lines(n, 25)
+                kafka.produce(source, batch)
+                sent.extend(batch)
+                n += len(batch)
+                time.sleep(0.01)  # pacing the input, not synchronisation
+        except BaseException as exc:
+            errors.append(exc)
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    try:
+        mark = committed() + 1000
+        wait_until(lambda: committed() >= mark, timeout=60,
+                   message=lambda: f"flowing: committed {committed()} < {mark}\n{logs()}")
+        assert b.proc.poll() is None, logs()
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait(30)
+    finally:
+        killed.set()
+        sender.join(120)
+    assert not errors, errors
+    assert not sender.is_alive()
+
+    expected = word_counts(sent)
+    wait_until(lambda: committed() == len(sent), timeout=120,
+               message=lambda: f"committed {committed()} of {len(sent)}\n{logs()}")
+    assert a.proc.poll() is None, f"the survivor died\n{logs()}"
+
+    def exact() -> bool:
+        latest = {w: counts[-1] for w, counts in committed_outputs(kafka, sink).items()}
+        return latest == expected
+
+    wait_until(exact, timeout=60, interval=0.5, message=lambda: (
+        f"latest committed count per word != input's word counts:\n"
+        f"got      {({w: c[-1] for w, c in committed_outputs(kafka, sink).items()})}\n"
+        f"expected {expected}\n{logs()}"))
+    for word, counts in committed_outputs(kafka, sink).items():
+        assert counts == sorted(set(counts)), f"{word}: repeated or decreasing counts {counts}"
+
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(60) == 0, a.text()[-3000:]
