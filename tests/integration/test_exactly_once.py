@@ -3,7 +3,8 @@
 The killed instance leaves a transaction open (outputs, repartition and changelog records, and
 input offsets); the broker aborts it when it times out, and the survivor takes over from the
 last commit. Every count on the output topic, read as committed, must then be exact: at
-least once would count the killed instance's uncommitted lines twice.
+least once would count the killed instance's uncommitted lines twice (run with
+``EOS_TEST_GUARANTEE=at_least_once`` to see it fail, whenever the kill lands on uncommitted work).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
+
+from fluvial.io import client
+from fluvial.io.kafka import KafkaClients
 
 REPO = Path(__file__).resolve().parents[2]
 VOCABULARY = ["exactly", "once", "kafka", "streams", "python", "state", "fence", "abort",
@@ -65,6 +69,49 @@ def committed_outputs(kafka: KafkaTestBroker, topic: str,
             if time.monotonic() > deadline:
                 raise AssertionError(f"read_committed reader stuck at {positions}, ends {ends} "
                                      "(an open transaction?)")
+    finally:
+        consumer.close()
+
+
+def test_adapter_transactions_commit_abort_and_fence(kafka: KafkaTestBroker,
+                                                    unique_topic: Callable[[str], str]) -> None:
+    """The confluent adapter: committed records and offsets appear together, aborted ones
+    never; a second producer with the same transactional.id fences the first."""
+    source, sink, group = unique_topic("in"), unique_topic("out"), unique_topic("group")
+    kafka.create_topic(source)
+    kafka.create_topic(sink)
+    kafka.produce(source, ["a", "b"])
+    clients = KafkaClients(kafka.bootstrap_servers)
+    consumer = clients.consumer(group, {})
+    tp = client.TopicPartition(source, 0)
+    consumer.assign([(tp, OFFSET_BEGINNING)])
+    txn_id = unique_topic("txn")
+    producer = clients.producer({"transactional.id": txn_id})
+    try:
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(sink, b"k", b"aborted", 0)
+        producer.send_offsets_to_transaction({tp: 1}, consumer.group_metadata(), 30)
+        producer.abort_transaction(30)
+        assert consumer.committed([tp], 10) == {tp: None}
+        producer.begin_transaction()
+        producer.produce(sink, b"k", b"committed", 0)
+        producer.send_offsets_to_transaction({tp: 2}, consumer.group_metadata(), 30)
+        producer.commit_transaction(30)
+        assert consumer.committed([tp], 10) == {tp: 2}
+        values = [m.value for m in kafka.consume_all(sink, 1)]
+        assert values == [b"committed"]
+
+        producer.begin_transaction()
+        producer.produce(sink, b"k", b"zombie", 0)
+        newer = clients.producer({"transactional.id": txn_id})
+        newer.init_transactions(30)  # aborts the open transaction, fences the old producer
+        with pytest.raises((client.ProducerFencedError, client.TransactionAbortableError)):
+            producer.commit_transaction(30)
+        newer.begin_transaction()
+        newer.produce(sink, b"k", b"newer", 0)
+        newer.commit_transaction(30)
+        assert [m.value for m in kafka.consume_all(sink, 2)] == [b"committed", b"newer"]
     finally:
         consumer.close()
 
