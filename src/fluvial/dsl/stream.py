@@ -105,6 +105,17 @@ class Stream:
         return self._then("KSTREAM-PROCESSOR-", name, supplier, key_serde=None,
                           value_serde=None, key_changed=True, stores=stores)
 
+    def process_values(self, supplier: Callable[[], Processor], stores: list[str] | None = None,
+                       name: str | None = None) -> Stream:
+        """A custom processor that keeps every record's key (Kafka Streams' processValues):
+        unlike ``process``, a later grouping needs no repartition."""
+        for store in stores or []:
+            if store not in self._builder.graph.stores:
+                raise TopologyError(f"store {store!r} is unknown: add it with "
+                                    f"builder.add_state_store({store!r}, ...) first")
+        return self._then("KSTREAM-PROCESSVALUES-", name, supplier, key_serde=self.key_serde,
+                          value_serde=None, stores=stores)
+
     # -- to Kafka ----------------------------------------------------------------------
 
     def to(self, topic: str | Callable[[Any, Any, Any], str],

@@ -78,10 +78,13 @@ class _Context:
             enqueue(c, batch)
 
     def get_store(self, name: str) -> KeyValueStore:
-        if name not in self._stores:
-            raise TopologyError(f"store {name!r} is not connected to this processor; "
-                                f"connect it with stores=[...]")
-        return self._task.stores[name]
+        if name in self._stores:
+            return self._task.stores[name]
+        global_store = self._task.global_stores.get(name)
+        if global_store is not None:  # every processor may read a global store
+            return global_store
+        raise TopologyError(f"store {name!r} is not connected to this processor; "
+                            f"connect it with stores=[...]")
 
     def schedule(self, interval_ms: int, kind: PunctuationType, callback: Punctuator) -> None:
         if interval_ms <= 0:
@@ -102,12 +105,16 @@ class Task:
     def __init__(self, task_id: str, subtopology: SubTopology, partition: int,
                  application_id: str, stores: Mapping[str, KeyValueStore],
                  collector: Collector, policy: ErrorPolicy,
-                 clock: Callable[[], int], caching: bool = False) -> None:
+                 clock: Callable[[], int], caching: bool = False,
+                 global_stores: Mapping[str, KeyValueStore] | None = None) -> None:
         self.task_id = task_id
         self.subtopology = subtopology
         self.partition = partition
         self.application_id = application_id
         self.stores = dict(stores)
+        #: global stores by name, readable (not writable) by every processor; their owner
+        #: (the runtime or the TestDriver) updates them between batches, never during one
+        self.global_stores: Mapping[str, KeyValueStore] = global_stores or {}
         self.collector = collector
         self.policy = policy
         self.clock = clock

@@ -81,7 +81,9 @@ class App:
             self.global_stores = GlobalStores(self.topology.global_stores, self.clients,
                                               cfg.state_dir / cfg.application_id / "global")
             self.global_stores.bootstrap()
-        thread = StreamThread(self.topology, cfg, self.clients, plan)
+        thread = StreamThread(self.topology, cfg, self.clients, plan,
+                              global_stores=self.global_stores.stores
+                              if self.global_stores is not None else None)
         thread.subscribe()
         return thread
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fluvial.errors import ConfigError
@@ -35,6 +35,7 @@ from fluvial.record import Headers
 from fluvial.runtime.config import Guarantee, StreamsConfig
 from fluvial.runtime.stores import TaskStores
 from fluvial.runtime.topics import TopicPlan
+from fluvial.state.store import KeyValueStore
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.runtime")
@@ -61,8 +62,10 @@ class _ActiveTask:
 
 class StreamThread:
     def __init__(self, topology: Topology, config: StreamsConfig, clients: Clients,
-                 plan: TopicPlan, clock: Callable[[], float] = time.time) -> None:
+                 plan: TopicPlan, clock: Callable[[], float] = time.time,
+                 global_stores: Mapping[str, KeyValueStore] | None = None) -> None:
         self.topology = topology
+        self.global_stores = global_stores or {}
         self.config = config
         self.clients = clients
         self.plan = plan
@@ -265,7 +268,8 @@ class StreamThread:
             log.info("task %s restored %s in %.2fs", task_id, restored,
                      time.monotonic() - started)
         task = Task(task_id, st, partition, cfg.application_id, stores.for_task(),
-                    self.collector, cfg.error_policy, self._clock_ms, caching=cfg.record_cache)
+                    self.collector, cfg.error_policy, self._clock_ms, caching=cfg.record_cache,
+                    global_stores=self.global_stores)
         self.tasks[task_id] = _ActiveTask(task, stores)
         self.restored[task_id] = restored
 

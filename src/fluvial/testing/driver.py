@@ -49,19 +49,21 @@ class TestDriver:
         self._stores: dict[str, tuple[KeyValueStore, bool]] = {}
         self._written: list[EmbeddedMessage] = []  # by the step being settled, to topics read
         policy = ErrorPolicy.parse(on_error, dead_letter_topic)
+        global_stores: dict[str, KeyValueStore] = {}
+        for g in topology.global_stores:
+            store = InMemoryKeyValueStore(g.store.name)
+            self._global[g.topic] = (store, g.key_serde, g.value_serde)
+            self._stores[g.store.name] = (store, True)
+            global_stores[g.store.name] = store
         for st in topology.subtopologies:
             stores: dict[str, KeyValueStore] = {}
             for spec in st.stores:
                 stores[spec.name] = InMemoryKeyValueStore(spec.name)
                 self._stores[spec.name] = (stores[spec.name], spec.timestamped)
             task = Task(f"{st.id}_0", st, 0, application_id, stores, self, policy,
-                        self._now)
+                        self._now, global_stores=global_stores)
             for topic in st.source_topics(application_id):
                 self._tasks[topic] = task
-        for g in topology.global_stores:
-            store = InMemoryKeyValueStore(g.store.name)
-            self._global[g.topic] = (store, g.key_serde, g.value_serde)
-            self._stores[g.store.name] = (store, True)
 
     def _now(self) -> int:
         return self._clock
