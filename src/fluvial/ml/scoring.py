@@ -1,0 +1,301 @@
+"""Scoring inside a topology, a batch at a time.
+
+``score(stream, model, featurize=..., output=...)`` adds a processor that, for each batch:
+
+1. takes the model (and the shadow model) once: a swap lands between batches, never in one;
+2. featurizes every record (``featurize(value) -> {feature: raw value}``); a record whose
+   featurization fails goes to the task's error policy (stop / skip / dead-letter), the rest
+   of the batch goes on;
+3. builds one feature batch (columns) and calls the model once (vectorized); should that
+   fail, it scores the records one by one to find, and hand to the error policy, the ones
+   that fail;
+4. builds each output value with ``output(value, prediction)``; the prediction carries the
+   model's name and version, and so does the ``fluvial.model.version`` header.
+
+Scores are those of scoring each record alone (``Model.predict_proba`` is per-row).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fluvial.dsl.stream import Stream
+from fluvial.errors import FluvialError
+from fluvial.ml.model import Model, ModelError
+from fluvial.ml.sources import ModelReader, ModelSource, as_source
+from fluvial.processing.processor import Processor, ProcessorContext
+from fluvial.record import Record
+
+log = logging.getLogger("fluvial.ml")
+
+VERSION_HEADER = "fluvial.model.version"
+
+
+class ModelUnavailableError(FluvialError):
+    """No model to score with yet (nothing published under its name, or withdrawn)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One record's score. ``positive`` is ``probability >= threshold``; ``label`` is the
+    model's class name for it (``"YES"``/``"NO"`` by default)."""
+
+    probability: float
+    positive: bool
+    label: str
+    threshold: float
+    model: str
+    version: str
+    shadow: Prediction | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"prediction": self.label, "probability": self.probability,
+                               "threshold": self.threshold, "model": self.model,
+                               "model_version": self.version}
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.as_dict()
+        return out
+
+
+@dataclass
+class ScoringMetrics:
+    """Counters of one ``score`` operator, summed over the tasks of this process."""
+
+    batches: int = 0
+    scored: int = 0
+    failed: int = 0             # records handed to the error policy
+    unavailable: int = 0        # of which: no model yet
+    swaps: int = 0              # times the model in use changed between batches
+    model_version: str | None = None
+    shadow_version: str | None = None
+    shadow_scored: int = 0
+    shadow_agreed: int = 0      # same label as the model's
+    shadow_failed: int = 0
+    load_errors: int = 0        # published files that did not load
+    versions: dict[str, int] = field(default_factory=dict)  # records scored per version
+
+    @property
+    def agreement_rate(self) -> float | None:
+        """Share of shadow-scored records whose shadow label equals the model's."""
+        return self.shadow_agreed / self.shadow_scored if self.shadow_scored else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batches": self.batches, "scored": self.scored, "failed": self.failed,
+                "unavailable": self.unavailable, "swaps": self.swaps,
+                "model_version": self.model_version, "shadow_version": self.shadow_version,
+                "shadow_scored": self.shadow_scored, "shadow_agreed": self.shadow_agreed,
+                "shadow_failed": self.shadow_failed,
+                "shadow_agreement_rate": self.agreement_rate,
+                "load_errors": self.load_errors, "versions": dict(self.versions)}
+
+
+Featurize = Callable[[Any], Mapping[str, Any]]
+Output = Callable[[Any, Prediction], Any]
+
+
+def default_output(value: Any, prediction: Prediction) -> dict[str, Any]:
+    return {"input": value, **prediction.as_dict()}
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def columns(rows: Sequence[Mapping[str, Any]], features: Sequence[str]) -> dict[str, list[Any]]:
+    """Feature rows → a feature batch (columns) with ``features``."""
+    try:
+        return {f: [row[f] for row in rows] for f in features}
+    except KeyError as exc:
+        raise ModelError(f"featurize gave no value for feature {exc.args[0]!r}") from None
+    except TypeError as exc:
+        raise ModelError(f"featurize must return a mapping of feature → value: {exc}") from None
+
+
+class ScoreProcessor(Processor):
+    """The processor ``score`` adds; ``model`` is the one the last batch used."""
+
+    fans_out = False
+
+    def __init__(self, source: ModelSource, featurize: Featurize = _identity,
+                 output: Output = default_output, shadow: ModelSource | None = None,
+                 metrics: ScoringMetrics | None = None,
+                 version_header: str | None = VERSION_HEADER, stage: str = "score") -> None:
+        self.source = source
+        self.shadow_source = shadow
+        self.featurize = featurize
+        self.output = output
+        self.metrics = metrics if metrics is not None else ScoringMetrics()
+        self.version_header = version_header
+        self.stage = stage
+        self.model: Model | None = None
+        self.shadow: Model | None = None
+        self._reader: ModelReader | None = None
+        self._shadow_reader: ModelReader | None = None
+        self._load_errors = 0
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self._reader = self.source.reader(context)
+        self._shadow_reader = (self.shadow_source.reader(context)
+                               if self.shadow_source is not None else None)
+
+    # -- per batch -----------------------------------------------------------------------
+
+    def _take_models(self) -> tuple[Model | None, Model | None]:
+        assert self._reader is not None
+        m = self.metrics
+        model = self._reader.current()
+        shadow = self._shadow_reader.current() if self._shadow_reader is not None else None
+        if model is not self.model:
+            if self.model is not None and model is not None:
+                m.swaps += 1
+            self.model = model
+        m.model_version = model.version if model is not None else None
+        self.shadow = shadow
+        m.shadow_version = shadow.version if shadow is not None else None
+        errors = sum(getattr(r, "load_errors", 0) for r in (self._reader, self._shadow_reader))
+        m.load_errors += errors - self._load_errors
+        self._load_errors = errors
+        return model, shadow
+
+    def process(self, batch: list[Record]) -> None:
+        context, m = self.context, self.metrics
+        model, shadow = self._take_models()  # once per batch: swaps land between batches
+        m.batches += 1
+        if model is None:
+            error = ModelUnavailableError(f"no model to score with yet ({self.source!r})")
+            m.unavailable += len(batch)
+            m.failed += len(batch)
+            for r in batch:
+                context.on_error(r, error, self.stage)
+            return
+        records, rows = self._featurize(batch)
+        if not records:
+            return
+        records, rows, probabilities = self._score(model, records, rows)
+        shadow_predictions = self._shadow(shadow, rows, probabilities, model.threshold)
+
+        name, version, threshold = model.name, model.version, model.threshold
+        negative, positive = getattr(model, "classes", ("NO", "YES"))
+        header = (self.version_header, version.encode()) if self.version_header else None
+        output = self.output
+        out: list[Record] = []
+        for i, r in enumerate(records):
+            p = float(probabilities[i])
+            yes = p >= threshold
+            prediction = Prediction(p, yes, positive if yes else negative, threshold, name,
+                                    version,
+                                    shadow_predictions[i] if shadow_predictions else None)
+            try:
+                value = output(r.value, prediction)
+            except Exception as exc:
+                m.failed += 1
+                context.on_error(r, exc, f"{self.stage}: output")
+                continue
+            headers = r.headers
+            if header is not None:
+                headers = [*headers, header] if headers else [header]
+            out.append(Record(r.key, value, r.timestamp, headers, r.topic, r.partition,
+                              r.offset))
+        m.scored += len(out)
+        m.versions[version] = m.versions.get(version, 0) + len(out)
+        if out:
+            context.forward(out)
+
+    def _featurize(self, batch: list[Record]) -> tuple[list[Record], list[Mapping[str, Any]]]:
+        featurize = self.featurize
+        try:
+            return batch, [featurize(r.value) for r in batch]
+        except Exception:
+            pass
+        records: list[Record] = []
+        rows: list[Mapping[str, Any]] = []
+        for r in batch:
+            try:
+                row = featurize(r.value)
+            except Exception as exc:
+                self.metrics.failed += 1
+                self.context.on_error(r, exc, f"{self.stage}: featurize")
+                continue
+            records.append(r)
+            rows.append(row)
+        return records, rows
+
+    def _score(self, model: Model, records: list[Record], rows: list[Mapping[str, Any]]
+               ) -> tuple[list[Record], list[Mapping[str, Any]], np.ndarray | list[float]]:
+        try:
+            probabilities = model.predict_proba(columns(rows, model.features))
+            if len(probabilities) != len(rows):
+                raise ModelError(f"model gave {len(probabilities)} scores for {len(rows)} rows")
+            return records, rows, probabilities
+        except Exception:
+            pass
+        kept: list[Record] = []
+        kept_rows: list[Mapping[str, Any]] = []
+        scores: list[float] = []
+        for r, row in zip(records, rows, strict=True):
+            try:
+                p = model.predict_proba(columns([row], model.features))
+                scores.append(float(p[0]))
+            except Exception as exc:
+                self.metrics.failed += 1
+                self.context.on_error(r, exc, f"{self.stage}: model {model.version}")
+                continue
+            kept.append(r)
+            kept_rows.append(row)
+        return kept, kept_rows, scores
+
+    def _shadow(self, shadow: Model | None, rows: list[Mapping[str, Any]],
+                primary: np.ndarray | list[float], threshold: float) -> list[Prediction] | None:
+        if shadow is None or not rows:
+            return None
+        m = self.metrics
+        try:
+            probabilities = shadow.predict_proba(columns(rows, shadow.features))
+            if len(probabilities) != len(rows):
+                raise ModelError(f"model gave {len(probabilities)} scores for {len(rows)} rows")
+        except Exception as exc:  # a shadow never fails a record
+            m.shadow_failed += len(rows)
+            log.warning("shadow model %s %s failed on a batch of %d: %s", shadow.name,
+                        shadow.version, len(rows), exc)
+            return None
+        negative, positive = getattr(shadow, "classes", ("NO", "YES"))
+        t = shadow.threshold
+        predictions = [Prediction(float(p), bool(p >= t), positive if p >= t else negative, t,
+                                  shadow.name, shadow.version) for p in probabilities]
+        m.shadow_scored += len(predictions)
+        m.shadow_agreed += sum(1 for p, s in zip(primary, predictions, strict=True)
+                               if (float(p) >= threshold) == s.positive)
+        return predictions
+
+
+def score(stream: Stream, model: Model | ModelSource, *, featurize: Featurize | None = None,
+          output: Output | None = None, shadow: Model | ModelSource | None = None,
+          metrics: ScoringMetrics | None = None, version_header: str | None = VERSION_HEADER,
+          name: str | None = None) -> Stream:
+    """Score ``stream``'s values with ``model`` a batch at a time; keys stay, so a later
+    grouping needs no repartition.
+
+    ``model``: a ``Model`` (fixed) or a source such as ``ModelTopic(builder, topic).model(
+    name)`` (hot-swapped between batches). ``featurize(value)`` returns the raw features as a
+    mapping (default: the value itself). ``output(value, prediction)`` builds the output value
+    (default: ``{"input": value, "prediction": …, "probability": …, "threshold": …, "model":
+    …, "model_version": …}``). ``shadow`` scores alongside: its prediction rides in
+    ``prediction.shadow`` and ``metrics.agreement_rate`` counts how often it agrees. Pass
+    ``metrics`` (a ``ScoringMetrics``) to read the counters.
+    """
+    source = as_source(model)
+    shadow_source = as_source(shadow) if shadow is not None else None
+    shared = metrics if metrics is not None else ScoringMetrics()
+    stage = name or "score"
+
+    def supplier() -> ScoreProcessor:
+        return ScoreProcessor(source, featurize or _identity, output or default_output,
+                              shadow_source, shared, version_header, stage)
+
+    return stream.process_values(supplier, name=name)
