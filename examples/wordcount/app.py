@@ -20,11 +20,12 @@ def split_words(line: str) -> list[str]:
     return [w for w in _WORD.split(line.lower()) if w]
 
 
-def build() -> fluvial.Topology:
-    """Topics: TextLinesTopic → WordsWithCountsTopic, or $FLUVIAL_WORDCOUNT_INPUT/OUTPUT."""
+def build(source: str | None = None, sink: str | None = None) -> fluvial.Topology:
+    """TextLinesTopic → WordsWithCountsTopic, unless named here or by
+    $FLUVIAL_WORDCOUNT_INPUT / $FLUVIAL_WORDCOUNT_OUTPUT (for ``fluvial run``)."""
     builder = fluvial.StreamsBuilder()
-    source = os.environ.get("FLUVIAL_WORDCOUNT_INPUT", INPUT)
-    sink = os.environ.get("FLUVIAL_WORDCOUNT_OUTPUT", OUTPUT)
+    source = source or os.environ.get("FLUVIAL_WORDCOUNT_INPUT", INPUT)
+    sink = sink or os.environ.get("FLUVIAL_WORDCOUNT_OUTPUT", OUTPUT)
     (builder.stream(source, value_serde=serdes.String())
         .flat_map_values(split_words)
         .group_by(lambda _key, word: word)

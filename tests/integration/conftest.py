@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from tests.integration.kafka_helpers import KafkaTestBroker, make_topic_name
+from tests.integration.wordcount_support import Instance
 from tools.kafka_cluster import KafkaCluster, KafkaToolError, kafka_home, pid_alive
 
 BOOTSTRAP_ENV = "FLUVIAL_BOOTSTRAP"
@@ -118,3 +119,14 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[[str], str]:
 def topic_name(unique_topic: Callable[[str], str]) -> str:
     """One fresh topic name for this test (not created; call ``create_topic``)."""
     return unique_topic("")
+
+
+@pytest.fixture
+def instances() -> Iterator[list[Instance]]:
+    """The `fluvial run` processes a test starts; any still running at the end are killed."""
+    started: list[Instance] = []
+    yield started
+    for i in started:
+        if i.proc.poll() is None:
+            i.proc.kill()
+        i.proc.wait(30)

@@ -9,39 +9,21 @@ least once would count the killed instance's uncommitted lines twice (run with
 
 from __future__ import annotations
 
-import collections
-import json
 import os
-import re
 import signal
 import struct
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
+from tests.integration.wordcount_support import Instance, make_lines, word_counts
 
 from fluvial.io import client
 from fluvial.io.kafka import KafkaClients
-
-REPO = Path(__file__).resolve().parents[2]
-VOCABULARY = ["exactly", "once", "kafka", "streams", "python", "state", "fence", "abort",
-              "commit", "topic", "table", "window"]
-_WORD = re.compile(r"\W+")
-
-
-def make_lines(start: int, count: int) -> list[str]:
-    return [" ".join(VOCABULARY[(i * 5 + j * 7) % len(VOCABULARY)] for j in range(1 + i % 6))
-            for i in range(start, start + count)]
-
-
-def word_counts(lines: list[str]) -> dict[str, int]:
-    return dict(collections.Counter(w for line in lines for w in _WORD.split(line.lower()) if w))
 
 
 def committed_outputs(kafka: KafkaTestBroker, topic: str,
@@ -116,38 +98,6 @@ def test_adapter_transactions_commit_abort_and_fence(kafka: KafkaTestBroker,
         consumer.close()
 
 
-class Instance:
-    """One ``fluvial run`` process of examples/wordcount under exactly-once; log in a file."""
-
-    def __init__(self, name: str, app_id: str, bootstrap: str, source: str, sink: str,
-                 tmp_path: Path) -> None:
-        self.log = tmp_path / f"{name}.log"
-        env = {**os.environ,
-               "FLUVIAL_WORDCOUNT_INPUT": source, "FLUVIAL_WORDCOUNT_OUTPUT": sink,
-               # a SIGKILLed member leaves the group after 6 s instead of the default 45 s
-               "FLUVIAL_CONSUMER_CONFIG": json.dumps({"session.timeout.ms": 6000,
-                                                      "heartbeat.interval.ms": 500}),
-               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fluvial", "run", "examples.wordcount.app:build",
-             "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
-             "--processing-guarantee", os.environ.get("EOS_TEST_GUARANTEE", "exactly_once")],
-            cwd=REPO, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def instances() -> Iterator[list[Instance]]:
-    started: list[Instance] = []
-    yield started
-    for i in started:
-        if i.proc.poll() is None:
-            i.proc.kill()
-        i.proc.wait(30)
-
-
 def test_wordcount_exactly_once_survives_sigkill(kafka: KafkaTestBroker,
                                                  unique_topic: Callable[[str], str],
                                                  tmp_path: Path,
@@ -155,9 +105,10 @@ def test_wordcount_exactly_once_survives_sigkill(kafka: KafkaTestBroker,
     source, sink, app_id = unique_topic("in"), unique_topic("out"), unique_topic("app")
     kafka.create_topic(source, partitions=4)
     kafka.create_topic(sink, partitions=4)
-    a = Instance("a", app_id, kafka.bootstrap_servers, source, sink, tmp_path)
+    guarantee = os.environ.get("EOS_TEST_GUARANTEE", "exactly_once")
+    a = Instance("a", app_id, kafka.bootstrap_servers, source, sink, tmp_path, guarantee)
     instances.append(a)
-    b = Instance("b", app_id, kafka.bootstrap_servers, source, sink, tmp_path)
+    b = Instance("b", app_id, kafka.bootstrap_servers, source, sink, tmp_path, guarantee)
     instances.append(b)
 
     sent: list[str] = []

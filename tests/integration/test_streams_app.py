@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import collections
-import os
 import signal
 import struct
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from examples.wordcount.app import split_words
+from examples.wordcount.app import build
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
+from tests.integration.wordcount_support import Instance, make_lines, word_counts
 
 import fluvial
-from fluvial import serdes
 from fluvial.errors import ProcessingError, TopologyError
 from fluvial.runtime.app import App
-
-REPO = Path(__file__).resolve().parents[2]
-WORDS = ["kafka", "streams", "python", "state", "table", "window", "join", "topic"]
-
-
-def lines(start: int, count: int) -> list[str]:
-    return [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(i % 5 + 1))
-            for i in range(start, start + count)]
-
-
-def expected_counts(all_lines: list[str]) -> dict[str, int]:
-    return dict(collections.Counter(w for line in all_lines for w in split_words(line)))
 
 
 def latest_counts(kafka: KafkaTestBroker, topic: str, minimum: int) -> dict[str, int]:
@@ -42,26 +26,15 @@ def latest_counts(kafka: KafkaTestBroker, topic: str, minimum: int) -> dict[str,
     return latest
 
 
-def wordcount_topology(input_topic: str, output_topic: str) -> fluvial.Topology:
-    builder = fluvial.StreamsBuilder()
-    (builder.stream(input_topic, value_serde=serdes.String())
-        .flat_map_values(split_words)
-        .group_by(lambda _k, w: w)
-        .count(materialized="counts")
-        .to_stream()
-        .to(output_topic, value_serde=serdes.Int64()))
-    return builder.build()
-
-
 def test_wordcount_in_process(kafka: KafkaTestBroker, unique_topic: Callable[[str], str],
                               tmp_path: Path) -> None:
     source, sink = unique_topic("in"), unique_topic("out")
     kafka.create_topic(source, partitions=3)
     kafka.create_topic(sink, partitions=3)
-    text = lines(0, 300)
+    text = make_lines(0, 300)
     kafka.produce(source, text)
-    expected = expected_counts(text)
-    with App(wordcount_topology(source, sink), unique_topic("app"),
+    expected = word_counts(text)
+    with App(build(source, sink), unique_topic("app"),
              bootstrap_servers=kafka.bootstrap_servers, state_dir=tmp_path) as app:
         wait_until(lambda: app.store("counts").to_dict() == expected or app.error,
                    timeout=60, message=lambda: f"counts: {app.store('counts').to_dict()}")
@@ -76,20 +49,20 @@ def test_restart_resumes_from_checkpoint(kafka: KafkaTestBroker,
     source, sink, app_id = unique_topic("in"), unique_topic("out"), unique_topic("app")
     kafka.create_topic(source, partitions=2)
     kafka.create_topic(sink, partitions=2)
-    first = lines(0, 200)
+    first = make_lines(0, 200)
     kafka.produce(source, first)
-    topology = wordcount_topology(source, sink)
+    topology = build(source, sink)
     settings = {"bootstrap_servers": kafka.bootstrap_servers, "state_dir": tmp_path / "a"}
 
     with App(topology, app_id, **settings) as app:
-        wait_until(lambda: app.store("counts").to_dict() == expected_counts(first),
+        wait_until(lambda: app.store("counts").to_dict() == word_counts(first),
                    timeout=60)
     assert list((tmp_path / "a" / app_id).glob("1_*/.checkpoint")), "no checkpoint written"
 
-    second = lines(200, 100)
+    second = make_lines(200, 100)
     kafka.produce(source, second)
     with App(topology, app_id, **settings) as app:
-        wait_until(lambda: app.store("counts").to_dict() == expected_counts(first + second),
+        wait_until(lambda: app.store("counts").to_dict() == word_counts(first + second),
                    timeout=60)
         assert app.stream_thread is not None
         replayed = sum(n for t in app.stream_thread.restored.values() for n in t.values())
@@ -98,42 +71,11 @@ def test_restart_resumes_from_checkpoint(kafka: KafkaTestBroker,
     # a new machine (empty state dir) restores everything from the changelog
     with App(topology, app_id, bootstrap_servers=kafka.bootstrap_servers,
              state_dir=tmp_path / "b") as app:
-        wait_until(lambda: app.store("counts").to_dict() == expected_counts(first + second),
+        wait_until(lambda: app.store("counts").to_dict() == word_counts(first + second),
                    timeout=60)
         assert app.stream_thread is not None
         replayed = sum(n for t in app.stream_thread.restored.values() for n in t.values())
-        assert replayed >= len(expected_counts(first + second))
-
-
-class Instance:
-    """One `fluvial run` process of the WordCount app, its log in a file."""
-
-    def __init__(self, name: str, app_id: str, bootstrap: str, source: str, sink: str,
-                 tmp_path: Path) -> None:
-        self.log = tmp_path / f"{name}.log"
-        env = {**os.environ, "WORDCOUNT_INPUT": source, "WORDCOUNT_OUTPUT": sink,
-               "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fluvial", "run", "tests.integration.wordcount_env:build",
-             "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
-             "--commit-interval-ms", "500"],
-            cwd=REPO, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def owns_tasks(self) -> bool:
-        return "task " in self.text() or "restored" in self.text()
-
-
-@pytest.fixture
-def instances() -> Iterator[list[Instance]]:
-    started: list[Instance] = []
-    yield started
-    for i in started:
-        if i.proc.poll() is None:
-            i.proc.kill()
-        i.proc.wait(30)
+        assert replayed >= len(word_counts(first + second))
 
 
 def test_instances_scale_out_and_fail_over(kafka: KafkaTestBroker,
@@ -160,16 +102,16 @@ def test_instances_scale_out_and_fail_over(kafka: KafkaTestBroker,
         sent.extend(batch)
 
     a, b = start("a"), start("b")
-    send(lines(0, 400))
+    send(make_lines(0, 400))
     wait_until(lambda: committed() >= 200, timeout=90,
                message=lambda: f"nothing committed; log a:\n{a.text()[-2000:]}")
     c = start("c")
-    send(lines(400, 400))
+    send(make_lines(400, 400))
     wait_until(lambda: committed() >= 600, timeout=90, message="second batch not committed")
     b.proc.send_signal(signal.SIGKILL)
     b.proc.wait(30)
-    send(lines(800, 400))
-    expected = expected_counts(sent)
+    send(make_lines(800, 400))
+    expected = word_counts(sent)
     wait_until(lambda: committed() == len(sent), timeout=120,
                message=lambda: f"committed {committed()} of {len(sent)}")
     assert a.proc.poll() is None and c.proc.poll() is None, "a survivor died"

@@ -1,0 +1,49 @@
+"""WordCount as integration tests drive it: lines, expected counts, `fluvial run` processes."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from examples.wordcount.app import split_words
+
+REPO = Path(__file__).resolve().parents[2]
+VOCABULARY = ["exactly", "once", "kafka", "streams", "python", "state", "fence", "abort",
+              "commit", "topic", "table", "window"]
+
+
+def make_lines(start: int, count: int) -> list[str]:
+    return [" ".join(VOCABULARY[(i * 5 + j * 7) % len(VOCABULARY)] for j in range(1 + i % 6))
+            for i in range(start, start + count)]
+
+
+def word_counts(lines: list[str]) -> dict[str, int]:
+    return dict(collections.Counter(w for line in lines for w in split_words(line)))
+
+
+class Instance:
+    """One ``fluvial run examples.wordcount.app:build`` process; its log in a file."""
+
+    def __init__(self, name: str, app_id: str, bootstrap: str, source: str, sink: str,
+                 tmp_path: Path, guarantee: str = "at_least_once") -> None:
+        self.log = tmp_path / f"{name}.log"
+        env = {**os.environ,
+               "FLUVIAL_WORDCOUNT_INPUT": source, "FLUVIAL_WORDCOUNT_OUTPUT": sink,
+               # a SIGKILLed member leaves the group after 6 s instead of the default 45 s
+               "FLUVIAL_CONSUMER_CONFIG": json.dumps({"session.timeout.ms": 6000,
+                                                      "heartbeat.interval.ms": 500}),
+               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fluvial", "run", "examples.wordcount.app:build",
+             "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
+             "--commit-interval-ms", "500" if guarantee == "at_least_once" else "100",
+             "--processing-guarantee", guarantee],
+            cwd=REPO, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
