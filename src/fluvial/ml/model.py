@@ -121,6 +121,9 @@ def read_envelope(data: bytes) -> tuple[ModelInfo, str]:
             metrics=dict(doc.get("metrics") or {}), training=dict(doc.get("training") or {}))
     except (TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model file metadata is malformed: {exc}") from None
+    if len(info.classes) != 2:
+        raise ModelError(f"model file: \"classes\" must name 2 classes (negative, positive), "
+                         f"got {list(info.classes)}")
     unknown = set(info.categories) - set(info.features)
     if unknown:
         raise ModelError(f"model file has categories for unknown features: {sorted(unknown)}")
