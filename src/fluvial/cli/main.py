@@ -25,6 +25,9 @@ _SETTINGS = [
     click.option("--dead-letter-topic", default=None),
     click.option("--replication-factor", type=int, default=None,
                  help="Of internal topics (-1: the broker's default)."),
+    click.option("--http-port", type=click.IntRange(0, 65535), default=None,
+                 envvar="FLUVIAL_HTTP_PORT",
+                 help="Serve /healthz, /readyz and /metrics here (worker i: port + i)."),
 ]
 
 
@@ -54,6 +57,7 @@ def run(target: str, workers: int, **settings: Any) -> None:
     from fluvial.runtime.config import StreamsConfig
 
     settings = {k: v for k, v in settings.items() if v is not None}
+    http_port = settings.pop("http_port", None)
     load_topology(target)  # fail here, once, before any worker starts
     config = StreamsConfig.create(**settings)
     if workers > 1:
@@ -62,18 +66,26 @@ def run(target: str, workers: int, **settings: Any) -> None:
                                    "broker lives inside one process")
         from fluvial.runtime.workers import run_workers
 
-        sys.exit(run_workers(workers, _run_one, (target, settings)))
-    _run_one(target, settings)
+        sys.exit(run_workers(workers, _run_one, (target, settings, http_port)))
+    _run_one(0, target, settings, http_port)
 
 
-def _run_one(target: str, settings: dict[str, Any]) -> None:
+def _run_one(worker: int, target: str, settings: dict[str, Any], http_port: int | None) -> None:
     from fluvial.cli.loading import load_topology
     from fluvial.runtime.app import App
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    App(load_topology(target), **settings).run()
+    app = App(load_topology(target), **settings)
+    if http_port is not None:
+        from fluvial.server import AppServer
+
+        port = http_port + worker if http_port else 0
+        server = AppServer(app, port=port).start()
+        logging.getLogger("fluvial.cli").info(
+            "worker %d: /healthz /readyz /metrics on port %d", worker, server.port)
+    app.run()
 
 
 @cli.command()

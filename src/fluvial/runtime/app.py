@@ -63,6 +63,7 @@ class App:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = threading.Event()
+        self._active = threading.Event()  # the processing loop is running
         self.error: BaseException | None = None
         self.stream_thread: StreamThread | None = None
         self.global_stores: GlobalStores | None = None
@@ -92,6 +93,7 @@ class App:
         assert thread is not None
         clean = False
         try:
+            self._active.set()
             self._started.set()
             while not self._stop.is_set():
                 thread.run_once()
@@ -103,9 +105,11 @@ class App:
             log.error("application %s stopped: %s", self.config.application_id, exc)
             raise
         finally:
+            self._stop.set()  # readiness reports the shutdown from here on
             try:
                 thread.close(clean=clean)
             finally:
+                self._active.clear()
                 if self.global_stores is not None:
                     self.global_stores.close()
 
@@ -147,7 +151,11 @@ class App:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._active.is_set()
+
+    @property
+    def closing(self) -> bool:
+        return self._stop.is_set()
 
     # -- state ----------------------------------------------------------------------------
 

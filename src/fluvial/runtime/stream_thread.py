@@ -95,6 +95,7 @@ class StreamThread:
         self.commits = 0
         self.aborts = 0
         self.running = False
+        self.last_poll = time.monotonic()  # liveness: the loop made progress
         self._in_txn = False
         if self.eos:
             self.producer.init_transactions(60.0)
@@ -110,6 +111,7 @@ class StreamThread:
         cfg = self.config
         self._begin()
         messages = self.consumer.poll_batch(cfg.max_poll_records, cfg.poll_timeout_ms / 1000)
+        self.last_poll = time.monotonic()
         if messages:
             self._process(messages)
         now_ms = int(self._clock() * 1000)

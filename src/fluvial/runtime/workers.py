@@ -19,8 +19,9 @@ log = logging.getLogger("fluvial.workers")
 
 
 def run_workers(count: int, target: Callable[..., None], args: tuple[Any, ...]) -> int:
+    """Run ``target(worker_index, *args)`` in ``count`` processes; 0 if all exit cleanly."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=target, args=args, name=f"fluvial-worker-{i}")
+    procs = [ctx.Process(target=target, args=(i, *args), name=f"fluvial-worker-{i}")
              for i in range(count)]
     for p in procs:
         p.start()
