@@ -86,7 +86,7 @@ def train(lines: Sequence[str] | None = None, *, data: str | Path = DATA_FILE,
     if lines is None:
         lines = read_lines(data)
         data_sha256 = file_sha256(data)
-        source = str(data)
+        source = Path(data).name
     else:
         data_sha256 = hashlib.sha256("\n".join(lines).encode("latin-1")).hexdigest()
         source = f"{len(lines)} lines"

@@ -1,0 +1,76 @@
+"""How fast the scoring operator is, one record per batch against whole batches.
+
+    python -m examples.airline.scoring_speed [--model FILE] [--rows 20000]
+
+Runs CSV lines through the scoring processor of a real task (parse, featurize, one model
+call per batch, output dicts), with batches of 1, 10, 100 and 1,000 records, and the model
+alone on the same rows. Without ``--model`` it trains the default model first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import fluvial
+from examples.airline.flights import columns, parse_line, read_lines
+from examples.airline.train import train
+from fluvial import ml
+from fluvial.io.embedded.message import EmbeddedMessage
+from fluvial.processing.errors import ErrorPolicy
+from fluvial.processing.task import Task
+from fluvial.record import Headers
+
+
+class _Discard:
+    def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
+             headers: Headers | None, partition: int | None) -> None:
+        pass
+
+
+def operator_rate(model: ml.Model, lines: Sequence[str], batch: int) -> float:
+    """Records per second through source → score → (no) sink, ``batch`` records a batch."""
+    b = fluvial.StreamsBuilder()
+    ml.score(b.stream("in", value_serde="string"), model, featurize=parse_line,
+             output=lambda line, p: {"prediction": p.label, "probability": p.probability,
+                                     "model_version": p.version}).to("out")
+    (st,) = b.build().subtopologies
+    task = Task("0_0", st, 0, "speed", {}, _Discard(), ErrorPolicy(), lambda: 0)
+    messages = [EmbeddedMessage("in", 0, i, None, line.encode(), i, None)
+                for i, line in enumerate(lines)]
+    started = time.perf_counter()
+    for i in range(0, len(messages), batch):
+        task.process("in", messages[i:i + batch])
+    return len(messages) / (time.perf_counter() - started)
+
+
+def model_rate(model: ml.Model, lines: Sequence[str], batch: int) -> float:
+    """Records per second of ``predict_proba`` alone on already-parsed columns."""
+    flights = [parse_line(line) for line in lines]
+    batches = [columns(flights[i:i + batch], model.features)
+               for i in range(0, len(flights), batch)]
+    started = time.perf_counter()
+    for cols in batches:
+        model.predict_proba(cols)
+    return len(flights) / (time.perf_counter() - started)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m examples.airline.scoring_speed")
+    p.add_argument("--model", type=Path, default=None, help="model file (default: train one)")
+    p.add_argument("--rows", type=int, default=20_000)
+    args = p.parse_args(argv)
+    model = ml.load_model(args.model) if args.model else train().model
+    lines = read_lines()[:args.rows]
+    print(f"model {model.name} {model.version}; {len(lines):,} rows; rows/s")
+    print(f"{'batch':>6} {'operator':>10} {'model alone':>12}")
+    for batch in (1, 10, 100, 1000):
+        print(f"{batch:>6} {operator_rate(model, lines, batch):>10,.0f} "
+              f"{model_rate(model, lines, batch):>12,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
