@@ -1,0 +1,1 @@
+"""fluvial's benchmark harness (issue 5): see bench/README.md."""

@@ -1,0 +1,213 @@
+"""Turn results.json into results.md (tables, ratios against issue 5's targets) and results.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Issue 5's targets, as (workloads, fluvial system, peer, metric, minimum ratio).
+# "throughput": fluvial ÷ peer records/s must be ≥ the ratio;
+# "p99": peer p99 ÷ fluvial p99 must be ≥ the ratio (fluvial no worse).
+TARGETS: list[tuple[str | None, str, str, str, float]] = [
+    (None, "fluvial-1w", "quix", "throughput", 3.0),
+    (None, "fluvial-1w", "faust", "throughput", 3.0),
+    ("stateless", "fluvial-1w", "java", "throughput", 1.0),
+    ("wordcount", "fluvial-1w", "java", "throughput", 1.0),
+    ("stateless", "fluvial-1w", "ceiling", "throughput", 0.8),
+    (None, "fluvial-1w", "java", "p99", 1.0),
+]
+
+
+def _fmt(v: Any, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (int, float)):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _cases(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(c["system"], c["workload"]): c for c in doc["cases"]}
+
+
+def ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, Any]]:
+    cases = _cases(doc)
+    rows = []
+    for workload in doc["workloads"]:
+        for only, ours, peer, metric, target in TARGETS:
+            if only is not None and only != workload:
+                continue
+            ours = fluvial if ours == "fluvial-1w" else ours
+            a, b = cases.get((ours, workload)), cases.get((peer, workload))
+            row = {"workload": workload, "fluvial": ours, "peer": peer, "metric": metric,
+                   "target": target, "ratio": None, "met": None}
+            if not a or not b or a.get("status") != "ok" or b.get("status") != "ok":
+                row["why"] = (f"{peer}: {b.get('status')}" if b and b.get("status") != "ok"
+                              else f"{ours}: {a.get('status') if a else 'not run'}"
+                              if not a or a.get("status") != "ok" else f"{peer}: not run")
+                rows.append(row)
+                continue
+            if metric == "throughput":
+                ratio = a["throughput"] / b["throughput"]
+            else:
+                pa, pb = a["latency"]["p99_ms"], b["latency"]["p99_ms"]
+                ratio = (pb / pa) if pa else None
+            row["ratio"] = round(ratio, 2) if ratio is not None else None
+            row["met"] = ratio is not None and ratio >= target
+            rows.append(row)
+    return rows
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m, s, v = doc["machine"], doc["settings"], doc["versions"]
+    lines = [f"# Benchmark run {doc['run_id']}", ""]
+    if doc.get("smoke"):
+        lines += ["**Smoke run** (tiny sizes): checks that every runner works; the numbers "
+                  "mean nothing.", ""]
+    lines += [
+        f"- machine: {m.get('cores')} cores ({m.get('cpu_model', '?')}), "
+        f"{m.get('memory_gb', '?')} GB RAM, {m.get('platform')}",
+        f"- load average at start / end: {_load(doc.get('load_avg_start'))} / "
+        f"{_load(doc.get('load_avg_end'))}; took {_fmt(doc.get('duration_s'), 0)} s",
+        f"- Kafka broker {v.get('kafka (broker)')} (1 node, local), librdkafka "
+        f"{v.get('librdkafka')}, Python {v.get('python')}",
+        f"- settings: {s['partitions']} partitions, replication 1, commit interval "
+        f"{s['commit_interval_ms']} ms, {s['processing_guarantee']} for every system; "
+        f"latency at {s['latency_rate_per_s']:,} records/s for {s['latency_seconds']} s; "
+        f"seed {s['seed']}",
+    ]
+    for note in doc.get("notes", []):
+        lines.append(f"- note: {note}")
+    lines.append("")
+    for name, w in doc["workloads"].items():
+        unit = w["unit"]
+        lines += [f"## {w['title']}", "",
+                  f"{w['records']:,} {unit} per throughput run.", "",
+                  f"| system | {unit}/s | p50 ms | p99 ms | peak RSS MB | CPU s / M {unit} "
+                  f"| outputs | status |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for c in doc["cases"]:
+            if c["workload"] != name:
+                continue
+            lat = c.get("latency") or {}
+            status = c["status"]
+            if c.get("error"):
+                status += ": " + c["error"].splitlines()[0][:120]
+            lines.append(
+                f"| {c['system_name']} | {_fmt(c.get('throughput'))} | "
+                f"{_fmt(lat.get('p50_ms'))} | {_fmt(lat.get('p99_ms'))} | "
+                f"{_fmt(c.get('peak_rss_mb'))} | {_fmt(c.get('cpu_s_per_m'), 1)} | "
+                f"{_fmt(c.get('outputs'))} | {status} |")
+        lines.append("")
+    lines += ["## Against issue 5's targets (fluvial with 1 worker, one process like each peer)",
+              "", "| workload | metric | fluvial ÷ peer | ratio | target | met |",
+              "|---|---|---|---:|---:|---|"]
+    for r in doc.get("ratios", []):
+        what = ("records/s" if r["metric"] == "throughput" else "p99 (peer ÷ fluvial)")
+        met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        ratio = _fmt(r["ratio"], 2) if r["ratio"] is not None else f"- ({r.get('why', '')})"
+        lines.append(f"| {r['workload']} | {what} | {r['fluvial']} ÷ {r['peer']} | {ratio} | "
+                     f"≥ {r['target']} | {met} |")
+    lines += ["", "Same ratios for fluvial with 2 workers (two processes, so not like for like):",
+              "", "| workload | metric | peer | ratio | target |", "|---|---|---|---:|---:|"]
+    for r in doc.get("ratios_2w", []):
+        lines.append(f"| {r['workload']} | {r['metric']} | {r['peer']} | "
+                     f"{_fmt(r['ratio'], 2)} | ≥ {r['target']} |")
+    lines += ["", "## Systems", ""]
+    for key, sysinfo in doc["systems"].items():
+        ver = ", ".join(f"{k} {val}" for k, val in sysinfo.get("versions", {}).items())
+        st = ", ".join(f"{k}: {val}" for k, val in sysinfo.get("settings", {}).items())
+        line = f"- **{sysinfo['name']}** (`{key}`): {ver or '-'}"
+        if st:
+            line += f"; {st}"
+        if sysinfo.get("unavailable"):
+            line += f"; **unavailable**: {sysinfo['unavailable']}"
+        lines.append(line)
+    lines += ["", "## How to read this", "",
+              "- **records/s**: input records (WordCount: lines) ÷ (broker append time of the "
+              "last output - create time of the first input), produced while the system was "
+              "idle and subscribed. Every input's output was seen before the clock stopped.",
+              "- **p50/p99**: output append time - input create time, at the fixed rate above. "
+              "Kafka Streams and fluvial cache WordCount counts until the commit (defaults), "
+              "so their WordCount latency is about half the commit interval by design.",
+              "- **peak RSS**: summed over the system's process tree (JVM included for Java; "
+              "the supervisor process included for fluvial --workers), sampled every 0.2 s "
+              "during the throughput phase. **CPU s / M**: user+system CPU seconds of that tree "
+              "during the throughput phase per million input records. The broker, the input "
+              "producer and the output reader share the machine and are not counted.",
+              ""]
+    failed = [c for c in doc["cases"] if c["status"] not in ("ok", "unsupported")]
+    if failed:
+        lines += ["## Problems", ""]
+        for c in failed:
+            lines.append(f"- {c['system']} x {c['workload']}: {c['status']}: "
+                         f"{c.get('error', '')}")
+            if c.get("log_tail"):
+                lines += ["", "  ```", *("  " + x for x in c["log_tail"].splitlines()[-12:]),
+                          "  ```"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _load(v: Any) -> str:
+    if not v:
+        return "?"
+    return " ".join(f"{x:.2f}" for x in v)
+
+
+def chart(doc: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    workloads = list(doc["workloads"])
+    systems = [k for k in doc["systems"]]
+    names = {k: doc["systems"][k]["name"] for k in systems}
+    cases = _cases(doc)
+    panels = [("throughput", "records (lines) / s", lambda c: c.get("throughput")),
+              ("p99 latency", "ms (p50 as dot)", lambda c: (c.get("latency") or {}).get("p99_ms")),
+              ("peak RSS", "MB", lambda c: c.get("peak_rss_mb")),
+              ("CPU per million inputs", "CPU s", lambda c: c.get("cpu_s_per_m"))]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    width = 0.8 / max(1, len(systems))
+    colors = plt.get_cmap("tab10")
+    for ax, (title, ylabel, get) in zip(axes.flat, panels, strict=True):
+        for i, key in enumerate(systems):
+            xs, ys, p50 = [], [], []
+            for j, w in enumerate(workloads):
+                c = cases.get((key, w))
+                val = get(c) if c and c.get("status") == "ok" else None
+                if val is not None:
+                    xs.append(j + (i - (len(systems) - 1) / 2) * width)
+                    ys.append(val)
+                    p50.append((c.get("latency") or {}).get("p50_ms"))
+            ax.bar(xs, ys, width, label=names[key], color=colors(i))
+            if title == "p99 latency":
+                ax.scatter(xs, [p if p is not None else 0 for p in p50], color="black", s=8,
+                           zorder=3)
+        ax.set_xticks(range(len(workloads)), workloads)
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    m = doc["machine"]
+    fig.suptitle(f"fluvial benchmarks {doc['run_id']} — {m.get('cores')} cores, "
+                 f"{doc['settings']['partitions']} partitions, commit "
+                 f"{doc['settings']['commit_interval_ms']} ms, at-least-once")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_report(doc: dict[str, Any], out: Path) -> None:
+    import json
+
+    doc["ratios"] = ratios(doc)
+    doc["ratios_2w"] = [r for r in ratios(doc, "fluvial-2w") if r["metric"] == "throughput"]
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    (out / "results.md").write_text(markdown(doc))
+    chart(doc, out / "results.png")
