@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status clean check-python
+        kafka-down kafka-status clean check-python bench bench-smoke bench-java
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -54,6 +54,35 @@ kafka-down:
 
 kafka-status:
 	$(PY) tools/kafka_cluster.py status
+
+## Benchmarks (issue 5; bench/README.md): fluvial against the bare client, Quix Streams, Faust
+## and Java Kafka Streams on a local broker. The peers get their own venv, bench/.venv.
+BENCH_VENV  := bench/.venv
+BENCH_PY    := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_TOOLS := matplotlib==3.11.2 psutil==7.2.2 py-spy==0.4.3
+BENCH_PEERS := quixstreams==3.28.1 faust-streaming==0.15.3
+BENCH_ARGS  ?=
+
+$(BENCH_STAMP): pyproject.toml | check-python
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e . $(BENCH_TOOLS)
+	@for p in $(BENCH_PEERS); do $(BENCH_PY) -m pip install --quiet $$p || \
+	  echo "bench: could not install $$p; it will be reported unavailable"; done
+	@touch $(BENCH_STAMP)
+
+bench-java:
+	@mvn -q -f bench/java/pom.xml package -DskipTests || \
+	  echo "bench: Java Kafka Streams did not build; it will be reported unavailable"
+
+bench: $(BENCH_STAMP) bench-java
+	$(BENCH_PY) tools/kafka_cluster.py fetch
+	$(BENCH_PY) -m bench --profile $(BENCH_ARGS)
+
+bench-smoke: $(BENCH_STAMP) bench-java
+	$(BENCH_PY) tools/kafka_cluster.py fetch
+	$(BENCH_PY) -m bench --smoke $(BENCH_ARGS)
 
 clean:
 	-$(PY) tools/kafka_cluster.py down 2>/dev/null

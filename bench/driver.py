@@ -375,7 +375,7 @@ def run_case(runner: Runner, workload: Workload, settings: Settings, bootstrap: 
                      input_topic=input_topic, output_topic=output_topic,
                      commit_ms=settings.commit_ms, partitions=settings.partitions,
                      state_dir=work_dir / "state" / case, log_path=work_dir / f"{case}.log",
-                     wrap=list(getattr(runner, "wrap", []) or []))
+                     wrap=list(runner.wrap))
     tracker = workload.tracker()
     reader = OutputReader(bootstrap, output_topic, settings.partitions, tracker).start()
     fast = InputProducer(bootstrap, input_topic, linger_ms=5)
@@ -448,6 +448,7 @@ def run_case(runner: Runner, workload: Workload, settings: Settings, bootstrap: 
         result["exit_code"] = handle.stop()
         reader.stop()
         result["outputs"] = tracker.outputs
+        result["expected_outputs"] = tracker.expected_outputs()
         result["duplicates"] = tracker.duplicates
         result["pending"] = tracker.pending()
         if tracker.bad:

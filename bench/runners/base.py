@@ -37,8 +37,10 @@ class RunContext:
 class Handle:
     """The started process (in its own process group, so stop() reaches its children)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log: IO[bytes], log_path: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log: IO[bytes], log_path: Path,
+                 stop_signal: int = signal.SIGTERM) -> None:
         self.proc = proc
+        self.stop_signal = stop_signal
         self._log = log
         self.log_path = log_path
 
@@ -59,7 +61,7 @@ class Handle:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM the process group (each system commits and leaves), SIGKILL after timeout."""
         if self.alive():
-            self._signal(signal.SIGTERM)
+            self._signal(self.stop_signal)
             self._signal(signal.SIGCONT)  # in case it was paused
             try:
                 self.proc.wait(timeout)
@@ -88,6 +90,8 @@ class Runner(ABC):
     name: str  # for tables
     system: str  # matched against Workload.systems
     members = 1  # consumer-group members it starts
+    stop_signal: int = signal.SIGTERM
+    wrap: tuple[str, ...] = ()  # a command prefix, e.g. py-spy record ... --
 
     def __init__(self, python: str, repo: Path) -> None:
         self.python = python
@@ -128,7 +132,7 @@ class Runner(ABC):
         proc = subprocess.Popen([*ctx.wrap, *self.command(ctx)], cwd=self.repo,
                                 env=self.env(ctx), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        return Handle(proc, log, ctx.log_path)
+        return Handle(proc, log, ctx.log_path, self.stop_signal)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -69,6 +69,10 @@ class Tracker(ABC):
     def pending(self) -> int:
         """Inputs (or keys) whose output has not been seen yet."""
 
+    @abstractmethod
+    def expected_outputs(self) -> int:
+        """Outputs the run must produce at least (one per passing record, one per word...)."""
+
     def seen(self, key: bytes | None, value: bytes | None, append_ms: int) -> None:
         self.outputs += 1
         if self.first_append_ms is None:

@@ -61,6 +61,9 @@ class StatelessTracker(Tracker):
     def pending(self) -> int:
         return len(self._pending)
 
+    def expected_outputs(self) -> int:
+        return len(self._pending) + len(self._done)
+
 
 @register
 class Stateless(Workload):

@@ -77,6 +77,9 @@ class WordCountTracker(Tracker):
     def pending(self) -> int:
         return len(self._incomplete)
 
+    def expected_outputs(self) -> int:
+        return len(self._expected)  # at least the final count of every word
+
 
 @register
 class WordCount(Workload):

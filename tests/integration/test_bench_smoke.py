@@ -1,0 +1,48 @@
+"""The benchmark harness's smoke test: fluvial and the ceiling on every workload, tiny sizes.
+
+Benchmarks are not timed tests (issue 5): this only checks that each runner starts, processes
+every input and produces the expected outputs on the session's real broker. The peers (Quix,
+Faust, Java Kafka Streams) live in bench/.venv and bench/java and are checked by
+``make bench-smoke``, never here.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from bench import workloads
+from bench.driver import Settings, run_case
+from bench.runners.ceiling import CeilingRunner
+from bench.runners.fluvial import FluvialRunner
+from tests.integration.kafka_helpers import KafkaTestBroker
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = Settings(records=300, rate=200, latency_seconds=1.0, warmup=8, startup_timeout=60.0,
+                 min_phase_timeout=30.0)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workload", ["stateless", "wordcount"])
+@pytest.mark.parametrize("system", ["fluvial-1w", "ceiling"])
+def test_runner_processes_every_input(kafka: KafkaTestBroker, tmp_path: Path, system: str,
+                                      workload: str) -> None:
+    runner = (FluvialRunner(sys.executable, REPO, workers=1) if system == "fluvial-1w"
+              else CeilingRunner(sys.executable, REPO))
+    w = workloads.get(workload)
+    result = run_case(runner, w, SMOKE, kafka.bootstrap_servers, tmp_path,
+                      f"smoke{uuid.uuid4().hex[:6]}")
+    log = Path(tmp_path / f"{system}-{workload}.log")
+    detail = f"{result}\n--- log ---\n{log.read_text() if log.is_file() else ''}"
+    assert result["status"] == "ok", detail
+    assert result["pending"] == 0, detail
+    assert result["duplicates"] == 0, detail
+    assert "bad_outputs" not in result, detail
+    assert result["expected_outputs"] > 0, detail
+    if workload == "stateless":  # one output per record that passes the filter
+        assert result["outputs"] == result["expected_outputs"], detail
+    else:  # at least the final count of every word (cached systems skip intermediate ones)
+        assert result["outputs"] >= result["expected_outputs"], detail
+    assert result["throughput"] > 0 and result["latency"]["samples"] > 0, detail
