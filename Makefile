@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
+.PHONY: demo demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
         kafka-down kafka-status clean check-python bench bench-smoke bench-java
 
 check-python:
@@ -20,8 +20,15 @@ $(STAMP): pyproject.toml | check-python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## The main job: the demo on the embedded broker (nothing else to install).
+## The main job: the talk's airline flight-delay demo on the embedded broker (nothing else
+## to install): train or reuse the model, run the microservice, replay the flights, summary.
+## DEMO_ARGS='--bootstrap-servers localhost:9092 --workers 3' runs it on a real cluster.
+DEMO_ARGS ?=
 demo: $(STAMP)
+	$(PY) -m examples.airline.demo $(DEMO_ARGS)
+
+## WordCount, the talk's first example, on the embedded broker.
+demo-wordcount: $(STAMP)
 	$(PY) -m examples.wordcount.demo
 
 ## Lint, type-check, unit tests, then integration tests on a real Kafka broker that the
