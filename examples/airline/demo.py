@@ -423,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-inject", action="store_true",
                    help="replay only flights (no malformed or odd lines)")
     p.add_argument("--retrain", action="store_true", help="train even if a model is cached")
+    p.add_argument("--model-cache", type=Path, default=CACHE,
+                   help=f"the model file to reuse or write (default {_rel(CACHE)})")
     p.add_argument("--timeout", type=float, default=180.0,
                    help="seconds to wait for every prediction once all is sent")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -436,10 +438,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    for name in ("fluvial.errors", "fluvial.task"):  # the summary lists dead letters
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet = [logging.getLogger(n) for n in ("fluvial.errors", "fluvial.task")]
+    levels = [q.level for q in quiet]
+    for q in quiet:  # each dead letter is logged as a warning: the summary lists them
+        q.setLevel(logging.ERROR)
+    try:
+        return _run(args)
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
     print("fluvial airline demo: flight-delay predictions inside a stream\n")
-    model, _ = load_or_train(retrain=args.retrain)
+    model, _ = load_or_train(args.model_cache, retrain=args.retrain)
     info = model.info
     data = list(source_lines(args.source, limit=args.limit))
     if args.source == "file":
