@@ -592,6 +592,9 @@ def summary(args: argparse.Namespace, stream: Stream, c: Collector, send_s: floa
     rate = c.scored / elapsed if elapsed > 0 else 0.0
     row("records scored", f"{c.scored:,} of {expected_scored:,} expected, in {elapsed:.1f}s: "
         f"{rate:,.0f} records/s (first line sent -> last prediction read)")
+    if c.first_at is not None and c.last_at is not None and c.last_at > c.first_at:
+        row("", f"{c.scored / (c.last_at - c.first_at):,.0f} records/s from the first "
+            f"prediction to the last")
     for title, mask in (("all flights", labelled & scored),
                         (f"{held_out_note}", labelled & scored & held)):
         n = int(mask.sum())
