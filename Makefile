@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
+.PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
         kafka-down kafka-status clean check-python bench bench-smoke bench-java
 
 check-python:
@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml | check-python
 DEMO_ARGS ?=
 demo: $(STAMP)
 	$(PY) -m examples.airline.demo $(DEMO_ARGS)
+
+## The talk's set-up on a local real Kafka: 3 nodes, 10 partitions, replication 3, 5 instances
+## of the microservice; one is SIGKILLed mid-run, the others take over; every flight scored once.
+demo-cluster: $(STAMP) kafka-fetch
+	$(PY) -m examples.airline.demo_cluster $(DEMO_CLUSTER_ARGS)
 
 ## WordCount, the talk's first example, on the embedded broker.
 demo-wordcount: $(STAMP)
