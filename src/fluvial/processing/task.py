@@ -259,12 +259,14 @@ class Task:
             log.warning("skipped: %s", message)
             return
         raw = self._raw(record)
-        headers: Headers = [("fluvial.error", message.encode()),
-                   ("fluvial.stage", stage.encode()),
-                   ("fluvial.topic", record.topic.encode()),
-                   ("fluvial.partition", str(record.partition).encode()),
-                   ("fluvial.offset", str(record.offset).encode()),
-                   ("fluvial.task", self.task_id.encode())]
+        original = (raw.headers() if raw is not None else None) or []
+        headers: Headers = [*original,
+                            ("fluvial.error", message.encode()),
+                            ("fluvial.stage", stage.encode()),
+                            ("fluvial.topic", record.topic.encode()),
+                            ("fluvial.partition", str(record.partition).encode()),
+                            ("fluvial.offset", str(record.offset).encode()),
+                            ("fluvial.task", self.task_id.encode())]
         key = raw.key() if raw is not None else None
         value = raw.value() if raw is not None else None
         self.collector.send(self.policy.topic(self.application_id), key, value,

@@ -201,3 +201,12 @@ def test_dead_letter_keeps_the_timestamp() -> None:
 def test_bad_on_error_value_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"on_error='ignore'.*stop.*skip.*dead_letter"):
         TestDriver(_topology(), on_error="ignore")
+
+
+def test_dead_letter_keeps_the_original_headers_before_its_own() -> None:
+    with TestDriver(_topology(), on_error="dead_letter") as d:
+        d.input_topic("in").pipe(3, key="k", headers=[("trace", b"abc")])
+        (dead,) = d.read("test-app-dead-letter")
+    names = [name for name, _ in dead.headers()]
+    assert names[0] == "trace" and dead.headers()[0][1] == b"abc"
+    assert "fluvial.error" in names[1:]
