@@ -30,6 +30,10 @@ def _cases(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(c["system"], c["workload"]): c for c in doc["cases"]}
 
 
+def _measured(c: dict[str, Any] | None) -> bool:
+    return bool(c) and c.get("status") in ("ok", "partial") and c.get("throughput") is not None
+
+
 def ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, Any]]:
     cases = _cases(doc)
     rows = []
@@ -41,10 +45,10 @@ def ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, A
             a, b = cases.get((ours, workload)), cases.get((peer, workload))
             row = {"workload": workload, "fluvial": ours, "peer": peer, "metric": metric,
                    "target": target, "ratio": None, "met": None}
-            if not a or not b or a.get("status") != "ok" or b.get("status") != "ok":
-                row["why"] = (f"{peer}: {b.get('status')}" if b and b.get("status") != "ok"
-                              else f"{ours}: {a.get('status') if a else 'not run'}"
-                              if not a or a.get("status") != "ok" else f"{peer}: not run")
+            if not _measured(a) or not _measured(b):
+                row["why"] = (f"{ours}: {a.get('status') if a else 'not run'}"
+                              if not _measured(a) else
+                              f"{peer}: {b.get('status') if b else 'not run'}")
                 rows.append(row)
                 continue
             if metric == "throughput":
@@ -93,6 +97,13 @@ def markdown(doc: dict[str, Any]) -> str:
             status = c["status"]
             if c.get("error"):
                 status += ": " + c["error"].splitlines()[0][:120]
+            if c.get("partial"):
+                status += ": " + c["partial"]
+            if lat and not lat.get("sustained", True):
+                status += (f"; latency: {lat['rate_target']:,}/s not sustained "
+                           f"({lat.get('pending_at_end'):,} outputs still due "
+                           f"{s.get('latency_drain_timeout_s', '?')} s after the last input; "
+                           f"p50/p99 over those answered)")
             lines.append(
                 f"| {c['system_name']} | {_fmt(c.get('throughput'))} | "
                 f"{_fmt(lat.get('p50_ms'))} | {_fmt(lat.get('p99_ms'))} | "
@@ -136,7 +147,7 @@ def markdown(doc: dict[str, Any]) -> str:
               "during the throughput phase per million input records. The broker, the input "
               "producer and the output reader share the machine and are not counted.",
               ""]
-    failed = [c for c in doc["cases"] if c["status"] not in ("ok", "unsupported")]
+    failed = [c for c in doc["cases"] if c["status"] not in ("ok", "partial", "unsupported")]
     if failed:
         lines += ["## Problems", ""]
         for c in failed:
@@ -179,7 +190,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
             xs, ys, p50 = [], [], []
             for j, w in enumerate(workloads):
                 c = cases.get((key, w))
-                val = get(c) if c and c.get("status") == "ok" else None
+                val = get(c) if _measured(c) else None
                 if val is not None:
                     xs.append(j + (i - (len(systems) - 1) / 2) * width)
                     ys.append(val)

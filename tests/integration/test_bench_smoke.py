@@ -21,7 +21,7 @@ from tests.integration.kafka_helpers import KafkaTestBroker
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = Settings(records=300, rate=200, latency_seconds=1.0, warmup=8, startup_timeout=60.0,
-                 min_phase_timeout=30.0)
+                 latency_drain_timeout=30.0, throughput_cap=30.0)
 
 
 @pytest.mark.timeout(120)
@@ -46,3 +46,4 @@ def test_runner_processes_every_input(kafka: KafkaTestBroker, tmp_path: Path, sy
     else:  # at least the final count of every word (cached systems skip intermediate ones)
         assert result["outputs"] >= result["expected_outputs"], detail
     assert result["throughput"] > 0 and result["latency"]["samples"] > 0, detail
+    assert result["latency"]["sustained"], detail
