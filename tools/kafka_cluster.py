@@ -384,6 +384,13 @@ def render_config(
         "group.initial.rebalance.delay.ms": "0",
         # Let tests use short consumer session timeouts (classic protocol).
         "group.min.session.timeout.ms": "1000",
+        # The consumer protocol (KIP-848) takes both timeouts from the broker, not the
+        # client: a SIGKILLed member leaves after 6 s (default 45 s), and members learn
+        # their new assignment at their next heartbeat, every 1 s (default 5 s).
+        "group.consumer.min.session.timeout.ms": "1000",
+        "group.consumer.session.timeout.ms": "6000",
+        "group.consumer.min.heartbeat.interval.ms": "100",
+        "group.consumer.heartbeat.interval.ms": "1000",
         # Small machine: fewer threads than the defaults (3 network, 8 io).
         "num.network.threads": "2",
         "num.io.threads": "4",

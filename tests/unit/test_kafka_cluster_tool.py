@@ -60,6 +60,11 @@ def test_single_node_config_is_combined_and_tuned_for_tests(tmp_path: Path) -> N
     ):
         assert cfg[key] == "1", key
     assert "broker.session.timeout.ms" not in cfg
+    # KIP-848 groups: the broker owns the session timeout; short, within its own bounds
+    session, heartbeat = (int(cfg[f"group.consumer.{k}"]) for k in
+                          ("session.timeout.ms", "heartbeat.interval.ms"))
+    assert int(cfg["group.consumer.min.session.timeout.ms"]) <= session <= 10_000
+    assert int(cfg["group.consumer.min.heartbeat.interval.ms"]) <= heartbeat < session
 
 
 def test_three_node_config_replicates_internal_topics(tmp_path: Path) -> None:

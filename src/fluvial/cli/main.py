@@ -18,6 +18,9 @@ _SETTINGS = [
     click.option("--processing-guarantee",
                  type=click.Choice(["at_least_once", "exactly_once"]), default=None,
                  help="exactly_once: outputs, state and offsets commit in one transaction."),
+    click.option("--group-protocol", type=click.Choice(["consumer", "classic"]), default=None,
+                 help="Kafka group protocol: consumer (KIP-848, incremental; default) or "
+                      "classic (eager range)."),
     click.option("--state-dir", type=click.Path(file_okay=False), default=None),
     click.option("--commit-interval-ms", type=click.IntRange(min=1), default=None),
     click.option("--on-error", type=click.Choice(["stop", "skip", "dead_letter"]),

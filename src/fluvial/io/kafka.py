@@ -56,9 +56,10 @@ class KafkaConsumer:
     """``fluvial.io.client.Consumer`` over ``confluent_kafka.Consumer``.
 
     Rebalance callbacks run inside ``poll_batch`` (librdkafka serves them from ``consume``).
-    With an eager strategy (``range``, the default) ``on_revoke`` gets the whole assignment and
-    ``on_assign`` the whole new one; with ``cooperative-sticky`` both get only the partitions
-    that move, and the rest keep being consumed through the rebalance.
+    With the classic protocol and an eager strategy (``range``, the adapter's default)
+    ``on_revoke`` gets the whole assignment and ``on_assign`` the whole new one; with
+    ``cooperative-sticky``, or with ``group.protocol=consumer`` (KIP-848), both get only the
+    partitions that move, and the rest keep being consumed through the rebalance.
 
     The adapter itself (incrementally) assigns *after* ``on_assign`` returns, using any offsets
     the callback chose with ``seek``; that is what makes seeking from ``on_assign`` reliable.
@@ -66,7 +67,9 @@ class KafkaConsumer:
 
     def __init__(self, conf: dict[str, Any], group_id: str | None) -> None:
         self._group_id = group_id
-        self._cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
+        self._cooperative = (
+            str(conf.get("group.protocol", "classic")).lower() == "consumer"
+            or "cooperative" in str(conf.get("partition.assignment.strategy", "")))
         self._fatal: ck.KafkaError | None = None
         self._pending: dict[TopicPartition, int] | None = None  # set while on_assign runs
         self._pending_pause: set[TopicPartition] = set()
@@ -463,6 +466,8 @@ class KafkaClients:
 
     def consumer(self, group_id: str | None, config: dict[str, Any]) -> KafkaConsumer:
         conf = {**self._CONSUMER_DEFAULTS, **self._base, **config}
+        if str(conf.get("group.protocol", "classic")).lower() == "consumer":
+            _drop_classic_only(conf, {**self._base, **config})
         for fixed in ("enable.auto.commit", "enable.auto.offset.store"):
             if _is_true(conf.get(fixed, False)):
                 raise ConfigError(f"{fixed}=true is not allowed: fluvial commits offsets "
@@ -477,6 +482,28 @@ class KafkaClients:
 
     def admin(self) -> KafkaAdmin:
         return KafkaAdmin(dict(self._base))
+
+
+# Settings librdkafka refuses under group.protocol=consumer (KIP-848): the broker owns them
+# there (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms, and
+# group.remote.assignor instead of a client-side assignor).
+_CLASSIC_ONLY = {
+    "partition.assignment.strategy": "group.remote.assignor",
+    "session.timeout.ms": "the broker's group.consumer.session.timeout.ms",
+    "heartbeat.interval.ms": "the broker's group.consumer.heartbeat.interval.ms",
+    "group.protocol.type": None,
+}
+
+
+def _drop_classic_only(conf: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """Remove classic-protocol-only settings; warn about those the caller set explicitly."""
+    for name, instead in _CLASSIC_ONLY.items():
+        if name not in conf:
+            continue
+        del conf[name]
+        if name in given:
+            log.warning("%s=%r is ignored under group.protocol=consumer%s", name, given[name],
+                        f" (see {instead})" if instead else "")
 
 
 def _conforms(clients: KafkaClients) -> Clients:

@@ -6,6 +6,11 @@ explicit arguments win over the environment. ``FLUVIAL_CONSUMER_CONFIG`` and
 
 Under ``processing_guarantee=exactly_once`` the commit interval defaults to 100 ms (as in
 Kafka Streams): a commit is what makes results visible to read_committed readers.
+
+``group_protocol`` picks Kafka's group protocol on a real cluster: ``consumer`` (KIP-848, the
+default) rebalances incrementally with the broker-side ``range`` assignor, which keeps
+partition *p* of every topic of a sub-topology on one instance; ``classic`` uses the client-side
+``partition_assignment_strategy`` (eager ``range`` by default). The embedded broker ignores both.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ _APP_ID = re.compile(r"[a-zA-Z0-9._-]{1,200}")
 EOS_COMMIT_INTERVAL_MS = 100  # the default commit interval under exactly-once
 
 
+class GroupProtocol(StrEnum):
+    CONSUMER = "consumer"  # KIP-848: incremental, assignment computed by the broker
+    CLASSIC = "classic"  # JoinGroup/SyncGroup: eager range by default
+
+
 class Guarantee(StrEnum):
     AT_LEAST_ONCE = "at_least_once"
     EXACTLY_ONCE = "exactly_once"
@@ -44,7 +54,8 @@ class StreamsConfig:
     on_error: OnError = OnError.STOP
     dead_letter_topic: str | None = None
     replication_factor: int = -1  # of internal topics; -1: the broker's default
-    partition_assignment_strategy: str = "range"
+    group_protocol: GroupProtocol = GroupProtocol.CONSUMER
+    partition_assignment_strategy: str | None = None  # classic only; None: "range"
     consumer_config: dict[str, Any] = field(default_factory=dict)
     producer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -95,6 +106,12 @@ class StreamsConfig:
         if self.replication_factor == 0 or self.replication_factor < -1:
             raise ConfigError(f"replication_factor must be -1 or >= 1, "
                               f"got {self.replication_factor}")
+        if (self.group_protocol is GroupProtocol.CONSUMER
+                and self.partition_assignment_strategy is not None):
+            raise ConfigError(
+                f"partition_assignment_strategy={self.partition_assignment_strategy!r} applies "
+                f"to group_protocol=classic only; group_protocol=consumer assigns partitions "
+                f"on the broker (range, which keeps co-partitioned topics together)")
         if self.bootstrap_servers is not None and not self.bootstrap_servers.strip():
             raise ConfigError("bootstrap_servers is empty; leave it unset for the embedded broker")
 
@@ -121,6 +138,13 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             allowed = ", ".join(g.value for g in Guarantee)
             raise ConfigError(f"processing_guarantee {out['processing_guarantee']!r} is not "
                               f"one of: {allowed}") from None
+    if "group_protocol" in out:
+        try:
+            out["group_protocol"] = GroupProtocol(str(out["group_protocol"]).lower())
+        except ValueError:
+            allowed = ", ".join(g.value for g in GroupProtocol)
+            raise ConfigError(f"group_protocol {out['group_protocol']!r} is not one of: "
+                              f"{allowed}") from None
     if "on_error" in out:
         out["on_error"] = ErrorPolicy.parse(out["on_error"]).on_error
     if "state_dir" in out:

@@ -9,10 +9,20 @@ offsets). Everything produced between two commits (outputs, repartition and chan
 records) and the consumed offsets form one transaction: a commit makes all of it visible to
 read_committed readers at once; a failure aborts all of it, and the tasks are rebuilt from
 their changelogs and rewound to the committed offsets, so nothing is applied twice.
+
+Rebalancing works with eager callbacks (revoke everything, assign everything: the classic
+protocol's range assignor, the embedded broker) and incremental ones (KIP-848, cooperative:
+only the partitions that move). A revoke commits everything processed so far (under
+exactly-once: inside the transaction), then closes only the tasks that lose a partition; an
+assign opens (and restores) only the tasks it completes, and tasks that stay run on untouched.
+A task opens only once this instance owns partition *p* of every topic it reads; a partition
+whose siblings are elsewhere is paused until they arrive (the range assignor never splits
+them, so this is a guard, with a warning, not a path the runtime expects to take).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import time
@@ -32,7 +42,7 @@ from fluvial.io.client import (
 )
 from fluvial.processing.task import Task
 from fluvial.record import Headers
-from fluvial.runtime.config import Guarantee, StreamsConfig
+from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
 from fluvial.runtime.stores import TaskStores
 from fluvial.runtime.topics import TopicPlan
 from fluvial.state.store import KeyValueStore
@@ -82,12 +92,16 @@ class StreamThread:
             producer_config.setdefault("transaction.timeout.ms", 10_000)
         self.producer = clients.producer(producer_config)
         self.collector = ProducerCollector(self.producer)
-        consumer_config: dict[str, Any] = {
-            "partition.assignment.strategy": config.partition_assignment_strategy,
-            **config.consumer_config,
-        }
-        self.consumer: Consumer = clients.consumer(config.application_id, consumer_config)
+        self.consumer: Consumer = clients.consumer(config.application_id,
+                                                   group_consumer_config(config))
         self.tasks: dict[str, _ActiveTask] = {}
+        self._sources: dict[int, list[str]] = {}  # sub-topology -> the topics it reads
+        for topic, st_id in sorted(self._subtopology_of.items()):
+            self._sources.setdefault(st_id, []).append(topic)
+        self._owned: set[TopicPartition] = set()  # assigned to this member now
+        self._waiting: set[TopicPartition] = set()  # owned, paused: the task lacks siblings
+        self.opened: collections.Counter[str] = collections.Counter()  # task -> times opened
+        self.incomplete_assignments = 0  # times the guard held a task's partitions back
         self._pending: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._last_commit = clock()
         self.processed = 0
@@ -135,8 +149,11 @@ class StreamThread:
         for (topic, partition), run in runs.items():
             task_id = f"{self._subtopology_of[topic]}_{partition}"
             active = self.tasks.get(task_id)
-            if active is None:  # revoked between poll and now: it will be redelivered
-                continue
+            if active is None:
+                tp = TopicPartition(topic, partition)
+                if tp in self._owned:  # fetched before it was paused: read it again later
+                    self.consumer.seek(tp, run[0].offset())
+                continue  # else revoked between poll and now: its new owner reads it
             active.task.process(topic, run)
             self._pending[TopicPartition(topic, partition)] = run[-1].offset() + 1
             self.processed += len(run)
@@ -198,9 +215,7 @@ class StreamThread:
         self._close_tasks(task_ids, clean=False)
         for task_id in task_ids:
             self._open_task(task_id)
-            st_id, partition = (int(x) for x in task_id.split("_"))
-            inputs = [TopicPartition(t, partition) for t, st in self._subtopology_of.items()
-                      if st == st_id]
+            inputs = self._inputs(task_id)
             committed = self.consumer.committed(inputs, 30.0)
             for tp in inputs:
                 offset = committed.get(tp)
@@ -227,23 +242,36 @@ class StreamThread:
 
     # -- rebalancing ----------------------------------------------------------------------
 
+    @property
+    def owned(self) -> frozenset[TopicPartition]:
+        """The partitions the group assigned to this instance (paused ones included)."""
+        return frozenset(self._owned)
+
+    def _task_of(self, tp: TopicPartition) -> str:
+        return f"{self._subtopology_of[tp.topic]}_{tp.partition}"
+
+    def _inputs(self, task_id: str) -> list[TopicPartition]:
+        st_id, partition = (int(x) for x in task_id.split("_"))
+        return [TopicPartition(t, partition) for t in self._sources[st_id]]
+
     def _tasks_for(self, partitions: list[TopicPartition]) -> set[str]:
-        return {f"{self._subtopology_of[tp.topic]}_{tp.partition}" for tp in partitions
-                if tp.topic in self._subtopology_of}
+        return {self._task_of(tp) for tp in partitions if tp.topic in self._subtopology_of}
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        new = sorted(self._tasks_for(partitions) - set(self.tasks))
-        for task_id in new:
-            self._open_task(task_id)
-        if new:
-            log.info("tasks assigned: %s", " ".join(new))
+        """Eager: the whole assignment; incremental: what this member gains."""
+        self._owned.update(tp for tp in partitions if tp.topic in self._subtopology_of)
+        self._reconcile()
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
+        """Eager: everything; incremental: what moves. Commit all, close what moves."""
         revoked = self._tasks_for(partitions) & set(self.tasks)
-        if not revoked:
-            return
-        self.commit()
-        self._close_tasks(sorted(revoked), clean=True)
+        if revoked:
+            self.commit()
+            self._close_tasks(sorted(revoked), clean=True)
+            log.info("tasks revoked: %s", " ".join(sorted(revoked)))
+        self._owned.difference_update(partitions)
+        self._waiting.difference_update(partitions)
+        self._reconcile()
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         """Another member owns these now: drop them without committing.
@@ -255,8 +283,41 @@ class StreamThread:
         for tp in partitions:
             self._pending.pop(tp, None)
         self._close_tasks(sorted(lost), clean=False)
+        if lost:
+            log.info("tasks lost: %s", " ".join(sorted(lost)))
+        self._owned.difference_update(partitions)
+        self._waiting.difference_update(partitions)
         if self.eos and self._in_txn:
             self._abort_and_rewind()
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Open every task whose inputs are all owned; pause the inputs of the others."""
+        opened: list[str] = []
+        for task_id in sorted(self._tasks_for(sorted(self._owned)) - set(self.tasks)):
+            inputs = self._inputs(task_id)
+            missing = [tp for tp in inputs if tp not in self._owned]
+            if not missing:
+                self._open_task(task_id)
+                opened.append(task_id)
+                paused = [tp for tp in inputs if tp in self._waiting]
+                if paused:
+                    self._waiting.difference_update(paused)
+                    self.consumer.resume(paused)
+                continue
+            held = [tp for tp in inputs if tp in self._owned and tp not in self._waiting]
+            if held:
+                log.warning(
+                    "task %s reads %s, but this instance was assigned only %s: pausing them "
+                    "until %s arrive (a task needs partition %d of every topic it reads; is "
+                    "the group's assignor range?)", task_id,
+                    ", ".join(t.topic for t in inputs), _names(held), _names(missing),
+                    inputs[0].partition)
+                self._waiting.update(held)
+                self.consumer.pause(held)
+                self.incomplete_assignments += 1
+        if opened:
+            log.info("tasks assigned: %s", " ".join(opened))
 
     def _open_task(self, task_id: str) -> None:
         st_id, partition = (int(x) for x in task_id.split("_"))
@@ -274,6 +335,7 @@ class StreamThread:
                     global_stores=self.global_stores)
         self.tasks[task_id] = _ActiveTask(task, stores)
         self.restored[task_id] = restored
+        self.opened[task_id] += 1
 
     def _clock_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -288,11 +350,30 @@ class StreamThread:
             active.stores.close(clean, self.clients if clean else None)
         if not clean:
             return
-        for tp in [tp for tp in self._pending
-                   if f"{self._subtopology_of[tp.topic]}_{tp.partition}" in task_ids]:
+        for tp in [tp for tp in self._pending if self._task_of(tp) in task_ids]:
             del self._pending[tp]
 
     def stores_named(self, name: str) -> list[Any]:
         return [a.stores.stores[name].store for a in self.tasks.values()
                 if name in a.stores.stores]
 
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+
+
+def group_consumer_config(config: StreamsConfig) -> dict[str, Any]:
+    """The group member's client settings: the group protocol and its assignor first, so the
+    user's ``consumer_config`` can override them.
+
+    KIP-848 (``consumer``) uses the broker's ``range`` assignor: it keeps partition *p* of every
+    subscribed topic with the same partition count on one member, as ``range`` does in the
+    classic protocol, but moves only what must move (measured in docs/architecture.md). The
+    embedded broker ignores these settings (its group is always eager range).
+    """
+    if config.group_protocol is GroupProtocol.CONSUMER:
+        base: dict[str, Any] = {"group.protocol": "consumer", "group.remote.assignor": "range"}
+    else:
+        base = {"group.protocol": "classic",
+                "partition.assignment.strategy": config.partition_assignment_strategy or "range"}
+    return {**base, **config.consumer_config}

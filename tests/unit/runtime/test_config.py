@@ -6,7 +6,8 @@ import pytest
 
 from fluvial.errors import ConfigError
 from fluvial.processing.errors import OnError
-from fluvial.runtime.config import Guarantee, StreamsConfig
+from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
+from fluvial.runtime.stream_thread import group_consumer_config
 
 
 def test_defaults_and_coercion() -> None:
@@ -38,9 +39,28 @@ def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch)
     ({"application_id": "a", "on_error": "ignore"}, "on_error='ignore' is not one of"),
     ({"application_id": "a", "replication_factor": 0}, "replication_factor must be"),
     ({"application_id": "a", "bootstrap_servers": " "}, "bootstrap_servers is empty"),
+    ({"application_id": "a", "group_protocol": "eager"}, "group_protocol 'eager' is not one of"),
+    ({"application_id": "a", "partition_assignment_strategy": "cooperative-sticky"},
+     "applies to group_protocol=classic only"),
     ({"application_id": "a", "comit_interval_ms": 5}, "unknown setting(s): comit_interval_ms"),
 ])
 def test_malformed_settings(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         StreamsConfig.create(**settings)
     assert message in str(info.value)
+
+
+def test_group_protocol_picks_the_assignor() -> None:
+    """KIP-848 with the broker's range assignor by default; classic keeps its eager range."""
+    default = StreamsConfig.create(application_id="a")
+    assert default.group_protocol is GroupProtocol.CONSUMER
+    assert group_consumer_config(default) == {"group.protocol": "consumer",
+                                              "group.remote.assignor": "range"}
+    classic = StreamsConfig.create(application_id="a", group_protocol="CLASSIC",
+                                   consumer_config={"session.timeout.ms": 6000})
+    assert group_consumer_config(classic) == {"group.protocol": "classic",
+                                              "partition.assignment.strategy": "range",
+                                              "session.timeout.ms": 6000}
+    sticky = StreamsConfig.create(application_id="a", group_protocol="classic",
+                                  partition_assignment_strategy="cooperative-sticky")
+    assert group_consumer_config(sticky)["partition.assignment.strategy"] == "cooperative-sticky"
