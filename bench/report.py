@@ -135,9 +135,11 @@ def markdown(doc: dict[str, Any]) -> str:
             line += f"; **unavailable**: {sysinfo['unavailable']}"
         lines.append(line)
     lines += ["", "## How to read this", "",
-              "- **records/s**: input records (WordCount: lines) ÷ (broker append time of the "
-              "last output - create time of the first input), produced while the system was "
-              "idle and subscribed. Every input's output was seen before the clock stopped.",
+              "- **records/s**: input records (WordCount: lines) / (broker append time of the "
+              "last output - the moment the system, paused with SIGSTOP while its whole input "
+              "was produced, was resumed). Every input's output was seen before the clock "
+              "stopped; a system still busy after the cap is measured by the input offsets "
+              "its consumer group committed instead (status partial).",
               "- **p50/p99**: output append time - input create time, at the fixed rate above. "
               "Kafka Streams and fluvial cache WordCount counts until the commit (defaults), "
               "so their WordCount latency is about half the commit interval by design.",

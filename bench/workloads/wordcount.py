@@ -115,7 +115,8 @@ class WordCount(Workload):
         builder = fluvial.StreamsBuilder()
         (builder.stream(os.environ["BENCH_INPUT"], value_serde=serdes.String())
             .flat_map_values(split_words)
-            .group_by(lambda _key, word: word, fluvial.Grouped("words"))
+            .group_by(lambda _key, word: word,  # as BenchApp.java: String serdes
+                      fluvial.Grouped("words", key_serde="string", value_serde="string"))
             .count(materialized="counts")
             .to_stream()
             .to(os.environ["BENCH_OUTPUT"], value_serde=serdes.Int64()))
