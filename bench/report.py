@@ -181,9 +181,10 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
     names = {k: doc["systems"][k]["name"] for k in systems}
     cases = _cases(doc)
     panels = [("throughput", "records (lines) / s", lambda c: c.get("throughput")),
-              ("p99 latency", "ms (p50 as dot)", lambda c: (c.get("latency") or {}).get("p99_ms")),
+              ("p99 latency (log scale)", "ms (p50 as dot)",
+               lambda c: (c.get("latency") or {}).get("p99_ms")),
               ("peak RSS", "MB", lambda c: c.get("peak_rss_mb")),
-              ("CPU per million inputs", "CPU s", lambda c: c.get("cpu_s_per_m"))]
+              ("CPU per million inputs (log scale)", "CPU s", lambda c: c.get("cpu_s_per_m"))]
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
     width = 0.8 / max(1, len(systems))
     colors = plt.get_cmap("tab10")
@@ -198,9 +199,11 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
                     ys.append(val)
                     p50.append((c.get("latency") or {}).get("p50_ms"))
             ax.bar(xs, ys, width, label=names[key], color=colors(i))
-            if title == "p99 latency":
+            if title.startswith("p99"):
                 ax.scatter(xs, [p if p is not None else 0 for p in p50], color="black", s=8,
                            zorder=3)
+        if "log scale" in title:
+            ax.set_yscale("log")
         ax.set_xticks(range(len(workloads)), workloads)
         ax.set_title(title)
         ax.set_ylabel(ylabel)
