@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if cluster is not None:
             cluster.stop(graceful=False)
+            shutil.rmtree(cluster.run_dir, ignore_errors=True)  # the broker's data and logs
         doc["duration_s"] = round(time.monotonic() - t0, 1)
         doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         doc["load_avg_end"] = os.getloadavg()
