@@ -20,11 +20,12 @@ from examples.airline.train import train
 from fluvial import ml
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.processing.errors import ErrorPolicy
+from fluvial.processing.processor import CollectorBase
 from fluvial.processing.task import Task
 from fluvial.record import Headers
 
 
-class _Discard:
+class _Discard(CollectorBase):
     def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
              headers: Headers | None, partition: int | None) -> None:
         pass

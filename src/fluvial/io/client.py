@@ -68,6 +68,9 @@ class ProducerFencedError(FluvialError):
     fatal transactional error: this producer can never commit again and must be closed."""
 
 
+OutRecord = tuple[bytes | None, bytes | None, int, Headers | None]
+"""A record to produce: key, value, timestamp, headers."""
+
 RebalanceCallback = Callable[[list[TopicPartition]], None]
 
 
@@ -116,6 +119,9 @@ class Producer(Protocol):
         partition: int | None = None,
     ) -> None:
         """Queue a record; ``partition=None`` hashes the key like Java's default partitioner."""
+    def produce_many(self, topic: str, records: Sequence[OutRecord]) -> None:
+        """Queue ``(key, value, timestamp, headers)`` records, keyed to their partitions: one
+        call per batch, so a sink pays the per-record cost only inside the client."""
     def flush(self, timeout: float) -> None:
         """Wait until every queued record is acknowledged; raise ``DeliveryError`` if any failed."""
     def poll(self, timeout: float) -> None: ...

@@ -25,6 +25,7 @@ from fluvial.io.client import (
     CommitFailedError,
     Headers,
     Message,
+    OutRecord,
     ProducerFencedError,
     RebalanceCallback,
     TopicPartition,
@@ -164,7 +165,14 @@ class KafkaConsumer:
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records}")
-        msgs = cast("list[Message]", self._c.consume(min(max_records, _MAX_CONSUME), timeout))
+        # take what is already fetched; only when there is nothing, wait for one record (not
+        # for a full batch: that would add up to ``timeout`` of latency at moderate rates)
+        limit = min(max_records, _MAX_CONSUME)
+        msgs = cast("list[Message]", self._c.consume(limit, 0))
+        if not msgs:
+            msgs = cast("list[Message]", self._c.consume(1, timeout))
+            if msgs and limit > 1:
+                msgs += cast("list[Message]", self._c.consume(limit - 1, 0))
         self._raise_fatal()
         for m in msgs:
             if m.error() is not None:
@@ -313,6 +321,21 @@ class KafkaProducer:
                 where = f"topic {topic!r}" + ("" if partition is None else
                                               f" partition {partition}")
                 raise DeliveryError(f"{where}: {e.args[0].str()}") from e
+
+    def produce_many(self, topic: str, records: Sequence[OutRecord]) -> None:
+        produce = self._p.produce
+        i, n = 0, len(records)
+        while i < n:
+            try:
+                for i in range(i, n):  # noqa: B020 (resumes where a full queue stopped it)
+                    key, value, timestamp, headers = records[i]
+                    produce(topic, value, key, timestamp=timestamp,
+                            headers=headers)  # type: ignore[arg-type]  # stubs: invariant list
+                return
+            except BufferError:  # local queue full: serve delivery reports, then go on
+                self._p.poll(0.05)
+            except ck.KafkaException as e:
+                raise DeliveryError(f"topic {topic!r}: {e.args[0].str()}") from e
 
     def flush(self, timeout: float) -> None:
         left = self._p.flush(timeout)

@@ -30,6 +30,23 @@ class Collector(Protocol):
     def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
              headers: Headers | None, partition: int | None) -> None: ...
 
+    def send_many(self, topic: str,
+                  records: list[tuple[bytes | None, bytes | None, int, Headers | None]]) -> None:
+        """``(key, value, timestamp, headers)`` records, each to the partition of its key."""
+
+
+class CollectorBase:
+    """A collector that only knows ``send``: ``send_many`` falls back to one call per record."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
+             headers: Headers | None, partition: int | None) -> None:
+        raise NotImplementedError
+
+    def send_many(self, topic: str,
+                  records: list[tuple[bytes | None, bytes | None, int, Headers | None]]) -> None:
+        for key, value, timestamp, headers in records:
+            self.send(topic, key, value, timestamp, headers, None)
+
 
 class ProcessorContext(Protocol):
     @property

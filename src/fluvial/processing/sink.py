@@ -28,17 +28,15 @@ class Sink(Processor):
             self.resolved = context.topic_name(self.topic) if self.internal else self.topic
 
     def process(self, batch: list[Record]) -> None:
-        send = self.context.collector.send
         if isinstance(self.topic, str):
             topic = self.resolved
             ks, vs = self.key_serde.serialize, self.value_serde.serialize
             try:
-                encoded = [(ks(r.key), vs(r.value)) for r in batch]
+                encoded = [(ks(r.key), vs(r.value), r.timestamp, r.headers) for r in batch]
             except Exception:
                 self._one_by_one(batch)
                 return
-            for r, (key, value) in zip(batch, encoded, strict=True):
-                send(topic, key, value, r.timestamp, r.headers, None)
+            self.context.collector.send_many(topic, encoded)
         else:
             self._one_by_one(batch)
 

@@ -36,6 +36,7 @@ from fluvial.io.client import (
     CommitFailedError,
     Consumer,
     Message,
+    OutRecord,
     Producer,
     TopicPartition,
     TransactionAbortableError,
@@ -62,6 +63,10 @@ class ProducerCollector:
              headers: Headers | None, partition: int | None) -> None:
         self.producer.produce(topic, key, value, timestamp, headers, partition)
         self.sent += 1
+
+    def send_many(self, topic: str, records: list[OutRecord]) -> None:
+        self.producer.produce_many(topic, records)
+        self.sent += len(records)
 
 
 class _ActiveTask:
@@ -136,27 +141,30 @@ class StreamThread:
         return len(messages)
 
     def _process(self, messages: list[Message]) -> None:
-        """Split a poll batch into runs of one partition, each run in offset order."""
+        """Split a poll batch into runs of one partition (offset order) and run each."""
         self._begin()  # a commit in on_revoke (inside the poll) ended the transaction
-        runs: dict[tuple[str, int], list[Message]] = {}
-        for m in messages:
-            key = (m.topic(), m.partition())
-            run = runs.get(key)
-            if run is None:
-                runs[key] = [m]
-            else:
-                run.append(m)
-        for (topic, partition), run in runs.items():
-            task_id = f"{self._subtopology_of[topic]}_{partition}"
-            active = self.tasks.get(task_id)
-            if active is None:
-                tp = TopicPartition(topic, partition)
-                if tp in self._owned:  # fetched before it was paused: read it again later
-                    self.consumer.seek(tp, run[0].offset())
-                continue  # else revoked between poll and now: its new owner reads it
-            active.task.process(topic, run)
-            self._pending[TopicPartition(topic, partition)] = run[-1].offset() + 1
-            self.processed += len(run)
+        topics = [m.topic() for m in messages]
+        partitions = [m.partition() for m in messages]
+        rewound: set[TopicPartition] = set()
+        start, n = 0, len(messages)
+        for i in range(1, n + 1):
+            if i == n or partitions[i] != partitions[start] or topics[i] != topics[start]:
+                self._process_run(topics[start], partitions[start], messages[start:i], rewound)
+                start = i
+
+    def _process_run(self, topic: str, partition: int, run: list[Message],
+                     rewound: set[TopicPartition]) -> None:
+        active = self.tasks.get(f"{self._subtopology_of[topic]}_{partition}")
+        if active is None:
+            tp = TopicPartition(topic, partition)
+            if tp in self._owned and tp not in rewound:
+                # fetched before it was paused: read it again from its first record here
+                self.consumer.seek(tp, run[0].offset())
+                rewound.add(tp)
+            return  # else revoked between poll and now: its new owner reads it
+        active.task.process(topic, run)
+        self._pending[TopicPartition(topic, partition)] = run[-1].offset() + 1
+        self.processed += len(run)
 
     def commit(self) -> None:
         """Flush state and outputs, wait for the broker's acks, then commit offsets.

@@ -17,6 +17,7 @@ from fluvial.errors import TopologyError
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.io.serdes import BytesSerde, Serde, resolve
 from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.processor import CollectorBase
 from fluvial.processing.task import Task
 from fluvial.record import Headers
 from fluvial.state.store import InMemoryKeyValueStore, KeyValueStore, ReadOnlyView
@@ -34,7 +35,7 @@ class TestRecord:
     __test__ = False  # not a pytest test class
 
 
-class TestDriver:
+class TestDriver(CollectorBase):
     __test__ = False
 
     def __init__(self, topology: Topology, application_id: str = "test-app",

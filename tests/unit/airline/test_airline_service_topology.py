@@ -16,6 +16,7 @@ from fluvial.errors import ProcessingError
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.ml import LightGBMModel
 from fluvial.processing.errors import ErrorPolicy
+from fluvial.processing.processor import CollectorBase
 from fluvial.processing.task import Task
 from fluvial.state.store import InMemoryKeyValueStore
 
@@ -185,7 +186,7 @@ def test_nothing_is_lost_in_one_batch(service_model: LightGBMModel,
     assert sorted(d or b"" for d in dead) == [b""] * 3 + [b"not,a,flight"] * 3
 
 
-class _Collector:
+class _Collector(CollectorBase):
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None]] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fluvial import StreamsBuilder, TestDriver, TopologyError
+from fluvial.processing.processor import CollectorBase
 
 
 def test_split_routes_to_first_matching_branch_and_default() -> None:
@@ -145,7 +146,7 @@ def test_merge_in_one_task_batch_sorts_by_offset() -> None:
     topology = b.build()
     sent: list[int] = []
 
-    class Collector:
+    class Collector(CollectorBase):
         def send(self, topic, key, value, timestamp, headers, partition):  # type: ignore[no-untyped-def]
             sent.append(int.from_bytes(value, "big"))
 

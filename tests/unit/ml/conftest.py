@@ -12,6 +12,7 @@ from examples.airline.train import Trained, train
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.ml import LightGBMModel
 from fluvial.processing.errors import ErrorPolicy
+from fluvial.processing.processor import CollectorBase
 from fluvial.processing.task import Task
 from fluvial.record import Headers
 from fluvial.state.store import KeyValueStore
@@ -54,7 +55,7 @@ def model(small: Trained) -> LightGBMModel:
     return small.model
 
 
-class ListCollector:
+class ListCollector(CollectorBase):
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
 

@@ -11,6 +11,7 @@ from fluvial.io.client import (
     Clients,
     CommitFailedError,
     Headers,
+    OutRecord,
     ProducerFencedError,
     TopicPartition,
     TopicSpec,
@@ -44,6 +45,10 @@ class EmbeddedProducer:
                                   int | None]] | None = None  # None: no open transaction
         self._offsets: dict[str, dict[TopicPartition, int]] = {}
         self._members: dict[str, EmbeddedGroupMetadata] = {}
+
+    def produce_many(self, topic: str, records: Sequence[OutRecord]) -> None:
+        for key, value, timestamp, headers in records:
+            self.produce(topic, key, value, timestamp, headers)
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
                 headers: Headers | None = None, partition: int | None = None) -> None:
