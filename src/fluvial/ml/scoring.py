@@ -26,6 +26,7 @@ import numpy as np
 
 from fluvial.dsl.stream import Stream
 from fluvial.errors import FluvialError
+from fluvial.ml import exporter
 from fluvial.ml.model import Model, ModelError
 from fluvial.ml.sources import ModelReader, ModelSource, as_source
 from fluvial.processing.processor import Processor, ProcessorContext
@@ -62,7 +63,7 @@ class Prediction:
         return out
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: the exporter tracks it weakly
 class ScoringMetrics:
     """Counters of one ``score`` operator, summed over the tasks of this process."""
 
@@ -293,6 +294,7 @@ def score(stream: Stream, model: Model | ModelSource, *, featurize: Featurize | 
     shadow_source = as_source(shadow) if shadow is not None else None
     shared = metrics if metrics is not None else ScoringMetrics()
     stage = name or "score"
+    exporter.track(stage, shared)
 
     def supplier() -> ScoreProcessor:
         return ScoreProcessor(source, featurize or _identity, output or default_output,

@@ -14,7 +14,12 @@ import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+)
 
 from fluvial.server.metrics import AppCollector
 
@@ -67,7 +72,9 @@ class AppServer:
         return web.json_response({"status": reason}, status=200 if ok else 503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        body = generate_latest(self.registry)
+        # the app's own metrics, then whatever the process registered in prometheus_client's
+        # default registry (fluvial.ml's scoring counters, process and GC metrics)
+        body = generate_latest(self.registry) + generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     def start(self) -> AppServer:

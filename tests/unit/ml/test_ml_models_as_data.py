@@ -123,6 +123,12 @@ def test_shadow_scoring_and_agreement_rate(small: Trained, small_v2: Trained,
     assert metrics.agreement_rate == agreed / len(sample)
     assert metrics.shadow_version == v2.version
     assert metrics.as_dict()["shadow_agreement_rate"] == metrics.agreement_rate
+    # and the rate is a Prometheus metric, as /metrics serves it
+    from prometheus_client import REGISTRY, generate_latest
+
+    exposed = generate_latest(REGISTRY).decode()
+    assert f"fluvial_ml_shadow_agreement_ratio{{operator=\"score\"}} {agreed / len(sample)}" \
+        in exposed
 
 
 def test_a_failing_shadow_never_fails_a_record(small: Trained) -> None:

@@ -64,3 +64,19 @@ def test_liveness_fails_when_the_loop_stalls_or_dies(tmp_path: Path) -> None:
         assert server.live() == (False, "stopped: boom")
     finally:
         app.close()
+
+
+def test_metrics_include_what_the_process_registered(tmp_path: Path) -> None:
+    from prometheus_client import Counter
+
+    extra = Counter("fluvial_test_extra", "registered by user code")
+    extra.inc(3)
+    app = App(build(), "wc", broker=EmbeddedBroker(), state_dir=tmp_path)
+    server = AppServer(app, host="127.0.0.1", port=0).start()
+    try:
+        status, body = get(server.port, "/metrics")
+        assert status == 200
+        assert "fluvial_test_extra_total 3.0" in body
+        assert 'fluvial_up{application_id="wc"} 0.0' in body
+    finally:
+        server.stop()
