@@ -17,7 +17,7 @@ from typing import Any
 
 from fluvial.errors import ProcessingError, TopologyError
 from fluvial.io.client import Message
-from fluvial.io.serdes import BytesSerde
+from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
 from fluvial.processing.errors import ErrorPolicy, OnError
 from fluvial.processing.processor import (
     Collector,
@@ -130,7 +130,7 @@ class Task:
         self._queues: list[list[Record] | None] = [None] * len(nodes)
         self._mixed = [False] * len(nodes)
         self._processors: list[Processor | None] = []
-        self._sources: dict[str, tuple[int, Any, Any]] = {}
+        self._sources: dict[str, tuple[int, Serde, Serde, Any, Any]] = {}
         self._source_contexts: dict[int, _Context] = {}
         for i, node in enumerate(nodes):
             children = [index[c] for c in node.children]
@@ -140,8 +140,9 @@ class Task:
             if isinstance(node, SourceNode):
                 for topic in node.topics:
                     real = f"{application_id}-{topic}" if node.internal else topic
-                    self._sources[real] = (i, (node.key_serde or _BYTES).deserialize,
-                                           (node.value_serde or _BYTES).deserialize)
+                    ks, vs = node.key_serde or _BYTES, node.value_serde or _BYTES
+                    self._sources[real] = (i, ks, vs, fast_deserializer(ks),
+                                           fast_deserializer(vs))
             elif isinstance(node, ProcessorNode):
                 assert node.supplier is not None
                 processor = node.supplier()
@@ -161,14 +162,15 @@ class Task:
 
     def process(self, topic: str, messages: list[Message]) -> None:
         """Run one poll batch of ``topic``'s partition (offset order) through the sub-topology."""
-        index, kd, vd = self._sources[topic]
+        index, key_serde, value_serde, kd, vd = self._sources[topic]
         partition = self.partition
         self._current = messages
         try:
             records = [Record(kd(m.key()), vd(m.value()), m.timestamp()[1], m.headers(), topic,
                               partition, m.offset()) for m in messages]
-        except Exception:
-            records = self._decode_one_by_one(topic, messages, kd, vd)
+        except Exception:  # a tombstone for a fast path, or a bad record: go one by one
+            records = self._decode_one_by_one(topic, messages, key_serde.deserialize,
+                                              value_serde.deserialize)
         if records:
             latest = max(r.timestamp for r in records)
             self._source_contexts[index].forward(records)
