@@ -62,6 +62,36 @@ def ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, A
     return rows
 
 
+# Batched airline scoring against per-record scoring (issue 5: ≥ 10x, and ≥ 10x the talk's
+# design, which is fluvial's per-record map_values): fluvial batched ÷ each system per record.
+BATCH_TARGETS: list[tuple[str, str, float | None]] = [
+    ("fluvial-1w", "the talk's design (fluvial, model in a per-record map_values)", 10.0),
+    ("ceiling", "bare confluent-kafka, one model call per record", 10.0),
+    ("quix", "Quix Streams, per record", None),
+    ("faust", "Faust, per record", None),
+]
+
+
+def batch_ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, Any]]:
+    """records/s of ``fluvial`` on ``airline`` ÷ each system on ``airline-per-record``."""
+    if "airline" not in doc["workloads"] or "airline-per-record" not in doc["workloads"]:
+        return []
+    cases = _cases(doc)
+    a = cases.get((fluvial, "airline"))
+    rows = []
+    for peer, what, target in BATCH_TARGETS:
+        b = cases.get((peer, "airline-per-record"))
+        row: dict[str, Any] = {"fluvial": fluvial, "peer": peer, "what": what,
+                               "target": target, "ratio": None, "met": None}
+        if _measured(a) and _measured(b):
+            row["ratio"] = round(a["throughput"] / b["throughput"], 2)
+            row["met"] = None if target is None else row["ratio"] >= target
+        else:
+            row["why"] = "not measured"
+        rows.append(row)
+    return rows
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m, s, v = doc["machine"], doc["settings"], doc["versions"]
     lines = [f"# Benchmark run {doc['run_id']}", ""]
@@ -124,6 +154,14 @@ def markdown(doc: dict[str, Any]) -> str:
     for r in doc.get("ratios_2w", []):
         lines.append(f"| {r['workload']} | {r['metric']} | {r['peer']} | "
                      f"{_fmt(r['ratio'], 2)} | ≥ {r['target']} |")
+    if doc.get("batch_ratios"):
+        lines += ["", "Batched airline scoring (`airline`, fluvial 1 worker, `fluvial.ml.score`) "
+                  "÷ per-record scoring (`airline-per-record`):", "",
+                  "| per-record system | ratio | target | met |", "|---|---:|---:|---|"]
+        for r in doc["batch_ratios"]:
+            met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+            target = f"≥ {r['target']}" if r["target"] is not None else "-"
+            lines.append(f"| {r['what']} | {_fmt(r['ratio'], 1)} | {target} | {met} |")
     lines += ["", "## Systems", ""]
     for key, sysinfo in doc["systems"].items():
         ver = ", ".join(f"{k} {val}" for k, val in sysinfo.get("versions", {}).items())
@@ -224,6 +262,7 @@ def write_report(doc: dict[str, Any], out: Path) -> None:
 
     doc["ratios"] = ratios(doc)
     doc["ratios_2w"] = [r for r in ratios(doc, "fluvial-2w") if r["metric"] == "throughput"]
+    doc["batch_ratios"] = batch_ratios(doc)
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     (out / "results.md").write_text(markdown(doc))
     chart(doc, out / "results.png")

@@ -34,7 +34,7 @@ class FluvialRunner(Runner):
                 "state": "RocksDB stores with record cache (defaults)"}
 
     def command(self, ctx: RunContext) -> list[str]:
-        target = f"bench.workloads.{ctx.workload.name}:fluvial_topology"
+        target = ctx.workload.fluvial_target
         return [self.python, "-m", "fluvial", "--log-level", "WARNING", "run", target,
                 "-a", ctx.app_id, "-b", ctx.bootstrap, "--commit-interval-ms", str(ctx.commit_ms),
                 "--processing-guarantee", "at_least_once", "--state-dir", str(ctx.state_dir),

@@ -12,8 +12,8 @@ expresses the same work:
 
 ``systems`` lists the systems that implement it; the driver skips the others and says so.
 
-Adding one (e.g. (3) airline scoring, per record and batched): write ``bench/workloads/<name>.py``
-with a ``Workload`` subclass and add its module name to ``_MODULES`` below.
+Adding one: write ``bench/workloads/<name>.py`` with a ``Workload`` subclass and add its module
+name to ``_MODULES`` below (a module may register several, as ``airline`` does).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-# Workload modules, in report order. (3) airline scoring goes here as "airline".
-_MODULES = ("stateless", "wordcount")
+# Workload modules, in report order (airline registers "airline" and "airline-per-record").
+_MODULES = ("stateless", "wordcount", "airline")
 
 ALL_SYSTEMS = frozenset({"fluvial", "ceiling", "quix", "faust", "java"})
 
@@ -104,6 +104,11 @@ class Workload(ABC):
     @abstractmethod
     def tracker(self) -> Tracker: ...
 
+    @property
+    def fluvial_target(self) -> str:
+        """``MODULE:FUNCTION`` for ``fluvial run``."""
+        return f"bench.workloads.{self.name}:fluvial_topology"
+
     # Per-system implementations; each imports its framework lazily.
     def fluvial_topology(self) -> Any:
         raise NotImplementedError
@@ -142,7 +147,7 @@ def get(name: str) -> Workload:
 
 def names() -> list[str]:
     _load()
-    return [m for m in _MODULES if m in _REGISTRY]
+    return list(_REGISTRY)  # registration order = _MODULES order
 
 
 def int64(value: int) -> bytes:

@@ -1,0 +1,279 @@
+"""(3) Airline scoring: CSV flight lines → LightGBM delay model → a prediction per flight.
+
+Two workloads, on the same input (the same rows in the same order, so their ratio compares
+like with like):
+
+* ``airline``: each system scores the way it can best: fluvial with ``fluvial.ml.score`` (one
+  model call per poll batch of a partition), the ceiling with one model call per poll batch;
+  Quix Streams and Faust have no batch operator, so they score one record at a time in their
+  per-record step (``apply`` / the agent's loop).
+* ``airline-per-record``: every system scores one record at a time through the model inside a
+  per-record map: the talk's design (fluvial: ``map_values``; ceiling: a ``predict`` per
+  message; Quix and Faust as in ``airline``).
+
+Input: rows of ``examples/airline/data/allyears2k_headers.csv.gz``, exactly as in the file
+(latin-1 bytes), cycled in a fixed shuffled order (seed 20240905); key = the flight
+(``1987-10-14 PS1451 SAN-SFO 0730``, ``examples.airline.flights.flight_key``), partition =
+crc32(key) mod partitions, so one flight's lines stay in order. Output: key = the flight,
+value = ``{"prediction": "YES"|"NO", "probability": P(YES)}`` as JSON. The tracker checks each
+output against the probability the driver computed with the same model (|Δ| ≤ 1e-9, same
+label), and matches the n-th output of a flight with its n-th input (for latency).
+
+The model is trained once (``examples.airline.demo.load_or_train``: seed 42, 100 trees) into
+``bench/results/tmp/airline-model.json`` by the driver, and every system loads that file
+(``fluvial.ml.LightGBMModel.load``, 1 LightGBM thread). Java Kafka Streams is not run: there
+is no Java scorer for this model here.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.workloads import ALL_SYSTEMS, Input, Tracker, Workload, register
+
+MODEL_PATH = Path(__file__).resolve().parents[1] / "results" / "tmp" / "airline-model.json"
+ROW_SEED = 20240905
+TOLERANCE = 1e-9
+
+_model: Any = None
+
+
+def load_model() -> Any:
+    """The benchmark's model: trained once (cached by data sha256 + training settings)."""
+    global _model
+    if _model is None:
+        from examples.airline.demo import load_or_train
+
+        MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
+        _model, _ = load_or_train(MODEL_PATH, say=lambda *_a: None)
+    return _model
+
+
+def _system_model() -> Any:
+    """In a system's process: load the file the driver wrote (never train there)."""
+    from fluvial import ml
+
+    return ml.LightGBMModel.load(MODEL_PATH)
+
+
+def _labels(model: Any) -> tuple[str, str, float]:
+    negative, positive = getattr(model, "classes", ("NO", "YES"))
+    return negative, positive, float(model.threshold)
+
+
+def batch_scorer(model: Any) -> Callable[[list[bytes]], list[bytes]]:
+    """CSV lines → JSON outputs, one model call for the whole list (the ceiling's batch)."""
+    from examples.airline.flights import parse_line
+
+    features = model.features
+    negative, positive, threshold = _labels(model)
+    predict, dumps = model.predict_proba, orjson.dumps
+
+    def score(lines: list[bytes]) -> list[bytes]:
+        flights = [parse_line(line) for line in lines]
+        probs = predict({f: [fl[f] for fl in flights] for f in features}).tolist()
+        return [dumps({"prediction": positive if p >= threshold else negative,
+                       "probability": p}) for p in probs]
+
+    return score
+
+
+def record_scorer(model: Any) -> Callable[[bytes], dict[str, Any]]:
+    """One CSV line → its output dict, one model call per line (the talk's design)."""
+    from examples.airline.flights import parse_line
+
+    features = model.features
+    negative, positive, threshold = _labels(model)
+    predict = model.predict_proba
+
+    def score(line: bytes) -> dict[str, Any]:
+        flight = parse_line(line)
+        p = float(predict({f: [flight[f]] for f in features})[0])
+        return {"prediction": positive if p >= threshold else negative, "probability": p}
+
+    return score
+
+
+class _Rows:
+    """The data file's rows in a fixed order, each with its key and expected output."""
+
+    def __init__(self) -> None:
+        from examples.airline.flights import flight_key, parse_line, read_lines
+
+        model = load_model()
+        lines = read_lines()
+        random.Random(ROW_SEED).shuffle(lines)
+        flights = [parse_line(line) for line in lines]
+        probs = model.predict_proba({f: [fl[f] for fl in flights]
+                                     for f in model.features}).tolist()
+        negative, positive, threshold = _labels(model)
+        self.values = [line.encode("latin-1") for line in lines]
+        self.keys = [flight_key(fl).encode() for fl in flights]
+        self.expected = [(positive if p >= threshold else negative, p) for p in probs]
+
+
+class AirlineTracker(Tracker):
+    def __init__(self) -> None:
+        super().__init__()
+        self._due: dict[bytes, list[tuple[str, float, int | None]]] = {}
+        self._answered: dict[bytes, int] = {}
+        self._expected = 0
+        self._matched = 0
+
+    def expect(self, record: Input, ts: int | None) -> None:
+        label, p = record.meta
+        with self.lock:
+            self._due.setdefault(record.key, []).append((label, p, ts))
+            self._expected += 1
+
+    def _seen(self, key: bytes | None, value: bytes | None, append_ms: int) -> None:
+        k = key or b""
+        try:
+            out = orjson.loads(value or b"")
+            label, p = out["prediction"], float(out["probability"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            self.bad.append(f"{k!r}: bad value {value!r} ({exc})")
+            return
+        with self.lock:
+            due = self._due.get(k)
+            if due is None:
+                self.bad.append(f"unexpected output key {k!r}")
+                return
+            n = self._answered.get(k, 0)
+            if n >= len(due):
+                self.duplicates += 1
+                return
+            want_label, want_p, ts = due[n]
+            if label != want_label or abs(p - want_p) > TOLERANCE:
+                self.bad.append(f"{k!r}: got {label} {p!r}, expected {want_label} {want_p!r}")
+            self._answered[k] = n + 1
+            self._matched += 1
+            if ts is not None:
+                self.latencies.append(append_ms - ts)
+
+    def pending(self) -> int:
+        return self._expected - self._matched
+
+    def expected_outputs(self) -> int:
+        return self._expected
+
+
+@register
+class Airline(Workload):
+    name = "airline"
+    title = "(3) airline scoring, batched (fluvial.ml.score; Quix/Faust per record)"
+    systems = ALL_SYSTEMS - {"java"}
+    default_records = 100_000
+    per_record = False
+    _rows: _Rows | None = None
+
+    @property
+    def fluvial_target(self) -> str:
+        return "bench.workloads.airline:" + ("fluvial_per_record" if self.per_record
+                                             else "fluvial_topology")
+
+    def generate(self, rng: random.Random, start: int, count: int,
+                 partitions: int) -> list[Input]:
+        if Airline._rows is None:
+            Airline._rows = _Rows()
+        rows = Airline._rows
+        n = len(rows.values)
+        out = []
+        for i in range(start, start + count):
+            r = i % n
+            key = rows.keys[r]
+            out.append(Input(i, key, rows.values[r], zlib.crc32(key) % partitions,
+                             rows.expected[r]))
+        return out
+
+    def tracker(self) -> Tracker:
+        return AirlineTracker()
+
+    # -- the systems --------------------------------------------------------------------------
+
+    def fluvial_topology(self) -> Any:
+        import os
+
+        from examples.airline.flights import parse_line
+
+        import fluvial
+        from fluvial import ml, serdes
+
+        model = _system_model()
+        builder = fluvial.StreamsBuilder()
+        lines = builder.stream(os.environ["BENCH_INPUT"], value_serde=serdes.Bytes())
+        if self.per_record:  # the talk's design: the model inside a per-record map
+            scored = lines.map_values(record_scorer(model))
+        else:  # one model call per poll batch of a partition
+            scored = ml.score(lines, model, featurize=parse_line,
+                              output=lambda _line, p: {"prediction": p.label,
+                                                       "probability": p.probability},
+                              version_header=None)
+        scored.to(os.environ["BENCH_OUTPUT"], value_serde=serdes.Json())
+        return builder.build()
+
+    def ceiling_loop(self, args: Any) -> Any:
+        from bench.systems.ceiling import CeilingLoop
+
+        model = _system_model()
+        per_record = self.per_record
+
+        class Loop(CeilingLoop):
+            def process(self, msgs: list[Any]) -> None:
+                out = self.args.output
+                produce = self.producer.produce
+                if per_record:
+                    one, dumps = record_scorer(model), orjson.dumps
+                    values = [dumps(one(m.value())) for m in msgs]
+                else:
+                    values = batch_scorer(model)([m.value() for m in msgs])
+                for m, v in zip(msgs, values, strict=True):
+                    try:
+                        produce(out, v, m.key())
+                    except BufferError:
+                        self.produce(out, m.key(), v)
+
+        return Loop(args)
+
+    def quix_build(self, app: Any, input_topic: str, output_topic: str) -> Any:
+        score = record_scorer(_system_model())  # no batch operator: per record
+        sdf = app.dataframe(app.topic(input_topic, value_deserializer="bytes"))
+        sdf = sdf.apply(score)
+        sdf.to_topic(app.topic(output_topic, value_serializer="json"))
+        return sdf
+
+    def faust_build(self, app: Any, input_topic: str, output_topic: str) -> Any:
+        score = record_scorer(_system_model())  # per record in the agent
+        source = app.topic(input_topic, key_serializer="raw", value_serializer="raw")
+        sink = app.topic(output_topic, key_serializer="raw", value_serializer="json")
+
+        @app.agent(source)
+        async def airline(stream: Any) -> None:
+            async for key, line in stream.items():
+                await sink.send(key=key, value=score(line))
+
+        return airline
+
+
+@register
+class AirlinePerRecord(Airline):
+    name = "airline-per-record"
+    title = "(3) airline scoring, per record (the talk's design: model in a map_values)"
+    default_records = 30_000
+    per_record = True
+
+
+def fluvial_topology() -> Any:
+    """For ``fluvial run bench.workloads.airline:fluvial_topology`` (batched)."""
+    return Airline().fluvial_topology()
+
+
+def fluvial_per_record() -> Any:
+    """For ``fluvial run bench.workloads.airline:fluvial_per_record`` (the talk's design)."""
+    return AirlinePerRecord().fluvial_topology()
