@@ -45,69 +45,68 @@ class Materialize(Processor):
             self.context.forward(out)
 
 
-class TableFilter(Processor):
-    fans_out = False
+class _TableUpdate(Processor):
+    """A table operator that derives a new change from each change: new and old values both
+    go through ``derive`` so a downstream aggregate can still subtract what it added."""
 
-    def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool,
-                 store_name: str | None) -> None:
-        self.predicate = predicate
-        self.negate = negate
+    fans_out = False
+    stage = "table operator"
+
+    def __init__(self, store_name: str | None) -> None:
         self.store_name = store_name
 
     def init(self, context: Any) -> None:
         super().init(context)
         self.store = context.get_store(self.store_name) if self.store_name else None
 
-    def _keep(self, key: Any, value: Any) -> Any:
-        if value is None:
-            return None
-        return value if bool(self.predicate(key, value)) != self.negate else None
+    def derive(self, key: Any, value: Any) -> Any:
+        raise NotImplementedError
 
     def process(self, batch: list[Record]) -> None:
-        out: list[Record] = []
-        for r in batch:
-            try:
-                new = self._keep(r.key, r.value.new)
-                old = self._keep(r.key, r.value.old)
-            except Exception as exc:
-                self.context.on_error(r, exc, "table filter")
-                continue
-            if new is None and old is None:
-                continue
-            if self.store is not None:
-                self.store.put(r.key, None if new is None else (new, r.timestamp))
-            out.append(r.with_value(Change(new, old)))
-        if out:
-            self.context.forward(out)
-
-
-class TableMapValues(Processor):
-    fans_out = False
-
-    def __init__(self, mapper: Callable[[Any], Any], store_name: str | None) -> None:
-        self.mapper = mapper
-        self.store_name = store_name
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name) if self.store_name else None
-
-    def process(self, batch: list[Record]) -> None:
-        fn = self.mapper
+        derive, store = self.derive, self.store
         out: list[Record] = []
         for r in batch:
             change = r.value
             try:
-                new = None if change.new is None else fn(change.new)
-                old = None if change.old is None else fn(change.old)
+                new = None if change.new is None else derive(r.key, change.new)
+                old = None if change.old is None else derive(r.key, change.old)
             except Exception as exc:
-                self.context.on_error(r, exc, "table map_values")
+                self.context.on_error(r, exc, self.stage)
                 continue
-            if self.store is not None:
-                self.store.put(r.key, None if new is None else (new, r.timestamp))
+            if new is None and old is None:
+                continue
+            if store is not None:
+                store.put(r.key, None if new is None else (new, r.timestamp))
             out.append(r.with_value(Change(new, old)))
         if out:
             self.context.forward(out)
+
+
+class TableFilter(_TableUpdate):
+    """A value that fails the predicate reads as absent: an update that leaves the filter
+    becomes a delete downstream."""
+
+    stage = "table filter"
+
+    def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool,
+                 store_name: str | None) -> None:
+        super().__init__(store_name)
+        self.predicate = predicate
+        self.negate = negate
+
+    def derive(self, key: Any, value: Any) -> Any:
+        return value if bool(self.predicate(key, value)) != self.negate else None
+
+
+class TableMapValues(_TableUpdate):
+    stage = "table map_values"
+
+    def __init__(self, mapper: Callable[[Any], Any], store_name: str | None) -> None:
+        super().__init__(store_name)
+        self.mapper = mapper
+
+    def derive(self, key: Any, value: Any) -> Any:
+        return self.mapper(value)
 
 
 class TableToStream(Processor):
