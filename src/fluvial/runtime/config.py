@@ -131,22 +131,20 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         if text not in ("true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"record_cache must be true or false, got {out['record_cache']!r}")
         out["record_cache"] = text in ("true", "1", "yes")
-    if "processing_guarantee" in out:
-        try:
-            out["processing_guarantee"] = Guarantee(str(out["processing_guarantee"]).lower())
-        except ValueError:
-            allowed = ", ".join(g.value for g in Guarantee)
-            raise ConfigError(f"processing_guarantee {out['processing_guarantee']!r} is not "
-                              f"one of: {allowed}") from None
-    if "group_protocol" in out:
-        try:
-            out["group_protocol"] = GroupProtocol(str(out["group_protocol"]).lower())
-        except ValueError:
-            allowed = ", ".join(g.value for g in GroupProtocol)
-            raise ConfigError(f"group_protocol {out['group_protocol']!r} is not one of: "
-                              f"{allowed}") from None
+    for name, choices in (("processing_guarantee", Guarantee),
+                          ("group_protocol", GroupProtocol)):
+        if name in out:
+            out[name] = _choice(name, out[name], choices)
     if "on_error" in out:
         out["on_error"] = ErrorPolicy.parse(out["on_error"]).on_error
     if "state_dir" in out:
         out["state_dir"] = Path(out["state_dir"])
     return out
+
+
+def _choice(name: str, value: Any, choices: type[StrEnum]) -> StrEnum:
+    try:
+        return choices(str(value).lower())
+    except ValueError:
+        allowed = ", ".join(c.value for c in choices)
+        raise ConfigError(f"{name} {value!r} is not one of: {allowed}") from None
