@@ -230,10 +230,7 @@ class ScoreProcessor(Processor):
     def _score(self, model: Model, records: list[Record], rows: list[Mapping[str, Any]]
                ) -> tuple[list[Record], list[Mapping[str, Any]], np.ndarray | list[float]]:
         try:
-            probabilities = model.predict_proba(columns(rows, model.features))
-            if len(probabilities) != len(rows):
-                raise ModelError(f"model gave {len(probabilities)} scores for {len(rows)} rows")
-            return records, rows, probabilities
+            return records, rows, _predict(model, rows)
         except Exception:
             pass
         kept: list[Record] = []
@@ -241,7 +238,7 @@ class ScoreProcessor(Processor):
         scores: list[float] = []
         for r, row in zip(records, rows, strict=True):
             try:
-                p = model.predict_proba(columns([row], model.features))
+                p = _predict(model, [row])
                 scores.append(float(p[0]))
             except Exception as exc:
                 self.metrics.failed += 1
@@ -257,9 +254,7 @@ class ScoreProcessor(Processor):
             return None
         m = self.metrics
         try:
-            probabilities = shadow.predict_proba(columns(rows, shadow.features))
-            if len(probabilities) != len(rows):
-                raise ModelError(f"model gave {len(probabilities)} scores for {len(rows)} rows")
+            probabilities = _predict(shadow, rows)
         except Exception as exc:  # a shadow never fails a record
             m.shadow_failed += len(rows)
             log.warning("shadow model %s %s failed on a batch of %d: %s", shadow.name,
@@ -301,3 +296,11 @@ def score(stream: Stream, model: Model | ModelSource, *, featurize: Featurize | 
                               shadow_source, shared, version_header, stage)
 
     return stream.process_values(supplier, name=name)
+
+
+def _predict(model: Model, rows: list[Mapping[str, Any]]) -> np.ndarray:
+    """One model call for the rows, checked to give one score per row."""
+    probabilities = model.predict_proba(columns(rows, model.features))
+    if len(probabilities) != len(rows):
+        raise ModelError(f"model gave {len(probabilities)} scores for {len(rows)} rows")
+    return probabilities

@@ -22,7 +22,6 @@ class _Aggregate(Processor):
         self.store_name = store_name
         self.collapse = False
         self.stage = stage
-        self.dropped = 0
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -39,8 +38,7 @@ class _Aggregate(Processor):
         latest: dict[Any, Record] = {}
         for r in batch:
             key = r.key
-            if key is None or r.value is None:
-                self.dropped += 1
+            if key is None or r.value is None:  # cannot be grouped: skipped, as Kafka Streams does
                 continue
             stored = get(key)
             if stored is None:

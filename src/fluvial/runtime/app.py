@@ -16,6 +16,7 @@ from fluvial.runtime import topics
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.global_stores import GlobalStores
 from fluvial.runtime.stream_thread import StreamThread
+from fluvial.state.store import ReadOnlyView
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.app")
@@ -173,32 +174,32 @@ class App:
 
 
 class LocalStoreView:
+    """A store by name across the tasks this instance holds now (or the global store)."""
+
     def __init__(self, app: App, name: str) -> None:
         self._app = app
         self.name = name
-        spec = app.topology.stores[name]
-        self._timestamped = spec.timestamped
+        self._timestamped = app.topology.stores[name].timestamped
 
-    def _stores(self) -> list[Any]:
-        if self._app.global_stores is not None and self.name in self._app.global_stores.stores:
-            return [self._app.global_stores.stores[self.name]]
-        thread = self._app.stream_thread
-        return thread.stores_named(self.name) if thread is not None else []
-
-    def _plain(self, stored: Any) -> Any:
-        return stored[0] if self._timestamped and stored is not None else stored
+    def _views(self) -> list[ReadOnlyView]:
+        app = self._app
+        if app.global_stores is not None and self.name in app.global_stores.stores:
+            stores = [app.global_stores.stores[self.name]]
+        else:
+            thread = app.stream_thread
+            stores = thread.stores_named(self.name) if thread is not None else []
+        return [ReadOnlyView(store, self._timestamped) for store in stores]
 
     def get(self, key: Any) -> Any:
-        for store in self._stores():
-            value = store.get(key)
+        for view in self._views():
+            value = view.get(key)
             if value is not None:
-                return self._plain(value)
+                return value
         return None
 
     def all(self) -> Iterator[tuple[Any, Any]]:
-        for store in self._stores():
-            for key, value in store.all():
-                yield key, self._plain(value)
+        for view in self._views():
+            yield from view.all()
 
     def to_dict(self) -> dict[Any, Any]:
         return dict(self.all())

@@ -113,7 +113,6 @@ class StreamThread:
         self.restored: dict[str, dict[str, int]] = {}  # task -> store -> records replayed
         self.commits = 0
         self.aborts = 0
-        self.running = False
         self.last_poll = time.monotonic()  # liveness: the loop made progress
         self._in_txn = False
         if self.eos:
@@ -154,16 +153,16 @@ class StreamThread:
 
     def _process_run(self, topic: str, partition: int, run: list[Message],
                      rewound: set[TopicPartition]) -> None:
-        active = self.tasks.get(f"{self._subtopology_of[topic]}_{partition}")
+        tp = TopicPartition(topic, partition)
+        active = self.tasks.get(self._task_of(tp))
         if active is None:
-            tp = TopicPartition(topic, partition)
             if tp in self._owned and tp not in rewound:
                 # fetched before it was paused: read it again from its first record here
                 self.consumer.seek(tp, run[0].offset())
                 rewound.add(tp)
             return  # else revoked between poll and now: its new owner reads it
         active.task.process(topic, run)
-        self._pending[TopicPartition(topic, partition)] = run[-1].offset() + 1
+        self._pending[tp] = run[-1].offset() + 1
         self.processed += len(run)
 
     def commit(self) -> None:
