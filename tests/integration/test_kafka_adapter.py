@@ -132,8 +132,8 @@ def test_records_round_trip_with_java_partitioning(backend: Backend) -> None:
     producer = backend.clients.producer({})
     producer.produce(topic, b"h", b"with-headers", 1_700_000_000_123,
                      headers=[("trace", b"abc"), ("none", None)], partition=0)
-    for k in keys:
-        producer.produce(topic, k, b"v-" + k, 1_700_000_000_000)
+    producer.produce_many(topic, [(k, b"v-" + k, 1_700_000_000_000 + i, [("i", b"%d" % i)])
+                                  for i, k in enumerate(keys)])
     producer.flush(30)
 
     reader = backend.consumer(None)
@@ -141,9 +141,11 @@ def test_records_round_trip_with_java_partitioning(backend: Backend) -> None:
     got = poll_until([reader], lambda got: len(got) >= 61)
     assert len(got) == 61
     by_key = {m.key(): m for m in got}
-    for k in keys:  # librdkafka's murmur2_random and our murmur2 agree with Java
+    for i, k in enumerate(keys):  # librdkafka's murmur2_random and our murmur2 agree with Java
         assert by_key[k].partition() == partition_for_key(k, 6), k
         assert by_key[k].value() == b"v-" + k
+        assert by_key[k].timestamp() == (1, 1_700_000_000_000 + i)
+        assert by_key[k].headers() == [("i", b"%d" % i)]
     first = by_key[b"h"]
     assert (first.partition(), first.offset()) == (0, 0)
     assert first.timestamp() == (1, 1_700_000_000_123)

@@ -41,6 +41,7 @@ class BytesSerde:
 class StringSerde:
     name = "string"
     fast_deserialize = staticmethod(bytes.decode)
+    fast_serialize = staticmethod(str.encode)
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:
@@ -107,6 +108,7 @@ class Float64Serde:
 class JsonSerde:
     name = "json"
     fast_deserialize = staticmethod(orjson.loads)
+    fast_serialize = staticmethod(orjson.dumps)
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:
@@ -134,6 +136,17 @@ def fast_deserializer(serde: Serde) -> Callable[[Any], Any]:
     """
     fast = getattr(serde, "fast_deserialize", None)
     return fast if fast is not None else serde.deserialize
+
+
+def fast_serializer(serde: Serde) -> Callable[[Any], bytes | None]:
+    """A serde's C-level writer for non-null values, where it has one.
+
+    ``fast_serialize`` (``orjson.dumps``, ``str.encode``) is only valid for a value that is not
+    ``None`` (``orjson.dumps(None)`` would write ``null``, not a tombstone): the caller writes
+    ``None`` itself, and redoes a batch with ``serialize`` when the fast writer raises.
+    """
+    fast = getattr(serde, "fast_serialize", None)
+    return fast if fast is not None else serde.serialize
 
 
 _BY_NAME: dict[str, type] = {

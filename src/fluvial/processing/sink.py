@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fluvial.io.serdes import Serde
+from fluvial.io.serdes import Serde, fast_serializer
 from fluvial.processing.processor import Processor
 from fluvial.record import Record
 
@@ -21,6 +21,8 @@ class Sink(Processor):
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.internal = internal
+        self._fast_key = fast_serializer(key_serde)
+        self._fast_value = fast_serializer(value_serde)
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -30,9 +32,11 @@ class Sink(Processor):
     def process(self, batch: list[Record]) -> None:
         if isinstance(self.topic, str):
             topic = self.resolved
-            ks, vs = self.key_serde.serialize, self.value_serde.serialize
+            ks, vs = self._fast_key, self._fast_value
             try:
-                encoded = [(ks(r.key), vs(r.value), r.timestamp, r.headers) for r in batch]
+                encoded = [(None if (k := r.key) is None else ks(k),
+                            None if (v := r.value) is None else vs(v), r.timestamp, r.headers)
+                           for r in batch]
             except Exception:
                 self._one_by_one(batch)
                 return

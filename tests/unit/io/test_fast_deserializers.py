@@ -1,9 +1,16 @@
-"""The batch fast path of sources: C-level readers, with the per-record path for the rest."""
+"""The batch fast paths of sources and sinks: C-level readers and writers, with the
+per-record path for the rest."""
 
 from __future__ import annotations
 
 import fluvial
-from fluvial.io.serdes import BytesSerde, JsonSerde, StringSerde, fast_deserializer
+from fluvial.io.serdes import (
+    BytesSerde,
+    JsonSerde,
+    StringSerde,
+    fast_deserializer,
+    fast_serializer,
+)
 
 
 def test_fast_readers_are_the_c_functions_and_raise_on_none() -> None:
@@ -28,3 +35,31 @@ def test_a_tombstone_in_a_batch_still_reads_as_none() -> None:
         driver.input_topic("in").pipe(None, key="k")
         driver.input_topic("in").pipe({"n": 2}, key="k")
         assert driver.output_topic("out").read_values() == ["deleted", 2]
+
+
+def test_fast_writers_are_the_c_functions() -> None:
+    assert fast_serializer(JsonSerde())({"a": 1}) == b'{"a":1}'
+    assert fast_serializer(StringSerde())("word") == b"word"
+    bytes_serde = BytesSerde()
+    assert fast_serializer(bytes_serde) == bytes_serde.serialize  # no faster writer
+
+
+def test_a_json_sink_writes_none_as_a_tombstone_not_null() -> None:
+    # orjson.dumps(None) is b"null": the sink's fast path must keep None for itself
+    builder = fluvial.StreamsBuilder()
+    builder.stream("in", value_serde="json").map_values(
+        lambda v: None if v["n"] == 0 else v).to("out", value_serde="json")
+    with fluvial.TestDriver(builder.build()) as driver:
+        for n in (1, 0, 2):
+            driver.input_topic("in").pipe({"n": n}, key="k")
+        assert [m.value() for m in driver.read("out")] == [b'{"n":1}', None, b'{"n":2}']
+
+
+def test_a_value_the_fast_writer_refuses_goes_to_the_error_policy() -> None:
+    builder = fluvial.StreamsBuilder()
+    builder.stream("in", value_serde="json").map_values(
+        lambda v: {1, 2} if v["n"] == 0 else v).to("out", value_serde="json")
+    with fluvial.TestDriver(builder.build(), on_error="skip") as driver:
+        for n in (1, 0, 2):
+            driver.input_topic("in").pipe({"n": n}, key="k")
+        assert [m.value() for m in driver.read("out")] == [b'{"n":1}', b'{"n":2}']
