@@ -263,7 +263,10 @@ class OutputReader:
             "group.id": f"bench-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
-            "fetch.wait.max.ms": 20,
+            # latency is read from append times, so the reader may wait for fuller fetches:
+            # a fetch per output record would load the shared broker during the measurement
+            "fetch.min.bytes": 1_000_000,
+            "fetch.wait.max.ms": 50,
             "isolation.level": "read_uncommitted",
         })
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
@@ -366,8 +369,10 @@ def _wait_done(tracker: Tracker, handle: Any, reader: OutputReader, timeout: flo
 
 
 def run_case(runner: Runner, workload: Workload, settings: Settings, bootstrap: str,
-             work_dir: Path, run_id: str) -> dict[str, Any]:
-    """Run one system on one workload; return its figures (or why it failed)."""
+             work_dir: Path, run_id: str, label: str = "") -> dict[str, Any]:
+    """Run one system on one workload; return its figures (or why it failed).
+
+    ``label`` tells repeated runs of one case apart (their topics, group and log)."""
     n = settings.records_for(workload)
     result: dict[str, Any] = {"system": runner.key, "system_name": runner.name,
                               "workload": workload.name, "unit": workload.unit,
@@ -379,7 +384,7 @@ def run_case(runner: Runner, workload: Workload, settings: Settings, bootstrap: 
     lat = workload.generate(rng, 2 * settings.warmup, n_lat, settings.partitions)
     bulk = workload.generate(rng, 2 * settings.warmup + n_lat, n, settings.partitions)
 
-    case = f"{runner.key}-{workload.name}"
+    case = f"{runner.key}-{workload.name}{label}"
     app_id = f"bench-{run_id}-{case}"
     input_topic, output_topic = f"{app_id}-in", f"{app_id}-out"
     admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="results dir (default bench/results/<timestamp>)")
     ap.add_argument("--profile", action="store_true",
                     help="also profile fluvial (1 worker) with py-spy on each workload")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of every case; figures are medians (--smoke: 1)")
     ap.add_argument("--note", action="append", default=[], help="a note stored with the run")
     return ap.parse_args(argv)
 
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(REPO))
     from bench import workloads
     from bench.driver import Settings
+    from bench.repeats import merge
     from bench.runners import all_runners
 
     settings = Settings(scale=args.scale, records=args.records, partitions=args.partitions,
@@ -104,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
                         latency_seconds=args.latency_seconds, seed=args.seed,
                         latency_drain_timeout=args.latency_drain_timeout,
                         throughput_cap=args.throughput_cap)
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
     if args.smoke:
         settings = replace(settings, records=args.records or 300, rate=200,
                            latency_seconds=1.0, warmup=8)
+        args.repeat = 1
     run_id = time.strftime("%Y%m%d-%H%M%S") + ("-smoke" if args.smoke else "")
     out = args.out or ((SCRATCH if args.smoke else RESULTS) / run_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "run_id": run_id, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "smoke": args.smoke, "machine": machine_info(), "versions": base_versions(),
-        "settings": settings.as_dict(), "notes": list(args.note),
+        "settings": {**settings.as_dict(), "repeat": args.repeat}, "notes": list(args.note),
         "load_avg_start": os.getloadavg(), "systems": {}, "workloads": {}, "cases": [],
     }
     for w in wl:
@@ -151,33 +157,26 @@ def main(argv: list[str] | None = None) -> int:
         if bootstrap is None:
             from tools.kafka_cluster import KafkaCluster
 
-            cluster = KafkaCluster(nodes=1, name=f"bench-{os.getpid()}", heap="1g")
+            cluster = KafkaCluster(nodes=1, name=f"bench-{os.getpid()}", heap="1g",
+                                   full_jit=True)
             cluster.start()
             bootstrap = cluster.bootstrap_servers
             log.info("kafka broker at %s (%.1f s)", bootstrap, cluster.start_seconds or 0)
         doc["bootstrap"] = bootstrap
-        from bench.driver import run_case
-
+        if cluster is not None and not args.smoke:
+            _warm_broker(settings, bootstrap, work, run_id)
         for w in wl:
-            for r in runners:
-                base = {"system": r.key, "system_name": r.name, "workload": w.name,
-                        "unit": w.unit}
-                if r not in available:
-                    doc["cases"].append({**base, "status": "unavailable",
-                                         "error": doc["systems"][r.key]["unavailable"]})
-                    continue
-                if not r.supports(w):
-                    doc["cases"].append({**base, "status": "unsupported"})
-                    continue
-                log.info("── %s x %s", r.key, w.name)
-                try:
-                    res = run_case(r, w, settings, bootstrap, work, run_id)
-                except Exception as exc:
-                    res = {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                           "traceback": traceback.format_exc(limit=5)}
-                log.info("   %s", _summary(res))
-                doc["cases"].append(res)
-                _write(out, doc)  # partial results survive an interrupted run
+            runs: dict[str, list[dict[str, Any]]] = {}
+            for round_no in range(1, args.repeat + 1):
+                for r in runners:
+                    res = _run_one(r, w, available, doc, settings, bootstrap, work, run_id,
+                                   round_no if args.repeat > 1 else 0)
+                    runs.setdefault(r.key, []).append(res)
+                    if res["status"] in ("unavailable", "unsupported"):
+                        continue
+                    log.info("   %s", _summary(res))
+            doc["cases"] += [merge(rs) for rs in runs.values()]
+            _write(out, doc)  # partial results survive an interrupted run
         if args.profile:
             from bench.profile import profile_fluvial
 
@@ -198,6 +197,40 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work / "state", ignore_errors=True)
     bad = [c for c in doc["cases"] if c["status"] not in ("ok", "unsupported", "unavailable")]
     return 1 if bad and args.smoke else 0
+
+
+def _run_one(r: Any, w: Any, available: list[Any], doc: dict[str, Any], settings: Any,
+             bootstrap: str, work: Path, run_id: str, round_no: int) -> dict[str, Any]:
+    from bench.driver import run_case
+
+    base = {"system": r.key, "system_name": r.name, "workload": w.name, "unit": w.unit}
+    if r not in available:
+        return {**base, "status": "unavailable", "error": doc["systems"][r.key]["unavailable"]}
+    if not r.supports(w):
+        return {**base, "status": "unsupported"}
+    log.info("── %s x %s%s", r.key, w.name, f" (round {round_no})" if round_no else "")
+    try:
+        return run_case(r, w, settings, bootstrap, work, run_id,
+                        f"-r{round_no}" if round_no else "")
+    except Exception as exc:
+        return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=5)}
+
+
+def _warm_broker(settings: Any, bootstrap: str, work: Path, run_id: str) -> None:
+    """One discarded ceiling run on the stateless workload before anything is measured.
+
+    A fresh broker JVM spends its first half minute compiling its hot paths (its C2 threads
+    took 60 % of a core), which otherwise falls on whichever case runs first.
+    """
+    from bench import workloads
+    from bench.driver import run_case
+    from bench.runners.ceiling import CeilingRunner
+
+    log.info("── warming the broker up (a discarded ceiling x stateless run)")
+    res = run_case(CeilingRunner(sys.executable, REPO), workloads.get("stateless"), settings,
+                   bootstrap, work, run_id, "-warmup")
+    log.info("   (discarded) %s", _summary(res))
 
 
 def _summary(res: dict[str, Any]) -> str:

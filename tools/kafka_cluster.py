@@ -420,18 +420,20 @@ def jvm_command(
     main_class: str,
     args: Sequence[str],
     heap: str = "512m",
+    full_jit: bool = False,
 ) -> list[str]:
     """The JVM command line for a Kafka main class (what kafka-run-class.sh would run).
 
-    C1-only JIT (TieredStopAtLevel=1) and a small heap keep start-up quick and
-    memory low on a 2-core CI box; the broker's throughput is not what we test.
+    By default C1-only JIT (TieredStopAtLevel=1) and a small heap keep start-up quick and
+    memory low on a 2-core CI box, where the broker's throughput is not what we test.
+    ``full_jit`` keeps the optimizing compiler: a benchmark's broker costs half the CPU.
     """
     return [
         java,
         f"-Xms{min_heap(heap)}",
         f"-Xmx{heap}",
         "-XX:+UseG1GC",
-        "-XX:TieredStopAtLevel=1",
+        *([] if full_jit else ["-XX:TieredStopAtLevel=1"]),
         "-XX:+ExitOnOutOfMemoryError",
         "-Djava.awt.headless=true",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
@@ -597,6 +599,7 @@ class KafkaCluster:
         detached: bool = False,
         keep_data: bool = False,
         java: str | None = None,
+        full_jit: bool = False,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
@@ -611,6 +614,7 @@ class KafkaCluster:
         self.detached = detached
         self.keep_data = keep_data
         self._java = java
+        self.full_jit = full_jit
         self.cluster_id: str | None = None
         self.start_seconds: float | None = None
         self._nodes: dict[int, _Node] = {}
@@ -739,7 +743,8 @@ class KafkaCluster:
         node = self._nodes[node_id]
         spec = node.spec
         cmd = jvm_command(
-            self._java, self._jars_dir, "kafka.Kafka", [str(spec.config_path)], heap=self.heap
+            self._java, self._jars_dir, "kafka.Kafka", [str(spec.config_path)], heap=self.heap,
+            full_jit=self.full_jit,
         )
         logf = open(spec.log_path, "a")  # noqa: SIM115 - kept open for the node's life
         logf.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting node {node_id} =====\n")

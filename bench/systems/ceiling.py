@@ -47,6 +47,9 @@ class CeilingLoop:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "range",
+            # fluvial's setting (see fluvial.io.kafka): with librdkafka's default (1000 ms) this
+            # loop idles on fetches and runs at a third of its speed; a ceiling must not
+            "fetch.queue.backoff.ms": 10,
         })
         self.producer = Producer({
             "bootstrap.servers": args.bootstrap,
