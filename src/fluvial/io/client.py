@@ -7,7 +7,7 @@ on a real cluster or in-process. The message type is confluent-kafka's own ``Mes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -119,9 +119,11 @@ class Producer(Protocol):
         partition: int | None = None,
     ) -> None:
         """Queue a record; ``partition=None`` hashes the key like Java's default partitioner."""
-    def produce_many(self, topic: str, records: Sequence[OutRecord]) -> None:
+    def produce_many(self, topic: str, records: Iterable[OutRecord]) -> int:
         """Queue ``(key, value, timestamp, headers)`` records, keyed to their partitions: one
-        call per batch, so a sink pays the per-record cost only inside the client."""
+        call per batch, so a sink pays the per-record cost only inside the client. Records
+        are taken one at a time (a generator is best: each serialized value is freed as soon
+        as it is queued); returns how many were queued."""
     def flush(self, timeout: float) -> None:
         """Wait until every queued record is acknowledged; raise ``DeliveryError`` if any failed."""
     def poll(self, timeout: float) -> None: ...

@@ -322,22 +322,22 @@ class KafkaProducer:
                                               f" partition {partition}")
                 raise DeliveryError(f"{where}: {e.args[0].str()}") from e
 
-    def produce_many(self, topic: str, records: Sequence[OutRecord]) -> None:
+    def produce_many(self, topic: str, records: Iterable[OutRecord]) -> int:
         produce = self._p.produce
-        i, n = 0, len(records)
-        while i < n:
-            try:
-                for i in range(i, n):  # noqa: B020 (resumes where a full queue stopped it)
-                    key, value, timestamp, headers = records[i]
+        queued = 0
+        try:
+            for key, value, timestamp, headers in records:
+                try:
                     # positional: keyword arguments cost produce() a third of its time.
                     # (topic, value, key, partition, on_delivery, callback, timestamp, headers)
                     produce(topic, value, key, -1, None, None, timestamp,
                             headers)  # type: ignore[arg-type]  # stubs: invariant list
-                return
-            except BufferError:  # local queue full: serve delivery reports, then go on
-                self._p.poll(0.05)
-            except ck.KafkaException as e:
-                raise DeliveryError(f"topic {topic!r}: {e.args[0].str()}") from e
+                except BufferError:  # local queue full: serve delivery reports, then retry
+                    self.produce(topic, key, value, timestamp, headers)
+                queued += 1
+        except ck.KafkaException as e:
+            raise DeliveryError(f"topic {topic!r}: {e.args[0].str()}") from e
+        return queued
 
     def flush(self, timeout: float) -> None:
         left = self._p.flush(timeout)

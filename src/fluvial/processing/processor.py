@@ -6,7 +6,7 @@ same outputs, in the same order, as processing those records one at a time would
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,8 +31,10 @@ class Collector(Protocol):
              headers: Headers | None, partition: int | None) -> None: ...
 
     def send_many(self, topic: str,
-                  records: list[tuple[bytes | None, bytes | None, int, Headers | None]]) -> None:
-        """``(key, value, timestamp, headers)`` records, each to the partition of its key."""
+                  records: Iterable[tuple[bytes | None, bytes | None, int, Headers | None]],
+                  ) -> None:
+        """``(key, value, timestamp, headers)`` records, each to the partition of its key,
+        taken one at a time (see ``Producer.produce_many``)."""
 
 
 class CollectorBase:
@@ -43,7 +45,8 @@ class CollectorBase:
         raise NotImplementedError
 
     def send_many(self, topic: str,
-                  records: list[tuple[bytes | None, bytes | None, int, Headers | None]]) -> None:
+                  records: Iterable[tuple[bytes | None, bytes | None, int, Headers | None]],
+                  ) -> None:
         for key, value, timestamp, headers in records:
             self.send(topic, key, value, timestamp, headers, None)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from fluvial.errors import FluvialError
 from fluvial.io.serdes import Serde, fast_serializer
 from fluvial.processing.processor import Processor
 from fluvial.record import Record
@@ -30,19 +31,32 @@ class Sink(Processor):
             self.resolved = context.topic_name(self.topic) if self.internal else self.topic
 
     def process(self, batch: list[Record]) -> None:
-        if isinstance(self.topic, str):
-            topic = self.resolved
-            ks, vs = self._fast_key, self._fast_value
-            try:
-                encoded = [(None if (k := r.key) is None else ks(k),
-                            None if (v := r.value) is None else vs(v), r.timestamp, r.headers)
-                           for r in batch]
-            except Exception:
-                self._one_by_one(batch)
-                return
-            self.context.collector.send_many(topic, encoded)
-        else:
+        """Serialize lazily, as the producer takes each record.
+
+        A generator, not a list: each serialized value is freed as soon as the producer has
+        copied it. Holding a batch of them (orjson's output buffers) made the allocator fault
+        in fresh pages for every batch: 2 µs per record instead of 0.1 µs.
+        """
+        if not isinstance(self.topic, str):
             self._one_by_one(batch)
+            return
+        send_many = self.context.collector.send_many
+        ks, vs = self._fast_key, self._fast_value
+        rest: Iterator[Record] = iter(batch)
+        left = len(batch)
+        while left:
+            try:
+                send_many(self.resolved, ((None if (k := r.key) is None else ks(k),
+                                           None if (v := r.value) is None else vs(v),
+                                           r.timestamp, r.headers) for r in rest))
+                return
+            except FluvialError:
+                raise  # the producer's, not the serde's
+            except Exception:
+                # the fast writer refused the record just taken: redo it the careful way
+                remaining = list(rest)
+                self._one_by_one([batch[len(batch) - len(remaining) - 1]])
+                rest, left = iter(remaining), len(remaining)
 
     def _one_by_one(self, batch: list[Record]) -> None:
         """Serialize per record so the error policy sees exactly the record that failed."""

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fluvial.errors import ConfigError
@@ -64,9 +64,8 @@ class ProducerCollector:
         self.producer.produce(topic, key, value, timestamp, headers, partition)
         self.sent += 1
 
-    def send_many(self, topic: str, records: list[OutRecord]) -> None:
-        self.producer.produce_many(topic, records)
-        self.sent += len(records)
+    def send_many(self, topic: str, records: Iterable[OutRecord]) -> None:
+        self.sent += self.producer.produce_many(topic, records)
 
 
 class _ActiveTask:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fluvial.errors import ConfigError, FluvialError
@@ -46,9 +46,12 @@ class EmbeddedProducer:
         self._offsets: dict[str, dict[TopicPartition, int]] = {}
         self._members: dict[str, EmbeddedGroupMetadata] = {}
 
-    def produce_many(self, topic: str, records: Sequence[OutRecord]) -> None:
+    def produce_many(self, topic: str, records: Iterable[OutRecord]) -> int:
+        queued = 0
         for key, value, timestamp, headers in records:
             self.produce(topic, key, value, timestamp, headers)
+            queued += 1
+        return queued
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
                 headers: Headers | None = None, partition: int | None = None) -> None:
