@@ -32,10 +32,12 @@ class _Aggregate(Processor):
         raise NotImplementedError
 
     def process(self, batch: list[Record]) -> None:
-        get, put = self.store.get, self.store.put
+        get, put, update = self.store.get, self.store.put, self.update
         collapse = self.collapse
         out: list[Record] = []
-        latest: dict[Any, Record] = {}
+        # with the record cache, one update per key leaves the batch: the last record's, with
+        # the value from before the batch as ``old``; nothing is built for the others
+        latest: dict[Any, tuple[Record, Any, Any, int]] = {}  # key -> (last, first old, new, ts)
         for r in batch:
             key = r.key
             if key is None or r.value is None:  # cannot be grouped: skipped, as Kafka Streams does
@@ -48,21 +50,20 @@ class _Aggregate(Processor):
                 if r.timestamp > ts:
                     ts = r.timestamp
             try:
-                new = self.update(key, r.value, old)
+                new = update(key, r.value, old)
             except Exception as exc:
                 self.context.on_error(r, exc, self.stage)
                 continue
             put(key, None if new is None else (new, ts))
-            emitted = Record(key, Change(new, old), ts, r.headers, r.topic, r.partition, r.offset)
             if collapse:
-                first = latest.pop(key, None)
-                if first is not None:
-                    emitted.value = Change(new, first.value.old)
-                latest[key] = emitted
+                seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
+                latest[key] = (r, old if seen is None else seen[1], new, ts)
             else:
-                out.append(emitted)
+                out.append(Record(key, Change(new, old), ts, r.headers, r.topic, r.partition,
+                                  r.offset))
         if collapse:
-            out = list(latest.values())
+            out = [Record(key, Change(new, old), ts, r.headers, r.topic, r.partition, r.offset)
+                   for key, (r, old, new, ts) in latest.items()]
         if out:
             self.context.forward(out)
 
