@@ -12,6 +12,11 @@
 4. builds each output value with ``output(value, prediction)``; the prediction carries the
    model's name and version, and so does the ``fluvial.model.version`` header.
 
+With ``featurize_batch(values) -> {feature: column}`` steps 2 and 3 are first tried on the
+whole batch at once (a column-wise parser can be several times cheaper a record than one
+``featurize`` call each); if that raises, or the model call on its columns does, the batch
+takes the per-record path above, so that the error policy sees exactly the failing records.
+
 Scores are those of scoring each record alone (``Model.predict_proba`` is per-row).
 """
 
@@ -20,14 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from fluvial.dsl.stream import Stream
 from fluvial.errors import FluvialError
 from fluvial.ml import exporter
-from fluvial.ml.model import Model, ModelError
+from fluvial.ml.model import FeatureBatch, Model, ModelError
 from fluvial.ml.sources import ModelReader, ModelSource, as_source
 from fluvial.processing.processor import Processor, ProcessorContext
 from fluvial.record import Record
@@ -41,10 +46,12 @@ class ModelUnavailableError(FluvialError):
     """No model to score with yet (nothing published under its name, or withdrawn)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):
     """One record's score. ``positive`` is ``probability >= threshold``; ``label`` is the
-    model's class name for it (``"YES"``/``"NO"`` by default)."""
+    model's class name for it (``"YES"``/``"NO"`` by default).
+
+    A named tuple, built with ``tuple.__new__``, because one is made per record scored: a
+    frozen dataclass cost five times as much."""
 
     probability: float
     positive: bool
@@ -96,6 +103,11 @@ class ScoringMetrics:
 
 
 Featurize = Callable[[Any], Mapping[str, Any]]
+FeaturizeBatch = Callable[[list[Any]], FeatureBatch]
+Rows = list[Mapping[str, Any]]
+#: A batch's scored records, their features (rows, or columns from ``featurize_batch``) and
+#: scores.
+Scored = tuple[list[Record], FeatureBatch | Rows, list[float]]
 Output = Callable[[Any, Prediction], Any]
 
 
@@ -125,10 +137,12 @@ class ScoreProcessor(Processor):
     def __init__(self, source: ModelSource, featurize: Featurize = _identity,
                  output: Output = default_output, shadow: ModelSource | None = None,
                  metrics: ScoringMetrics | None = None,
-                 version_header: str | None = VERSION_HEADER, stage: str = "score") -> None:
+                 version_header: str | None = VERSION_HEADER, stage: str = "score",
+                 featurize_batch: FeaturizeBatch | None = None) -> None:
         self.source = source
         self.shadow_source = shadow
         self.featurize = featurize
+        self.featurize_batch = featurize_batch
         self.output = output
         self.metrics = metrics if metrics is not None else ScoringMetrics()
         self.version_header = version_header
@@ -175,47 +189,71 @@ class ScoreProcessor(Processor):
             for r in batch:
                 context.on_error(r, error, self.stage)
             return
-        records, rows = self._featurize(batch)
+        scored: Scored | None = None
+        if self.featurize_batch is not None:
+            scored = self._score_batch(model, batch)
+        if scored is None:
+            scored = self._score_rows(model, batch)
+        records, features, probabilities = scored
         if not records:
             return
-        records, rows, probabilities = self._score(model, records, rows)
-        shadow_predictions = self._shadow(shadow, rows, probabilities, model.threshold)
+        shadows = self._shadow(shadow, features, probabilities, model.threshold)
+        out = self._outputs(model, records, probabilities, shadows or [None] * len(records))
+        m.scored += len(out)
+        m.versions[model.version] = m.versions.get(model.version, 0) + len(out)
+        if out:
+            context.forward(out)
 
+    def _outputs(self, model: Model, records: list[Record], probabilities: list[float],
+                 shadows: Sequence[Prediction | None]) -> list[Record]:
+        """The output records; one whose ``output`` raises goes to the error policy."""
         name, version, threshold = model.name, model.version, model.threshold
         negative, positive = getattr(model, "classes", ("NO", "YES"))
         header = (self.version_header, version.encode()) if self.version_header else None
-        output = self.output
+        output, new = self.output, tuple.__new__
         out: list[Record] = []
-        for i, r in enumerate(records):
-            p = float(probabilities[i])
-            yes = p >= threshold
-            prediction = Prediction(p, yes, positive if yes else negative, threshold, name,
-                                    version,
-                                    shadow_predictions[i] if shadow_predictions else None)
+        for r, p, shadow in zip(records, probabilities, shadows, strict=True):
+            prediction = new(Prediction, (p, True, positive, threshold, name, version, shadow)
+                             if p >= threshold else
+                             (p, False, negative, threshold, name, version, shadow))
             try:
                 value = output(r.value, prediction)
             except Exception as exc:
-                m.failed += 1
-                context.on_error(r, exc, f"{self.stage}: output")
+                self.metrics.failed += 1
+                self.context.on_error(r, exc, f"{self.stage}: output")
                 continue
             headers = r.headers
             if header is not None:
                 headers = [*headers, header] if headers else [header]
             out.append(Record(r.key, value, r.timestamp, headers, r.topic, r.partition,
                               r.offset))
-        m.scored += len(out)
-        m.versions[version] = m.versions.get(version, 0) + len(out)
-        if out:
-            context.forward(out)
+        return out
 
-    def _featurize(self, batch: list[Record]) -> tuple[list[Record], list[Mapping[str, Any]]]:
+    def _score_batch(self, model: Model, batch: list[Record]) -> Scored | None:
+        """``featurize_batch`` and one model call; ``None`` if either raises (a malformed
+        record, say), for the per-record path to find the culprits."""
+        assert self.featurize_batch is not None
+        try:
+            features = self.featurize_batch([r.value for r in batch])
+            return batch, features, _predict(model, features, len(batch))
+        except Exception as exc:
+            log.debug("%s: a batch of %d goes record by record: %s", self.stage, len(batch), exc)
+            return None
+
+    def _score_rows(self, model: Model, batch: list[Record]) -> Scored:
+        records, rows = self._featurize(batch)
+        if not records:
+            return records, rows, []
+        return self._score(model, records, rows)
+
+    def _featurize(self, batch: list[Record]) -> tuple[list[Record], Rows]:
         featurize = self.featurize
         try:
             return batch, [featurize(r.value) for r in batch]
         except Exception:
             pass
         records: list[Record] = []
-        rows: list[Mapping[str, Any]] = []
+        rows: Rows = []
         for r in batch:
             try:
                 row = featurize(r.value)
@@ -227,19 +265,18 @@ class ScoreProcessor(Processor):
             rows.append(row)
         return records, rows
 
-    def _score(self, model: Model, records: list[Record], rows: list[Mapping[str, Any]]
-               ) -> tuple[list[Record], list[Mapping[str, Any]], np.ndarray | list[float]]:
+    def _score(self, model: Model, records: list[Record], rows: Rows
+               ) -> tuple[list[Record], Rows, list[float]]:
         try:
-            return records, rows, _predict(model, rows)
+            return records, rows, _predict_rows(model, rows)
         except Exception:
             pass
         kept: list[Record] = []
-        kept_rows: list[Mapping[str, Any]] = []
+        kept_rows: Rows = []
         scores: list[float] = []
         for r, row in zip(records, rows, strict=True):
             try:
-                p = _predict(model, [row])
-                scores.append(float(p[0]))
+                scores += _predict_rows(model, [row])
             except Exception as exc:
                 self.metrics.failed += 1
                 self.context.on_error(r, exc, f"{self.stage}: model {model.version}")
@@ -248,42 +285,47 @@ class ScoreProcessor(Processor):
             kept_rows.append(row)
         return kept, kept_rows, scores
 
-    def _shadow(self, shadow: Model | None, rows: list[Mapping[str, Any]],
-                primary: np.ndarray | list[float], threshold: float) -> list[Prediction] | None:
-        if shadow is None or not rows:
+    def _shadow(self, shadow: Model | None, features: FeatureBatch | Rows,
+                primary: list[float], threshold: float) -> list[Prediction] | None:
+        if shadow is None:
             return None
-        m = self.metrics
+        m, n = self.metrics, len(primary)
         try:
-            probabilities = _predict(shadow, rows)
+            probabilities = (_predict_rows(shadow, features) if isinstance(features, list)
+                             else _predict(shadow, features, n))
         except Exception as exc:  # a shadow never fails a record
-            m.shadow_failed += len(rows)
+            m.shadow_failed += n
             log.warning("shadow model %s %s failed on a batch of %d: %s", shadow.name,
-                        shadow.version, len(rows), exc)
+                        shadow.version, n, exc)
             return None
         negative, positive = getattr(shadow, "classes", ("NO", "YES"))
         t = shadow.threshold
-        predictions = [Prediction(float(p), bool(p >= t), positive if p >= t else negative, t,
-                                  shadow.name, shadow.version) for p in probabilities]
-        m.shadow_scored += len(predictions)
+        predictions = [Prediction(p, p >= t, positive if p >= t else negative, t, shadow.name,
+                                  shadow.version) for p in probabilities]
+        m.shadow_scored += n
         m.shadow_agreed += sum(1 for p, s in zip(primary, predictions, strict=True)
-                               if (float(p) >= threshold) == s.positive)
+                               if (p >= threshold) == s.positive)
         return predictions
 
 
 def score(stream: Stream, model: Model | ModelSource, *, featurize: Featurize | None = None,
           output: Output | None = None, shadow: Model | ModelSource | None = None,
           metrics: ScoringMetrics | None = None, version_header: str | None = VERSION_HEADER,
-          name: str | None = None) -> Stream:
+          name: str | None = None, featurize_batch: FeaturizeBatch | None = None) -> Stream:
     """Score ``stream``'s values with ``model`` a batch at a time; keys stay, so a later
     grouping needs no repartition.
 
     ``model``: a ``Model`` (fixed) or a source such as ``ModelTopic(builder, topic).model(
     name)`` (hot-swapped between batches). ``featurize(value)`` returns the raw features as a
-    mapping (default: the value itself). ``output(value, prediction)`` builds the output value
-    (default: ``{"input": value, "prediction": …, "probability": …, "threshold": …, "model":
-    …, "model_version": …}``). ``shadow`` scores alongside: its prediction rides in
-    ``prediction.shadow`` and ``metrics.agreement_rate`` counts how often it agrees. Pass
-    ``metrics`` (a ``ScoringMetrics``) to read the counters.
+    mapping (default: the value itself). ``featurize_batch(values)``, optional, returns the
+    raw features of a whole batch's values at once, as columns (feature → sequence, one value
+    per record, as ``featurize`` would give them): faster; when it raises (or the model does
+    on its columns) the batch goes through ``featurize`` record by record, so the error
+    policy still sees exactly the failing records. ``output(value, prediction)`` builds the
+    output value (default: ``{"input": value, "prediction": …, "probability": …,
+    "threshold": …, "model": …, "model_version": …}``). ``shadow`` scores alongside: its
+    prediction rides in ``prediction.shadow`` and ``metrics.agreement_rate`` counts how often
+    it agrees. Pass ``metrics`` (a ``ScoringMetrics``) to read the counters.
     """
     source = as_source(model)
     shadow_source = as_source(shadow) if shadow is not None else None
@@ -293,14 +335,19 @@ def score(stream: Stream, model: Model | ModelSource, *, featurize: Featurize | 
 
     def supplier() -> ScoreProcessor:
         return ScoreProcessor(source, featurize or _identity, output or default_output,
-                              shadow_source, shared, version_header, stage)
+                              shadow_source, shared, version_header, stage, featurize_batch)
 
     return stream.process_values(supplier, name=name)
 
 
-def _predict(model: Model, rows: list[Mapping[str, Any]]) -> np.ndarray:
-    """One model call for the rows, checked to give one score per row."""
-    probabilities = model.predict_proba(columns(rows, model.features))
-    if len(probabilities) != len(rows):
-        raise ModelError(f"model gave {len(probabilities)} scores for {len(rows)} rows")
-    return probabilities
+def _predict(model: Model, batch: FeatureBatch, rows: int) -> list[float]:
+    """One model call, checked to give one score per row, as floats."""
+    probabilities = np.asarray(model.predict_proba(batch), dtype=np.float64)
+    if probabilities.shape != (rows,):
+        raise ModelError(f"model gave scores of shape {probabilities.shape} for {rows} rows")
+    scores: list[float] = probabilities.tolist()
+    return scores
+
+
+def _predict_rows(model: Model, rows: Rows) -> list[float]:
+    return _predict(model, columns(rows, model.features), len(rows))
