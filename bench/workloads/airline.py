@@ -4,7 +4,9 @@ Two workloads, on the same input (the same rows in the same order, so their rati
 like with like):
 
 * ``airline``: each system scores the way it can best: fluvial with ``fluvial.ml.score`` (one
-  model call per poll batch of a partition), the ceiling with one model call per poll batch;
+  model call per poll batch of a partition, the batch's lines parsed column-wise by
+  ``examples.airline.flights.parse_columns``), the ceiling with one model call per poll batch
+  (the same parser);
   Quix Streams and Faust have no batch operator, so they score one record at a time in their
   per-record step (``apply`` / the agent's loop).
 * ``airline-per-record``: every system scores one record at a time through the model inside a
@@ -68,16 +70,15 @@ def _labels(model: Any) -> tuple[str, str, float]:
 
 
 def batch_scorer(model: Any) -> Callable[[list[bytes]], list[bytes]]:
-    """CSV lines → JSON outputs, one model call for the whole list (the ceiling's batch)."""
-    from examples.airline.flights import parse_line
+    """CSV lines → JSON outputs, one model call for the whole list (the ceiling's batch),
+    parsed column-wise as fluvial's batches are."""
+    from examples.airline.flights import parse_columns
 
-    features = model.features
     negative, positive, threshold = _labels(model)
     predict, dumps = model.predict_proba, orjson.dumps
 
     def score(lines: list[bytes]) -> list[bytes]:
-        flights = [parse_line(line) for line in lines]
-        probs = predict({f: [fl[f] for fl in flights] for f in features}).tolist()
+        probs = predict(parse_columns(lines)).tolist()
         return [dumps({"prediction": positive if p >= threshold else negative,
                        "probability": p}) for p in probs]
 
@@ -200,7 +201,7 @@ class Airline(Workload):
     def fluvial_topology(self) -> Any:
         import os
 
-        from examples.airline.flights import parse_line
+        from examples.airline.flights import parse_columns, parse_line
 
         import fluvial
         from fluvial import ml, serdes
@@ -211,7 +212,7 @@ class Airline(Workload):
         if self.per_record:  # the talk's design: the model inside a per-record map
             scored = lines.map_values(record_scorer(model))
         else:  # one model call per poll batch of a partition
-            scored = ml.score(lines, model, featurize=parse_line,
+            scored = ml.score(lines, model, featurize=parse_line, featurize_batch=parse_columns,
                               output=lambda _line, p: {"prediction": p.label,
                                                        "probability": p.probability},
                               version_header=None)

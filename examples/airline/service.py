@@ -20,12 +20,13 @@ departure delayed: YES`` / ``Class probabilities: p_no,p_yes``).
 
 The model comes from the models topic (``AirlineModels``, key ``airline-delay``): publish a
 file there (``fluvial.ml.publish_model``) and the service swaps to it between two batches.
-Unknown carriers or airports and ``NA`` values score as missing; an empty or malformed line
-fails featurization and goes to the app's error policy: run with ``--on-error dead_letter``
-(``APP_SETTINGS``; ``python -m examples.airline.service`` sets it for you) and it lands on
-``<application id>-dead-letter`` with the reason in the ``fluvial.error`` header — nothing is
-lost. With the default ``stop`` the service stops at such a line, having committed nothing
-past it.
+Unknown carriers or airports and ``NA`` values score as missing. A poll batch's lines are
+parsed together (``parse_columns``, several times cheaper a line); a batch holding a malformed
+line is parsed line by line instead, where an empty or malformed line fails featurization and
+goes to the app's error policy: run with ``--on-error dead_letter`` (``APP_SETTINGS``;
+``python -m examples.airline.service`` sets it for you) and it lands on ``<application
+id>-dead-letter`` with the reason in the ``fluvial.error`` header — nothing is lost. With the
+default ``stop`` the service stops at such a line, having committed nothing past it.
 
 Topic names and format can also come from ``FLUVIAL_AIRLINE_INPUT``, ``FLUVIAL_AIRLINE_OUTPUT``,
 ``FLUVIAL_AIRLINE_MODELS``, ``FLUVIAL_AIRLINE_FORMAT`` (``json`` or ``talk``) and
@@ -41,7 +42,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import fluvial
-from examples.airline.flights import COLUMNS, MISSING, flight_key, parse_line
+from examples.airline.flights import COLUMNS, MISSING, flight_key, parse_columns, parse_line
 from fluvial import ml
 
 INPUT = "AirlineInputTopic"
@@ -147,8 +148,9 @@ def build(input_topic: str | None = None, output_topic: str | None = None,
     builder = fluvial.StreamsBuilder()
     models = ml.ModelTopic(builder, models_topic)
     lines = builder.stream(input_topic, key_serde="bytes", value_serde=FlightLineSerde())
-    scored = ml.score(lines, models.model(model_name), featurize=parse_line, output=output,
-                      metrics=metrics, name="score-flights")
+    scored = ml.score(lines, models.model(model_name), featurize=parse_line,
+                      featurize_batch=parse_columns, output=output, metrics=metrics,
+                      name="score-flights")
     scored.map(_pair, name="key-by-flight").to(
         output_topic, key_serde="string",
         value_serde="json" if output_format == "json" else "string")
