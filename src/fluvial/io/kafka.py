@@ -11,6 +11,7 @@ Consumer messages are confluent's own objects, returned without a copy.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +44,9 @@ _UNKNOWN = (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC,
             ck.KafkaError._UNKNOWN_PARTITION)
 _NOT_AUTHORIZED = (ck.KafkaError.TOPIC_AUTHORIZATION_FAILED,
                    ck.KafkaError.GROUP_AUTHORIZATION_FAILED)
+
+
+_error_of = operator.methodcaller("error")
 
 
 def _ours(parts: Iterable[ck.TopicPartition]) -> list[TopicPartition]:
@@ -174,9 +178,8 @@ class KafkaConsumer:
             if msgs and limit > 1:
                 msgs += cast("list[Message]", self._c.consume(limit - 1, 0))
         self._raise_fatal()
-        for m in msgs:
-            if m.error() is not None:
-                return self._without_errors(msgs)
+        if any(map(_error_of, msgs)):  # a KafkaError is truthy, None is not
+            return self._without_errors(msgs)
         return msgs
 
     def _without_errors(self, msgs: list[Message]) -> list[Message]:

@@ -11,6 +11,7 @@ depth-first instead, each forwarded record going through the children before the
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +173,7 @@ class Task:
             records = self._decode_one_by_one(topic, messages, key_serde.deserialize,
                                               value_serde.deserialize)
         if records:
-            latest = max(r.timestamp for r in records)
+            latest = max(map(_timestamp, records))
             self._source_contexts[index].forward(records)
             self._pump(index)
             if latest > self.stream_time:
@@ -296,8 +297,8 @@ class Task:
                 processor.close()
 
 
-def _offset(record: Record) -> int:
-    return record.offset
+_offset = operator.attrgetter("offset")
+_timestamp = operator.attrgetter("timestamp")
 
 
 def _merges_after_fan_out(nodes: list[Any], processors: list[Processor | None]) -> bool:

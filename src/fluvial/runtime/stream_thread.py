@@ -141,8 +141,9 @@ class StreamThread:
     def _process(self, messages: list[Message]) -> None:
         """Split a poll batch into runs of one partition (offset order) and run each."""
         self._begin()  # a commit in on_revoke (inside the poll) ended the transaction
-        topics = [m.topic() for m in messages]
         partitions = [m.partition() for m in messages]
+        topics = ([messages[0].topic()] * len(messages) if len(self._subtopology_of) == 1
+                  else [m.topic() for m in messages])
         rewound: set[TopicPartition] = set()
         start, n = 0, len(messages)
         for i in range(1, n + 1):
