@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import click
 
 from fluvial.errors import FluvialError
+
+GC_THRESHOLDS = (100_000, 50, 100)  # what `fluvial run` sets; see _run_one
 
 _SETTINGS = [
     click.option("--application-id", "-a", envvar="FLUVIAL_APPLICATION_ID",
@@ -80,6 +83,10 @@ def _run_one(worker: int, target: str, settings: dict[str, Any], http_port: int 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The process is ours: a poll batch allocates tens of thousands of objects that die
+    # young (records, decoded values); the cyclic GC's default (a collection every 700
+    # allocations) cost 10-20 % of the loop's CPU. Records form no cycles to wait for.
+    gc.set_threshold(*GC_THRESHOLDS)
     app = App(load_topology(target), **settings)
     if http_port is not None:
         from fluvial.server import AppServer

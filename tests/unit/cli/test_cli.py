@@ -68,3 +68,29 @@ def test_run_on_the_embedded_broker_until_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_run_raises_the_gc_threshold_of_its_own_process(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    import gc
+
+    from fluvial.cli import main
+    from fluvial.runtime import app as app_module
+
+    seen: list[tuple[int, int, int]] = []
+
+    class Recorder:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(gc.get_threshold())
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(app_module, "App", Recorder)
+    before = gc.get_threshold()
+    try:
+        main._run_one(0, "examples.wordcount.app:build",
+                      {"application_id": "wc", "state_dir": str(tmp_path)}, None)
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [main.GC_THRESHOLDS]
