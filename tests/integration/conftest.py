@@ -16,6 +16,7 @@ restart nodes with.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -57,6 +58,10 @@ def _stop_and_check(cluster: KafkaCluster) -> None:
     SIGKILL, not SIGTERM: the data is thrown away, and a graceful stop of the last
     KRaft voter waits ~5 s for a quorum that is already gone.
     """
+    # clients whose callbacks refer back to them (fluvial's adapters, rebalance closures) are
+    # freed only by the cyclic GC: collect them while the broker is up, or their librdkafka
+    # threads log "connection refused" until the interpreter exits
+    gc.collect()
     pids = dict(cluster.pids)
     cluster.stop(graceful=False)
     leaked = {i: pid for i, pid in pids.items() if pid_alive(pid)}
