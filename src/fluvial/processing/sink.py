@@ -22,8 +22,8 @@ class Sink(Processor):
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.internal = internal
-        self._fast_key = fast_serializer(key_serde)
-        self._fast_value = fast_serializer(value_serde)
+        self.fast_key = fast_serializer(key_serde)  # C-level writers for non-null values
+        self.fast_value = fast_serializer(value_serde)
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -41,7 +41,7 @@ class Sink(Processor):
             self._one_by_one(batch)
             return
         send_many = self.context.collector.send_many
-        ks, vs = self._fast_key, self._fast_value
+        ks, vs = self.fast_key, self.fast_value
         rest: Iterator[Record] = iter(batch)
         left = len(batch)
         while left:

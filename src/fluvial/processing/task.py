@@ -20,6 +20,7 @@ from fluvial.errors import ProcessingError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
 from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.fused import FusedChain
 from fluvial.processing.processor import (
     Collector,
     Processor,
@@ -133,8 +134,10 @@ class Task:
         self._processors: list[Processor | None] = []
         self._sources: dict[str, tuple[int, Serde, Serde, Any, Any]] = {}
         self._source_contexts: dict[int, _Context] = {}
+        child_indexes: list[list[int]] = []
         for i, node in enumerate(nodes):
             children = [index[c] for c in node.children]
+            child_indexes.append(children)
             names = list(node.children)
             processor: Processor | None = None
             store_names: frozenset[str] = frozenset()
@@ -158,6 +161,13 @@ class Task:
             else:
                 self._source_contexts[i] = context
         self.depth_first = _merges_after_fan_out(nodes, self._processors)
+        parents = [len(n.parents) for n in nodes]
+        #: source topic -> its fused chain, where the sub-topology below it is one
+        self.fused: dict[str, FusedChain] = {}
+        for topic, (i, _, _, kd, vd) in self._sources.items():
+            chain = FusedChain.find(child_indexes, parents, self._processors, i, kd, vd)
+            if chain is not None:
+                self.fused[topic] = chain
 
     # -- input ---------------------------------------------------------------------------
 
@@ -166,6 +176,10 @@ class Task:
         index, key_serde, value_serde, kd, vd = self._sources[topic]
         partition = self.partition
         self._current = messages
+        fused = self.fused.get(topic)
+        if fused is not None and fused.run(topic, partition, messages):
+            self._current = []
+            return
         try:
             records = [Record(kd(m.key()), vd(m.value()), m.timestamp()[1], m.headers(), topic,
                               partition, m.offset()) for m in messages]
