@@ -110,7 +110,8 @@ class FusedChain:
         except Exception:
             # the fast writer refused the record just taken: that one and the rest go through
             # the sink processor, which applies the error policy record by record
-            done = len(alive) - len(remaining := list(rest)) - 1
+            remaining = list(rest)
+            done = len(alive) - len(remaining) - 1  # the refused record's index
             m = alive[done]
             refused = Record(keys[done], values[done], m.timestamp()[1], m.headers(), topic,
                              partition, m.offset())
