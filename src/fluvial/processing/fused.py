@@ -11,8 +11,8 @@ Anything the fast path does not take sends the batch down the general path befor
 produced: a user function that raises, a key or value the source's fast reader refuses (the
 general path runs the user functions again: stateless operators' functions must be free of
 side effects, as docs/streams.md says). A value the sink's fast writer refuses, once records
-are already being produced, hands the rest of the batch to the sink processor, which applies
-the error policy record by record. Stream time is not tracked here: only processors read it,
+are already being produced, takes the sink's careful path and its error policy, and the rest
+go on (``Sink.stream``, shared with the sink processor). Stream time is not tracked here: only processors read it,
 and a fused chain has none that do.
 """
 
@@ -22,8 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import compress
 from typing import Any
 
-from fluvial.errors import FluvialError
-from fluvial.io.client import Message
+from fluvial.io.client import Message, OutRecord
 from fluvial.processing.processor import Processor
 from fluvial.processing.sink import Sink
 from fluvial.processing.stateless import Filter, MapValues
@@ -97,23 +96,18 @@ class FusedChain:
 
     def _send(self, topic: str, partition: int, alive: list[Message], keys: list[Any],
               values: list[Any]) -> None:
-        """Stream the survivors into the producer, as ``Sink.process`` does."""
+        """Stream the survivors into the producer through the sink (its fallback included)."""
         sink = self.sink
-        send_many = sink.context.collector.send_many
         ks, vs = sink.fast_key, sink.fast_value
-        rest: Iterator[tuple[Message, Any, Any]] = zip(alive, keys, values, strict=True)
-        try:
-            send_many(sink.resolved, ((None if k is None else ks(k), None if v is None else vs(v),
-                                       m.timestamp()[1], m.headers()) for m, k, v in rest))
-        except FluvialError:
-            raise  # the producer's, not the serde's
-        except Exception:
-            # the fast writer refused the record just taken: that one and the rest go through
-            # the sink processor, which applies the error policy record by record
-            remaining = list(rest)
-            done = len(alive) - len(remaining) - 1  # the refused record's index
-            m = alive[done]
-            refused = Record(keys[done], values[done], m.timestamp()[1], m.headers(), topic,
-                             partition, m.offset())
-            sink.process([refused, *(Record(k, v, m.timestamp()[1], m.headers(), topic,
-                                            partition, m.offset()) for m, k, v in remaining)])
+
+        def encode(rest: Iterator[int]) -> Iterator[OutRecord]:
+            return ((None if (k := keys[i]) is None else ks(k),
+                     None if (v := values[i]) is None else vs(v),
+                     (m := alive[i]).timestamp()[1], m.headers()) for i in rest)
+
+        def as_record(i: int) -> Record:
+            m = alive[i]
+            return Record(keys[i], values[i], m.timestamp()[1], m.headers(), topic, partition,
+                          m.offset())
+
+        sink.stream(range(len(alive)), encode, as_record)

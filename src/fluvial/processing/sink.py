@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from fluvial.errors import FluvialError
+from fluvial.io.client import OutRecord
 from fluvial.io.serdes import Serde, fast_serializer
 from fluvial.processing.processor import Processor
 from fluvial.record import Record
 
 TopicChooser = Callable[[Any, Any, Record], str]
+T = TypeVar("T")
+
+
+def _itself(record: Record) -> Record:
+    return record
 
 
 class Sink(Processor):
@@ -40,22 +46,30 @@ class Sink(Processor):
         if not isinstance(self.topic, str):
             self._one_by_one(batch)
             return
-        send_many = self.context.collector.send_many
         ks, vs = self.fast_key, self.fast_value
-        rest: Iterator[Record] = iter(batch)
-        left = len(batch)
+        self.stream(batch, lambda rest: ((None if (k := r.key) is None else ks(k),
+                                          None if (v := r.value) is None else vs(v),
+                                          r.timestamp, r.headers) for r in rest), _itself)
+
+    def stream(self, items: Sequence[T], encode: Callable[[Iterator[T]], Iterator[OutRecord]],
+               as_record: Callable[[T], Record]) -> None:
+        """Hand ``encode(items)`` to the producer, which takes one record at a time.
+
+        ``encode`` uses the fast writers; when one refuses an item, that item goes the careful
+        way (``serialize``, then the error policy), and the rest continue as before.
+        """
+        send_many = self.context.collector.send_many
+        rest: Iterator[T] = iter(items)
+        left = len(items)
         while left:
             try:
-                send_many(self.resolved, ((None if (k := r.key) is None else ks(k),
-                                           None if (v := r.value) is None else vs(v),
-                                           r.timestamp, r.headers) for r in rest))
+                send_many(self.resolved, encode(rest))
                 return
             except FluvialError:
                 raise  # the producer's, not the serde's
             except Exception:
-                # the fast writer refused the record just taken: redo it the careful way
-                remaining = list(rest)
-                self._one_by_one([batch[len(batch) - len(remaining) - 1]])
+                remaining = list(rest)  # a tail of items: the refused one is just before it
+                self._one_by_one([as_record(items[len(items) - len(remaining) - 1])])
                 rest, left = iter(remaining), len(remaining)
 
     def _one_by_one(self, batch: list[Record]) -> None:
