@@ -12,8 +12,8 @@ produced: a user function that raises, a key or value the source's fast reader r
 general path runs the user functions again: stateless operators' functions must be free of
 side effects, as docs/streams.md says). A value the sink's fast writer refuses, once records
 are already being produced, takes the sink's careful path and its error policy, and the rest
-go on (``Sink.stream``, shared with the sink processor). Stream time is not tracked here: only processors read it,
-and a fused chain has none that do.
+go on (``Sink.stream``, shared with the sink processor). Stream time is not tracked here:
+only processors read it, and a fused chain has none that do.
 """
 
 from __future__ import annotations
