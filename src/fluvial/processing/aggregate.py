@@ -32,12 +32,13 @@ class _Aggregate(Processor):
         raise NotImplementedError
 
     def process(self, batch: list[Record]) -> None:
+        if not (self.collapse and self._process_collapsed(batch)):
+            self._process_each(batch)
+
+    def _process_each(self, batch: list[Record]) -> None:
+        """One store read, update, write and output per record."""
         get, put, update = self.store.get, self.store.put, self.update
-        collapse = self.collapse
         out: list[Record] = []
-        # with the record cache, one update per key leaves the batch: the last record's, with
-        # the value from before the batch as ``old``; nothing is built for the others
-        latest: dict[Any, tuple[Record, Any, Any, int]] = {}  # key -> (last, first old, new, ts)
         for r in batch:
             key = r.key
             if key is None or r.value is None:  # cannot be grouped: skipped, as Kafka Streams does
@@ -51,21 +52,51 @@ class _Aggregate(Processor):
                     ts = r.timestamp
             try:
                 new = update(key, r.value, old)
+                put(key, None if new is None else (new, ts))  # the serdes write it here
             except Exception as exc:
                 self.context.on_error(r, exc, self.stage)
                 continue
-            put(key, None if new is None else (new, ts))
-            if collapse:
-                seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
-                latest[key] = (r, old if seen is None else seen[1], new, ts)
-            else:
-                out.append(Record(key, Change(new, old), ts, r.headers, r.topic, r.partition,
-                                  r.offset))
-        if collapse:
-            out = [Record(key, Change(new, old), ts, r.headers, r.topic, r.partition, r.offset)
-                   for key, (r, old, new, ts) in latest.items()]
+            out.append(Record(key, Change(new, old), ts, r.headers, r.topic, r.partition,
+                              r.offset))
         if out:
             self.context.forward(out)
+
+    def _process_collapsed(self, batch: list[Record]) -> bool:
+        """With the record cache: one store read and write per key per batch, and one update
+        out per key (the last record's, with the value from before the batch as ``old``).
+
+        Every new value is encoded as it is made, as a record-by-record put would, but only
+        the last of each key is written, once the whole batch went well. If an update fails
+        or a value cannot be encoded, nothing was written, and False sends the batch record
+        by record, so the error policy meets the very record that failed (once).
+        """
+        get, update, encode = self.store.get, self.update, self.store.encode
+        # key -> (last record, value before the batch, new value, timestamp, new value's bytes)
+        latest: dict[Any, tuple[Record, Any, Any, int, bytes | None]] = {}
+        for r in batch:
+            key = r.key
+            if key is None or r.value is None:  # cannot be grouped: skipped, as Kafka Streams does
+                continue
+            seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
+            if seen is None:
+                stored = get(key)
+                first = old = None if stored is None else stored[0]
+                ts = r.timestamp if stored is None or r.timestamp > stored[1] else stored[1]
+            else:
+                first, old = seen[1], seen[2]
+                ts = r.timestamp if old is None or r.timestamp > seen[3] else seen[3]
+            try:
+                new = update(key, r.value, old)
+                data = None if new is None else encode((new, ts))
+            except Exception:
+                return False
+            latest[key] = (r, first, new, ts, data)
+        if latest:
+            self.store.put_encoded([(key, e[4]) for key, e in latest.items()])
+            self.context.forward([Record(key, Change(new, old), ts, r.headers, r.topic,
+                                         r.partition, r.offset)
+                                  for key, (r, old, new, ts, _) in latest.items()])
+        return True
 
 
 class StreamAggregate(_Aggregate):
