@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status clean check-python bench bench-smoke bench-java
+        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -50,6 +50,17 @@ test-integration: $(STAMP) kafka-fetch
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests tools examples
 	$(VENV)/bin/mypy
+
+## The chaos suite's long form (tests/chaos): WordCount on 3 instances and a 3-node cluster,
+## 300,000 lines, 15 instance kills -9, a SIGTERM, a broker kill -9 (BROKER=leader|follower).
+## `make chaos GUARANTEE=at_least_once SEED=7`; figures are appended to chaos-results.jsonl.
+GUARANTEE ?= exactly_once
+SEED      ?= 1
+BROKER    ?= leader
+chaos: $(STAMP) kafka-fetch
+	CHAOS_SIZE=long CHAOS_GUARANTEE=$(GUARANTEE) CHAOS_SEED=$(SEED) CHAOS_BROKER=$(BROKER) \
+	  CHAOS_RESULTS=$(CURDIR)/chaos-results.jsonl \
+	  $(PY) tools/run_pytest.py tests/chaos -m chaos -s $(PYTEST_ARGS)
 
 ## A real Kafka broker by hand: jars from Maven Central, cached under .kafka/.
 kafka-fetch: $(STAMP)

@@ -93,8 +93,9 @@ class KafkaConsumer:
         self._c = ck.Consumer({**conf, "error_cb": self._on_error})
 
     def _on_error(self, err: ck.KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == ck.KafkaError._FATAL:
             self._fatal = err
+            log.error("kafka consumer: %s", err.str())
         else:
             log.warning("kafka consumer: %s", err.str())
 
@@ -332,7 +333,7 @@ class KafkaProducer:
                                       f"{err.str()}")
 
     def _on_error(self, err: ck.KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == ck.KafkaError._FATAL:
             self._fatal = err
         else:
             log.warning("kafka producer: %s", err.str())
@@ -415,13 +416,16 @@ class KafkaProducer:
 
     # -- transactions ---------------------------------------------------------------------
     # librdkafka classifies a failed transactional call: retriable (call it again), abortable
-    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done).
+    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done). A call still
+    # retrying at its deadline counts as fatal too: the producer is replaced, and its
+    # successor's init_transactions settles the transaction either way (seen after a broker
+    # failover: send_offsets_to_transaction waiting on a coordinator for minutes).
 
-    def _txn(self, what: str, call: Callable[[], None], timeout: float) -> None:
+    def _txn(self, what: str, call: Callable[[float], None], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call()
+                call(max(deadline - time.monotonic(), 0.1))
                 return
             except ck.KafkaException as e:
                 err: ck.KafkaError = e.args[0]
@@ -435,29 +439,31 @@ class KafkaProducer:
                     time.sleep(0.1)
                     continue
                 if err.retriable():
-                    raise TransactionAbortableError(f"{what}: timed out: {err.str()}") from e
+                    raise ProducerFencedError(f"{what}: did not complete within {timeout:g}s "
+                                              f"(the producer must be recreated): "
+                                              f"{err.str()}") from e
                 raise ProducerFencedError(f"{what}: {err.str()}") from e
 
     def init_transactions(self, timeout: float) -> None:
-        self._txn("init_transactions", lambda: self._p.init_transactions(timeout), timeout)
+        self._txn("init_transactions", self._p.init_transactions, timeout)
 
     def begin_transaction(self) -> None:
         self._failed, self._failures = 0, []
-        self._txn("begin_transaction", self._p.begin_transaction, 0.0)
+        self._txn("begin_transaction", lambda _left: self._p.begin_transaction(), 0.0)
 
     def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int],
                                     group_metadata: Any, timeout: float) -> None:
         parts = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
         self._txn("send_offsets_to_transaction",
-                  lambda: self._p.send_offsets_to_transaction(parts, group_metadata, timeout),
+                  lambda left: self._p.send_offsets_to_transaction(parts, group_metadata, left),
                   timeout)
 
     def commit_transaction(self, timeout: float) -> None:
         # a failed delivery inside the transaction makes librdkafka fail the commit (abortable)
-        self._txn("commit_transaction", lambda: self._p.commit_transaction(timeout), timeout)
+        self._txn("commit_transaction", self._p.commit_transaction, timeout)
 
     def abort_transaction(self, timeout: float) -> None:
-        self._txn("abort_transaction", lambda: self._p.abort_transaction(timeout), timeout)
+        self._txn("abort_transaction", self._p.abort_transaction, timeout)
         self._failed, self._failures = 0, []
 
 

@@ -122,12 +122,13 @@ class App:
 
     def run(self) -> None:
         """Run in this thread until ``close()``, SIGTERM or SIGINT; re-raise a fatal error."""
-        self.stream_thread = self._setup()
         previous = {}
         if threading.current_thread() is threading.main_thread():
+            # from the start: a SIGTERM while the app sets up (a restore) stops it cleanly too
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
+            self.stream_thread = self._setup()
             self._loop()
         finally:
             for sig, handler in previous.items():

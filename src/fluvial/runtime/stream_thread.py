@@ -65,6 +65,10 @@ MAX_RECOVERIES_IN_A_ROW = 20  # without a successful commit in between: a failur
 # how long to wait for a readable committed offset: longer than the transaction timeout, after
 # which the broker aborts a dead owner's open transaction and its offsets resolve
 COMMITTED_TIMEOUT_S = 60.0
+# a transactional call (send offsets, commit, abort) still unfinished after this is given up
+# and the producer replaced: longer than the transaction timeout, after which the broker
+# aborts the transaction anyway
+TXN_CALL_TIMEOUT_S = 15.0
 
 
 class ProducerCollector:
@@ -235,8 +239,8 @@ class StreamThread:
             # the group metadata of now: a member epoch older than the coordinator's makes
             # the broker refuse the offsets, and the whole transaction aborts
             self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.group_metadata(), 60.0)
-        self.producer.commit_transaction(60.0)
+                offsets, self.consumer.group_metadata(), TXN_CALL_TIMEOUT_S)
+        self.producer.commit_transaction(TXN_CALL_TIMEOUT_S)
         self._in_txn = False
         self._pending.clear()
         if offsets:
@@ -291,7 +295,7 @@ class StreamThread:
             self._in_txn = False
             self._pending.clear()
             self.aborts += 1
-            self.producer.abort_transaction(60.0)
+            self.producer.abort_transaction(TXN_CALL_TIMEOUT_S)
 
     def close(self, clean: bool = True) -> None:
         """Commit and close every task (checkpointing it), then leave the group.

@@ -87,8 +87,13 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
 
 
 def ensure(admin: Admin, plan: TopicPlan) -> None:
-    """Create the internal topics; an existing one must have the partitions the plan needs."""
-    admin.create_topics(plan.internal + plan.extra)
+    """Create the internal topics; an existing one must have the partitions the plan needs.
+
+    Only missing topics are created: a restart then needs no controller (seen: an instance
+    restarting while the KRaft leader was down failed to "create" its existing topics)."""
+    wanted = plan.internal + plan.extra
+    existing = admin.partition_counts([t.name for t in wanted])
+    admin.create_topics([t for t in wanted if t.name not in existing])
     counts = admin.partition_counts([t.name for t in plan.internal])
     for spec in plan.internal:
         have = counts.get(spec.name)
