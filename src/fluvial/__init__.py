@@ -25,6 +25,14 @@ from fluvial.processing.timestamps import (
 from fluvial.record import Change, Record
 from fluvial.testing import TestDriver
 from fluvial.topology.topology import Topology
+from fluvial.windows import (
+    EmitStrategy,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    Window,
+    Windowed,
+)
 
 __version__ = "0.1.0"
 
@@ -36,5 +44,6 @@ __all__ = [
 ]
 # event time and windows
 __all__ += [
-    "RecordTimestamp", "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp",
+    "EmitStrategy", "RecordTimestamp", "SessionWindows", "SlidingWindows", "TimeWindows",
+    "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window", "Windowed",
 ]

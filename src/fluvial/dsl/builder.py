@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fluvial.dsl.options import Materialized, as_materialized
 from fluvial.io.serdes import Serde, resolve
@@ -98,11 +98,12 @@ class StreamsBuilder:
                                               persistent=persistent, logged=logging))
 
     def add_store(self, m: Materialized, key_serde: Serde, value_serde: Serde,
-                  prefix: str) -> str:
+                  prefix: str, **fields: Any) -> str:
+        """``fields``: more ``StoreSpec`` fields (``kind``, ``retention_ms``, ...)."""
         name = m.name or self.graph.new_name(prefix)
         return self.graph.add_store(StoreSpec(
             name, resolve(m.key_serde, key_serde), resolve(m.value_serde, value_serde),
-            persistent=m.persistent, logged=m.logging))
+            persistent=m.persistent, logged=m.logging, **fields))
 
     def build(self) -> Topology:
         return self.graph.build()

@@ -19,6 +19,10 @@ class StoreSpec:
     persistent: bool = True
     logged: bool = True
     changelog_config: dict[str, str] = field(default_factory=dict)
+    kind: str = "kv"  # "kv" | "window" | "session" | "versioned"
+    window_size_ms: int | None = None
+    retention_ms: int | None = None
+    history_retention_ms: int | None = None
 
     def changelog_topic(self, application_id: str) -> str:
         return f"{application_id}-{self.name}-changelog"
