@@ -9,9 +9,10 @@ are drawn as Kafka Streams draws them, so ``describe()`` prints the same text.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from fluvial.dsl.options import Materialized, as_materialized
+from fluvial.errors import TopologyError
 from fluvial.io.serdes import Int64Serde, Serde
 from fluvial.io.windowed_serdes import SessionWindowedSerde, TimeWindowedSerde
 from fluvial.processing.processor import Processor
@@ -20,7 +21,14 @@ from fluvial.processing.windowed import (
     SlidingWindowAggregate,
     TimeWindowAggregate,
 )
-from fluvial.windows import EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, to_ms
+from fluvial.windows import (
+    Duration,
+    EmitStrategy,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    to_ms,
+)
 
 if TYPE_CHECKING:
     from fluvial.dsl.grouped import GroupedStream
@@ -30,18 +38,41 @@ AGGREGATE = "KSTREAM-AGGREGATE-"
 REDUCE = "KSTREAM-REDUCE-"
 
 
-class TimeWindowedStream:
-    """A grouped stream cut into time windows (tumbling, hopping) or sliding windows."""
-
-    def __init__(self, grouped: GroupedStream, windows: TimeWindows | SlidingWindows) -> None:
+class _WindowedStream:
+    def __init__(self, grouped: GroupedStream) -> None:
         self._grouped = grouped
-        self._windows = windows
         self._emit = EmitStrategy.ON_WINDOW_UPDATE
+        self._idle_close_ms: int | None = None
 
-    def emit_strategy(self, strategy: EmitStrategy) -> TimeWindowedStream:
+    def emit_strategy(self, strategy: EmitStrategy) -> Self:
         """``EmitStrategy.on_window_close()``: one result per window, once it has closed."""
         self._emit = strategy
         return self
+
+    def close_when_idle(self, after: Duration) -> Self:
+        """Opt-in (not in Kafka Streams), with ``on_window_close``: once a partition has had
+        no record for ``after`` of wall-clock time, its stream time moves on with the wall
+        clock, so its windows close and are emitted without waiting for the next record.
+        Records arriving later than that are late, and results depend on processing times:
+        see docs/windows-and-joins.md."""
+        self._idle_close_ms = to_ms(after, "idle time")
+        if self._idle_close_ms <= 0:
+            raise ValueError("close_when_idle needs a positive idle time")
+        return self
+
+    def _options(self) -> tuple[EmitStrategy, int | None]:
+        if self._idle_close_ms is not None and self._emit is not EmitStrategy.ON_WINDOW_CLOSE:
+            raise TopologyError("close_when_idle() closes windows to emit them: it needs "
+                                "emit_strategy(EmitStrategy.on_window_close())")
+        return self._emit, self._idle_close_ms
+
+
+class TimeWindowedStream(_WindowedStream):
+    """A grouped stream cut into time windows (tumbling, hopping) or sliding windows."""
+
+    def __init__(self, grouped: GroupedStream, windows: TimeWindows | SlidingWindows) -> None:
+        super().__init__(grouped)
+        self._windows = windows
 
     def count(self, materialized: Materialized | str | None = None,
               name: str | None = None) -> Table:
@@ -68,18 +99,20 @@ class TimeWindowedStream:
     def _build(self, m: Materialized, name: str | None, prefix: str, result_serde: Serde | None,
                initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                stage: str) -> Table:
-        w, emit = self._windows, self._emit
+        w = self._windows
+        emit, idle = self._options()
         make: Callable[[str], Processor]
         if isinstance(w, TimeWindows):
             size = w.size_ms
 
             def make(store: str) -> Processor:
-                return TimeWindowAggregate(store, w, initializer, aggregator, emit, stage)
+                return TimeWindowAggregate(store, w, initializer, aggregator, emit, stage, idle)
         else:
             size = w.time_difference_ms
 
             def make(store: str) -> Processor:
-                return SlidingWindowAggregate(store, w, initializer, aggregator, emit, stage)
+                return SlidingWindowAggregate(store, w, initializer, aggregator, emit, stage,
+                                              idle)
         retention = _retention(m, w.retention_ms, "window store",
                                f"its window size plus the grace period. Got size=[{size}], "
                                f"grace=[{w.grace_ms}]")
@@ -89,17 +122,12 @@ class TimeWindowedStream:
             windowed_key=lambda serde: TimeWindowedSerde(serde, size))
 
 
-class SessionWindowedStream:
+class SessionWindowedStream(_WindowedStream):
     """A grouped stream cut into sessions of activity."""
 
     def __init__(self, grouped: GroupedStream, windows: SessionWindows) -> None:
-        self._grouped = grouped
+        super().__init__(grouped)
         self._windows = windows
-        self._emit = EmitStrategy.ON_WINDOW_UPDATE
-
-    def emit_strategy(self, strategy: EmitStrategy) -> SessionWindowedStream:
-        self._emit = strategy
-        return self
 
     def count(self, materialized: Materialized | str | None = None,
               name: str | None = None) -> Table:
@@ -131,14 +159,15 @@ class SessionWindowedStream:
     def _build(self, m: Materialized, name: str | None, prefix: str, result_serde: Serde | None,
                initializer: Callable[[], Any], aggregator: Callable[[Any, Any, Any], Any],
                merger: Callable[[Any, Any, Any], Any], stage: str) -> Table:
-        w, emit = self._windows, self._emit
+        w = self._windows
+        emit, idle = self._options()
         retention = _retention(m, w.retention_ms, "session store",
                                f"the session inactivity gap plus the grace period. Got "
                                f"gap=[{w.inactivity_gap_ms}], grace=[{w.grace_ms}]")
         return self._grouped._aggregate(
             m, name, prefix, result_serde,
             lambda store: SessionWindowAggregate(store, w, initializer, aggregator, merger,
-                                                 emit, stage),
+                                                 emit, stage, idle),
             store_fields={"kind": "session", "retention_ms": retention},
             windowed_key=SessionWindowedSerde)
 

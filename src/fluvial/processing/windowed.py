@@ -15,6 +15,12 @@ Emitting: on every update (``Change(new, old)`` keyed by ``Windowed``), or with
 ``EmitStrategy.ON_WINDOW_CLOSE`` once per window, when it closes. As Kafka Streams, the
 search for closed windows runs at most once per ``EMIT_INTERVAL_MS`` of wall-clock time,
 after a record (so in the TestDriver, advance its wall clock between records to see it).
+
+Opt-in, and not in Kafka Streams: ``idle_close_ms`` lets wall-clock time stand in for the
+records that do not come. After that long without a record, observed stream time moves on
+with the wall clock from the last record's, so windows close (and, on window close, are
+emitted) on a partition that went quiet. The price: records that come later than the time
+moved on are late (dropped), and results depend on when records were processed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fluvial.processing.processor import Processor
+from fluvial.processing.processor import Processor, PunctuationType
 from fluvial.record import Change, Record
 from fluvial.windows import (
     EmitStrategy,
@@ -77,12 +83,13 @@ class _WindowedAggregate(Processor):
     fans_out = True  # a record updates several windows, or ends sessions it merges
 
     def __init__(self, store_name: str, initializer: Initializer, aggregator: Aggregator,
-                 emit: EmitStrategy, stage: str) -> None:
+                 emit: EmitStrategy, stage: str, idle_close_ms: int | None) -> None:
         self.store_name = store_name
         self.initializer = initializer
         self.aggregator = aggregator
         self.on_close = emit is EmitStrategy.ON_WINDOW_CLOSE
         self.stage = stage
+        self.idle_close_ms = idle_close_ms
 
     def init(self, context: Any) -> None:
         super().init(context)
@@ -90,17 +97,54 @@ class _WindowedAggregate(Processor):
         self.observed = NO_TIMESTAMP
         self.last_emit_close = NO_TIMESTAMP
         self.next_emit_check = 0  # wall clock
+        self.last_record: Record | None = None
+        self.last_record_wall = 0      # wall clock when the last batch came
+        self.last_record_observed = NO_TIMESTAMP  # stream time the records themselves gave
+        if self.idle_close_ms is not None:
+            context.schedule(min(self.idle_close_ms, EMIT_INTERVAL_MS),
+                             PunctuationType.WALL_CLOCK_TIME, self._close_idle)
 
     def process(self, batch: list[Record]) -> None:
         updates = _Updates(self.context.caching and not self.on_close)
         for r in batch:
             self.process_one(r, updates)
+        if self.idle_close_ms is not None and batch:
+            self.last_record = batch[-1]
+            self.last_record_wall = self.context.wall_clock_time
+            self.last_record_observed = max(self.last_record_observed,
+                                            max(r.timestamp for r in batch))
         out = updates.records()
         if out:
             self.context.forward(out)
 
     def process_one(self, r: Record, updates: _Updates) -> None:
         raise NotImplementedError
+
+    def close_time(self) -> int:
+        """Windows ending before this (at observed stream time) are closed."""
+        raise NotImplementedError
+
+    def emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
+        raise NotImplementedError
+
+    def _close_idle(self, now: int) -> None:
+        """Opt-in: once no record has come for ``idle_close_ms`` of wall-clock time, stream
+        time moves on with the wall clock from the last record's, so the windows it passes
+        close and are emitted without waiting for the next record."""
+        last = self.last_record
+        idle = now - self.last_record_wall
+        if last is None or idle < (self.idle_close_ms or 0):
+            return
+        advanced = self.last_record_observed + idle
+        if advanced <= self.observed:
+            return
+        self.observed = advanced
+        self.next_emit_check = 0  # a punctuation is no record: no throttle
+        updates = _Updates(False)
+        self.emit_closed(Record(None, None, advanced, last.headers, last.topic,
+                                last.partition, last.offset), self.close_time(), updates)
+        if updates.out:
+            self.context.forward(updates.out)
 
     def _admit(self, r: Record, null_values: bool = True) -> bool:
         """Drop (and count) a record that cannot be grouped, as Kafka Streams does: a null
@@ -134,16 +178,20 @@ class TimeWindowAggregate(_WindowedAggregate):
     """count / reduce / aggregate over tumbling or hopping windows."""
 
     def __init__(self, store_name: str, windows: TimeWindows, initializer: Initializer,
-                 aggregator: Aggregator, emit: EmitStrategy, stage: str = "aggregate") -> None:
-        super().__init__(store_name, initializer, aggregator, emit, stage)
+                 aggregator: Aggregator, emit: EmitStrategy, stage: str = "aggregate",
+                 idle_close_ms: int | None = None) -> None:
+        super().__init__(store_name, initializer, aggregator, emit, stage, idle_close_ms)
         self.windows = windows
+
+    def close_time(self) -> int:
+        return self.observed - self.windows.grace_ms
 
     def process_one(self, r: Record, updates: _Updates) -> None:
         if not self._admit(r):
             return
         key, ts = r.key, r.timestamp
         size = self.windows.size_ms
-        close = self.observed - self.windows.grace_ms
+        close = self.close_time()
         fetch, put = self.store.fetch, self.store.put
         for start in self.windows.starts_for(ts):
             end = start + size
@@ -165,9 +213,9 @@ class TimeWindowAggregate(_WindowedAggregate):
             if not self.on_close:
                 updates.update(r, Windowed(key, start, end), new, old, new_ts)
         if self.on_close:
-            self._emit_closed(r, close, updates)
+            self.emit_closed(r, close, updates)
 
-    def _emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
+    def emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
         if not self._may_emit_final(close):
             return
         size = self.windows.size_ms
@@ -193,16 +241,20 @@ class SlidingWindowAggregate(_WindowedAggregate):
     """
 
     def __init__(self, store_name: str, windows: SlidingWindows, initializer: Initializer,
-                 aggregator: Aggregator, emit: EmitStrategy, stage: str = "aggregate") -> None:
-        super().__init__(store_name, initializer, aggregator, emit, stage)
+                 aggregator: Aggregator, emit: EmitStrategy, stage: str = "aggregate",
+                 idle_close_ms: int | None = None) -> None:
+        super().__init__(store_name, initializer, aggregator, emit, stage, idle_close_ms)
         self.windows = windows
+
+    def close_time(self) -> int:
+        return self.observed - self.windows.grace_ms
 
     def process_one(self, r: Record, updates: _Updates) -> None:
         if not self._admit(r, null_values=False):
             return
         ts = r.timestamp
         diff = self.windows.time_difference_ms
-        close = self.observed - self.windows.grace_ms
+        close = self.close_time()
         if ts + diff < close:
             self._late(r, f"[{ts},{ts + diff}]", close)
             return
@@ -214,7 +266,7 @@ class SlidingWindowAggregate(_WindowedAggregate):
         except _Failed:
             return
         if self.on_close:
-            self._emit_closed(r, close, updates)
+            self.emit_closed(r, close, updates)
 
     def _slide(self, r: Record, close: int, updates: _Updates) -> None:
         """The record's windows, newest first (Kafka Streams' reverse-iterator path)."""
@@ -307,7 +359,7 @@ class SlidingWindowAggregate(_WindowedAggregate):
         if not self.on_close:
             updates.update(r, Windowed(r.key, start, end), new, old, new_ts)
 
-    def _emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
+    def emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
         if not self._may_emit_final(close):
             return
         diff = self.windows.time_difference_ms
@@ -331,17 +383,20 @@ class SessionWindowAggregate(_WindowedAggregate):
 
     def __init__(self, store_name: str, windows: SessionWindows, initializer: Initializer,
                  aggregator: Aggregator, merger: Merger, emit: EmitStrategy,
-                 stage: str = "aggregate") -> None:
-        super().__init__(store_name, initializer, aggregator, emit, stage)
+                 stage: str = "aggregate", idle_close_ms: int | None = None) -> None:
+        super().__init__(store_name, initializer, aggregator, emit, stage, idle_close_ms)
         self.windows = windows
         self.merger = merger
+
+    def close_time(self) -> int:
+        return self.observed - self.windows.grace_ms - self.windows.inactivity_gap_ms
 
     def process_one(self, r: Record, updates: _Updates) -> None:
         if not self._admit(r):
             return
         key, ts = r.key, r.timestamp
         gap = self.windows.inactivity_gap_ms
-        close = self.observed - self.windows.grace_ms - gap
+        close = self.close_time()
         merged = list(self.store.find_sessions(key, ts - gap, ts + gap))
         start = end = ts
         try:
@@ -368,9 +423,9 @@ class SessionWindowAggregate(_WindowedAggregate):
             if not self.on_close:
                 updates.update(r, Windowed(key, start, end), agg, None, end)
         if self.on_close:
-            self._emit_closed(r, close, updates)
+            self.emit_closed(r, close, updates)
 
-    def _emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
+    def emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
         if not self._may_emit_final(close):
             return
         upper = close - 1  # session ends are inclusive

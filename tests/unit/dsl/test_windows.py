@@ -19,6 +19,7 @@ from fluvial import (
     StreamsBuilder,
     TestDriver,
     TimeWindows,
+    TopologyError,
     ValueFieldTimestamp,
     Windowed,
 )
@@ -333,3 +334,46 @@ def test_store_specs_carry_kind_and_retention() -> None:
     stores = b.build().stores
     assert [(s.kind, s.window_size_ms, s.retention_ms) for s in stores.values()] == [
         ("window", 60_000, 65_000), ("window", 1_000, 2_200), ("session", None, 3_600_000)]
+
+
+# -- opt-in: closing windows of an idle partition by the wall clock ------------------------------
+
+def _idle_count(idle_ms: int | None) -> Any:
+    b = StreamsBuilder()
+    w = (b.stream("in").group_by_key().windowed_by(TimeWindows.of_size_with_no_grace(10_000))
+         .emit_strategy(EmitStrategy.on_window_close()))
+    if idle_ms is not None:
+        w = w.close_when_idle(timedelta(milliseconds=idle_ms))
+    w.count().to_stream().to("out")
+    return b.build()
+
+
+def test_close_when_idle_closes_windows_by_the_wall_clock() -> None:
+    with TestDriver(_idle_count(5_000), wall_clock_ms=0) as d:
+        out = d.output_topic("out")
+        _pipe(d, ("a", 1_000), ("a", 8_000))
+        d.advance_wall_clock(4_000)
+        assert _rows(out) == []          # idle 4 s: not yet
+        d.advance_wall_clock(1_000)      # idle 5 s: stream time moves to 8 s + 5 s = 13 s
+        assert _rows(out) == [("a", 0, 10_000, 2, 8_000)]
+        _pipe(d, ("a", 9_000))           # the trade-off: now late for [0, 10 s)
+        assert d.dropped_records == 1
+        assert _rows(out) == []
+
+
+def test_without_close_when_idle_a_quiet_partition_keeps_its_windows_open() -> None:
+    with TestDriver(_idle_count(None), wall_clock_ms=0) as d:
+        out = d.output_topic("out")
+        _pipe(d, ("a", 1_000), ("a", 8_000))
+        d.advance_wall_clock(60_000)
+        assert _rows(out) == []
+        _pipe(d, ("a", 9_000))           # not late: stream time is still 8 s
+        assert d.dropped_records == 0
+
+
+def test_close_when_idle_needs_on_window_close() -> None:
+    b = StreamsBuilder()
+    w = (b.stream("in").group_by_key().windowed_by(SessionWindows.of_inactivity_gap_with_no_grace(
+        10)).close_when_idle(1_000))
+    with pytest.raises(TopologyError, match="on_window_close"):
+        w.count()
