@@ -118,7 +118,8 @@ class TimeWindowedStream(_WindowedStream):
                                f"grace=[{w.grace_ms}]")
         return self._grouped._aggregate(
             m, name, prefix, result_serde, make,
-            store_fields={"kind": "window", "window_size_ms": size, "retention_ms": retention},
+            store_fields={"kind": "window", "window_size_ms": size,
+                          "retention_ms": _kept_until_emitted(retention, emit, 1)},
             windowed_key=lambda serde: TimeWindowedSerde(serde, size))
 
 
@@ -168,7 +169,9 @@ class SessionWindowedStream(_WindowedStream):
             m, name, prefix, result_serde,
             lambda store: SessionWindowAggregate(store, w, initializer, aggregator, merger,
                                                  emit, stage, idle),
-            store_fields={"kind": "session", "retention_ms": retention},
+            # Kafka Streams' session stores keep no timestamp with the value
+            store_fields={"kind": "session", "timestamped": False, "retention_ms":
+                          _kept_until_emitted(retention, emit, _segment_interval(retention))},
             windowed_key=SessionWindowedSerde)
 
 
@@ -183,6 +186,18 @@ def _retention(m: Materialized, needed: int, what: str, why: str) -> int:
         raise ValueError(f"The retention period of the {what} {store} must be no smaller "
                          f"than {why}, retention=[{retention}]")
     return retention
+
+
+def _kept_until_emitted(retention: int, emit: EmitStrategy, extra: int) -> int:
+    """The retention a store gets: with on-window-close, Kafka Streams uses time-ordered
+    stores that keep closed windows a little longer, so they can still be emitted: a time
+    window 1 ms more; a session until its segment is dropped (``extra``)."""
+    return retention + extra if emit is EmitStrategy.ON_WINDOW_CLOSE else retention
+
+
+def _segment_interval(retention: int) -> int:
+    """Kafka Streams' store segment length: half the retention, at least a minute."""
+    return max(retention // 2, 60_000)
 
 
 def _burn_store_name(grouped: GroupedStream, m: Materialized) -> None:

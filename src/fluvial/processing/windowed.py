@@ -25,7 +25,7 @@ moved on are late (dropped), and results depend on when records were processed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fluvial.processing.processor import Processor, PunctuationType
@@ -227,7 +227,7 @@ class TimeWindowAggregate(_WindowedAggregate):
         if last != NO_TIMESTAMP and (list(self.windows.starts_for(upper))
                                      == list(self.windows.starts_for(lower - 1))):
             return  # no window closed since the last emission
-        for (key, start), (value, ts) in self.store.fetch_all(lower, upper):
+        for (key, start), (value, ts) in _by_start(self.store.fetch_all(lower, upper)):
             updates.final(r, Windowed(key, start, start + size), value, ts)
         self.last_emit_close = close
 
@@ -368,9 +368,16 @@ class SlidingWindowAggregate(_WindowedAggregate):
             return
         last = self.last_emit_close
         lower = 0 if last == NO_TIMESTAMP else max(0, last - diff)
-        for (key, start), (value, ts) in self.store.fetch_all(lower, upper):
+        for (key, start), (value, ts) in _by_start(self.store.fetch_all(lower, upper)):
             updates.final(r, Windowed(key, start, start + diff), value, ts)
         self.last_emit_close = close
+
+
+def _by_start(windows: Iterable[tuple[tuple[Any, int], Any]],
+              ) -> list[tuple[tuple[Any, int], Any]]:
+    """Closed windows in the order Kafka Streams' time-ordered store gives them: by start,
+    then key bytes (a stable sort of the store's key-bytes order within a start)."""
+    return sorted(windows, key=lambda entry: entry[0][1])
 
 
 class _Failed(Exception):

@@ -226,7 +226,8 @@ def test_sessions_grow_and_merge() -> None:
 def test_session_aggregate_uses_the_merger() -> None:
     b = StreamsBuilder(default_value_serde="string")
     (b.stream("in").group_by_key()
-     .windowed_by(SessionWindows.of_inactivity_gap_with_no_grace(10))
+     # the grace keeps [0,0] in the store (retention = gap + grace) until z comes
+     .windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, 20))
      .aggregate(lambda: "", lambda k, v, agg: agg + v, lambda k, one, two: f"({one}+{two})")
      .to_stream().to("out"))
     with TestDriver(b.build()) as d:
