@@ -15,6 +15,7 @@ from fluvial.io.client import Clients
 from fluvial.runtime import topics
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.global_stores import GlobalStores
+from fluvial.runtime.instance import InstanceSlot, claim_slot
 from fluvial.runtime.stream_thread import StreamThread
 from fluvial.state.store import ReadOnlyView
 from fluvial.topology.topology import Topology
@@ -68,6 +69,7 @@ class App:
         self.error: BaseException | None = None
         self.stream_thread: StreamThread | None = None
         self.global_stores: GlobalStores | None = None
+        self.instance: InstanceSlot | None = None
 
     # -- running --------------------------------------------------------------------------
 
@@ -83,9 +85,11 @@ class App:
             self.global_stores = GlobalStores(self.topology.global_stores, self.clients,
                                               cfg.state_dir / cfg.application_id / "global")
             self.global_stores.bootstrap()
+        self.instance = claim_slot(cfg.state_dir / cfg.application_id)
         thread = StreamThread(self.topology, cfg, self.clients, plan,
                               global_stores=self.global_stores.stores
-                              if self.global_stores is not None else None)
+                              if self.global_stores is not None else None,
+                              instance=self.instance)
         thread.subscribe()
         return thread
 
@@ -113,6 +117,8 @@ class App:
                 self._active.clear()
                 if self.global_stores is not None:
                     self.global_stores.close()
+                if self.instance is not None:
+                    self.instance.release()
 
     def run(self) -> None:
         """Run in this thread until ``close()``, SIGTERM or SIGINT; re-raise a fatal error."""
@@ -128,7 +134,9 @@ class App:
                 signal.signal(sig, handler)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: closing", signum)
+        """Finish the batch in hand, commit it, close the tasks (checkpointing their state)
+        and leave the group."""
+        log.info("signal %d: finishing the batch, committing, leaving the group", signum)
         self._stop.set()
 
     def start(self) -> App:
@@ -179,7 +187,6 @@ class LocalStoreView:
     def __init__(self, app: App, name: str) -> None:
         self._app = app
         self.name = name
-        self._timestamped = app.topology.stores[name].timestamped
 
     def _views(self) -> list[ReadOnlyView]:
         app = self._app
@@ -188,7 +195,7 @@ class LocalStoreView:
         else:
             thread = app.stream_thread
             stores = thread.stores_named(self.name) if thread is not None else []
-        return [ReadOnlyView(store, self._timestamped) for store in stores]
+        return [ReadOnlyView(store) for store in stores]
 
     def get(self, key: Any) -> Any:
         for view in self._views():

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.unit.dsl._window_stores_stand_in import window_stores  # noqa: F401  (TEMPORARY)
 
 from fluvial import (
     EmitStrategy,
