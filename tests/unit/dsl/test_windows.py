@@ -222,21 +222,26 @@ def test_sessions_grow_and_merge() -> None:
                             ("a", 18, 30, 3, 30)]
 
 
-def test_session_aggregate_uses_the_merger() -> None:
+@pytest.mark.parametrize(("grace", "expected"), [
+    # merger(initial, first session), then with the second, then the record added
+    (20, (Windowed("k", 0, 20), "((+x)+y)z", 20)),
+    # retention = gap + grace = 10: at stream time 20, [0,0] is gone from the store (as in
+    # Kafka Streams' session store), so z only joins [20,20]
+    (0, (Windowed("k", 10, 20), "(+y)z", 20)),
+])
+def test_session_merger_joins_the_sessions_still_kept(grace: int, expected: Any) -> None:
     b = StreamsBuilder(default_value_serde="string")
     (b.stream("in").group_by_key()
-     # the grace keeps [0,0] in the store (retention = gap + grace) until z comes
-     .windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, 20))
+     .windowed_by(SessionWindows.of_inactivity_gap_and_grace(10, grace))
      .aggregate(lambda: "", lambda k, v, agg: agg + v, lambda k, one, two: f"({one}+{two})")
      .to_stream().to("out"))
     with TestDriver(b.build()) as d:
         t = d.input_topic("in")
         t.pipe("x", key="k", timestamp=0)
         t.pipe("y", key="k", timestamp=20)
-        t.pipe("z", key="k", timestamp=10)  # bridges [0,0] and [20,20]
+        t.pipe("z", key="k", timestamp=10)  # within the gap of [0,0] and of [20,20]
         last = d.output_topic("out").read_records()[-1]
-    # merger(initial, first session), then with the second, then the record added
-    assert (last.key, last.value, last.timestamp) == (Windowed("k", 0, 20), "((+x)+y)z", 20)
+    assert (last.key, last.value, last.timestamp) == expected
 
 
 def test_sessions_drop_late_records() -> None:
