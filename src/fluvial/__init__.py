@@ -16,9 +16,23 @@ from fluvial.dsl import (
 from fluvial.errors import ConfigError, FluvialError, ProcessingError, TopologyError
 from fluvial.processing.errors import OnError
 from fluvial.processing.processor import Processor, PunctuationType, RecordProcessor
+from fluvial.processing.timestamps import (
+    RecordTimestamp,
+    TimestampExtractor,
+    ValueFieldTimestamp,
+    WallClockTimestamp,
+)
 from fluvial.record import Change, Record
 from fluvial.testing import TestDriver
 from fluvial.topology.topology import Topology
+from fluvial.windows import (
+    EmitStrategy,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    Window,
+    Windowed,
+)
 
 __version__ = "0.1.0"
 
@@ -27,4 +41,9 @@ __all__ = [
     "GroupedStream", "GroupedTable", "Materialized", "OnError", "ProcessingError", "Processor",
     "PunctuationType", "Record", "RecordProcessor", "Repartitioned", "Stream",
     "StreamsBuilder", "Table", "TestDriver", "Topology", "TopologyError", "serdes",
+]
+# event time and windows
+__all__ += [
+    "EmitStrategy", "RecordTimestamp", "SessionWindows", "SlidingWindows", "TimeWindows",
+    "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window", "Windowed",
 ]
