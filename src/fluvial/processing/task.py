@@ -30,7 +30,7 @@ from fluvial.processing.processor import (
 from fluvial.processing.sink import Sink
 from fluvial.processing.stateless import Split
 from fluvial.record import Headers, Record
-from fluvial.state.store import KeyValueStore
+from fluvial.state.store import KeyValueStore, StateStore
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
 from fluvial.topology.topology import SubTopology
 
@@ -79,7 +79,7 @@ class _Context:
         for c in targets:
             enqueue(c, batch)
 
-    def get_store(self, name: str) -> KeyValueStore:
+    def get_store(self, name: str) -> Any:
         if name in self._stores:
             return self._task.stores[name]
         global_store = self._task.global_stores.get(name)
@@ -105,7 +105,7 @@ class _Context:
 
 class Task:
     def __init__(self, task_id: str, subtopology: SubTopology, partition: int,
-                 application_id: str, stores: Mapping[str, KeyValueStore],
+                 application_id: str, stores: Mapping[str, StateStore],
                  collector: Collector, policy: ErrorPolicy,
                  clock: Callable[[], int], caching: bool = False,
                  global_stores: Mapping[str, KeyValueStore] | None = None) -> None:

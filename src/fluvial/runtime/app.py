@@ -179,7 +179,6 @@ class LocalStoreView:
     def __init__(self, app: App, name: str) -> None:
         self._app = app
         self.name = name
-        self._timestamped = app.topology.stores[name].timestamped
 
     def _views(self) -> list[ReadOnlyView]:
         app = self._app
@@ -188,7 +187,7 @@ class LocalStoreView:
         else:
             thread = app.stream_thread
             stores = thread.stores_named(self.name) if thread is not None else []
-        return [ReadOnlyView(store, self._timestamped) for store in stores]
+        return [ReadOnlyView(store) for store in stores]
 
     def get(self, key: Any) -> Any:
         for view in self._views():

@@ -78,9 +78,9 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
     for st in topology.subtopologies:
         for store in st.stores:
             if store.logged:
-                config = {"cleanup.policy": "compact", **store.changelog_config}
                 internal.append(TopicSpec(store.changelog_topic(application_id),
-                                          task_counts[st.id], replication, config))
+                                          task_counts[st.id], replication,
+                                          store.changelog_topic_config()))
     extra = [TopicSpec(dead_letter_topic, 1, replication)] if dead_letter_topic else []
     return TopicPlan(task_counts, internal, extra,
                      {st.id: st.source_topics(application_id) for st in topology.subtopologies})
