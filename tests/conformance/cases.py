@@ -74,6 +74,15 @@ CASES = [
         chain("s", op("select_key", "key_upper"), op("map_values", "str"), to("out2", S)),
         chain("s", op("flat_map", "fan"), to("out3")),
     ], ["out1", "out2", "out3"]),
+    Case("stream_split_repartition", [
+        chain(stream("in"), op("peek"), op("split", preds=["value_even", "key_a_or_b"]),
+              name="split"),
+        chain("split", op("branch", index=0), op("map_values", "half"), to("out0")),
+        chain("split", op("branch", index=1), op("select_key", "mod3"),
+              op("repartition", **serdes()), to("out1")),
+        chain("split", op("branch", index=2), op("repartition", **serdes()),
+              op("filter", "value_small"), to("out2")),
+    ], ["out0", "out1", "out2"]),
     Case("stream_merge", [
         chain(stream("in2"), name="other"),
         chain(stream("in1"), op("merge", **{"with": "other"}), op("map_values", "half"), to("out")),

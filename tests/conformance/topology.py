@@ -14,7 +14,7 @@ from tests.conformance.records import Output, Outputs
 
 from fluvial.dsl import StreamsBuilder
 from fluvial.dsl.grouped import GroupedStream, GroupedTable
-from fluvial.dsl.options import Grouped, Materialized
+from fluvial.dsl.options import Grouped, Materialized, Repartitioned
 from fluvial.dsl.stream import Stream
 from fluvial.dsl.table import Table
 from fluvial.testing.driver import TestDriver
@@ -55,6 +55,10 @@ def _start(builder: StreamsBuilder, named: dict[str, Any], start: Any) -> Any:
 
 def _apply(current: Any, op: Op, named: dict[str, Any]) -> Any:
     name, f = op["op"], op.get("fn", "")
+    if isinstance(current, list):  # a split's branches, the default last
+        if name != "branch":
+            raise ValueError(f"a split has no operator {name!r}; take a branch first")
+        return current[op["index"]]
     if isinstance(current, Stream):
         return _stream(current, name, f, op, named)
     if isinstance(current, Table):
@@ -93,6 +97,9 @@ def _stream(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
         "flat_map": lambda: s.flat_map(fn.named(fn.FLAT_MAPPERS, f, "flat mapper")),
         "merge": lambda: s.merge(named[op["with"]]),
         "to_table": lambda: s.to_table(materialized(op)),
+        "peek": lambda: s.peek(lambda k, v: None),
+        "repartition": lambda: s.repartition(Repartitioned(key_serde=op["key_serde"],
+                                                           value_serde=op["value_serde"])),
         "group_by_key": lambda: s.group_by_key(grouped(op)),
         "group_by": lambda: s.group_by(fn.named(fn.KEY_SELECTORS, f, "key selector"),
                                        grouped(op)),
@@ -100,6 +107,13 @@ def _stream(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
     if name == "to":
         s.to(op["topic"], op["key_serde"], op["value_serde"])
         return s
+    if name == "split":
+        branched = s.split(name="split-")
+        for i, predicate in enumerate(op["preds"]):
+            branched.branch(fn.named(fn.PREDICATES, predicate, "predicate"), name=str(i))
+        by_name = branched.default_branch(name="default")
+        return [by_name[f"split-{i}"] for i in range(len(op["preds"]))] + [
+            by_name["split-default"]]
     if name not in simple:
         raise ValueError(f"a stream has no operator {name!r}")
     return simple[name]()

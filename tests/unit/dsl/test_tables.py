@@ -208,6 +208,19 @@ def test_regroup_selector_must_return_a_pair() -> None:
         assert d.store("c").to_dict() == {"a": 1}
 
 
+@pytest.mark.parametrize("selected", [("A", None), (None, "u")], ids=["null value", "null key"])
+def test_regroup_to_a_null_key_or_value_joins_no_group(selected: tuple[Any, Any]) -> None:
+    # as Kafka Streams: no group is created for it (fluvial emitted ("A", 0) before)
+    def build(b: StreamsBuilder) -> None:
+        (b.table("users").group_by(lambda user, region: selected if user == "ghost"
+                                   else (region, user)).count("c").to_stream().to("out"))
+
+    with _driver(build) as d:
+        d.input_topic("users").pipe_key_values([("ghost", "A"), ("u1", "B"), ("ghost", None)])
+        assert d.output_topic("out").read_key_values() == [("B", 1)]
+        assert d.store("c").to_dict() == {"B": 1}
+
+
 def test_grouped_table_aggregate_with_subtractor() -> None:
     def build(b: StreamsBuilder) -> None:
         (_regions(b).aggregate(list, lambda region, user, agg: sorted([*agg, user]),

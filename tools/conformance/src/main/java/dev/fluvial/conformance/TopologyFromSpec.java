@@ -1,12 +1,16 @@
 package dev.fluvial.conformance;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.BranchedKStream;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KGroupedStream;
@@ -14,7 +18,9 @@ import org.apache.kafka.streams.kstream.KGroupedTable;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Repartitioned;
 import org.apache.kafka.streams.state.KeyValueStore;
 
 /**
@@ -80,6 +86,12 @@ final class TopologyFromSpec {
     private Object apply(final Object current, final JsonNode op) {
         final String name = op.get("op").asText();
         final String fn = op.path("fn").asText();
+        if (current instanceof List<?> branches) {
+            if (!name.equals("branch")) {
+                throw new IllegalArgumentException("a split has no operator " + name + "; take a branch first");
+            }
+            return branches.get(op.get("index").asInt());
+        }
         if (current instanceof KStream<?, ?> s) {
             return stream((KStream<Object, Object>) s, name, fn, op);
         }
@@ -128,11 +140,31 @@ final class TopologyFromSpec {
                 yield s;
             }
             case "to_table" -> s.toTable(materialized(op));
+            case "peek" -> s.peek((k, v) -> { });
+            case "repartition" -> s.repartition(Repartitioned.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
+            case "split" -> split(s, op);
             case "group_by_key" -> s.groupByKey(Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
             case "group_by" -> s.groupBy(Functions.named(Functions.KEY_SELECTORS, fn, "key selector"),
                 Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
             default -> throw new IllegalArgumentException("a stream has no operator " + name);
         };
+    }
+
+    /** The branches of a split, in order, the default branch last. */
+    private static List<KStream<Object, Object>> split(final KStream<Object, Object> s, final JsonNode op) {
+        final BranchedKStream<Object, Object> branched = s.split(Named.as("split-"));
+        final int n = op.get("preds").size();
+        for (int i = 0; i < n; i++) {
+            branched.branch(Functions.named(Functions.PREDICATES, op.get("preds").get(i).asText(), "predicate"),
+                Branched.as(Integer.toString(i)));
+        }
+        final Map<String, KStream<Object, Object>> byName = branched.defaultBranch(Branched.as("default"));
+        final List<KStream<Object, Object>> branches = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            branches.add(byName.get("split-" + i));
+        }
+        branches.add(byName.get("split-default"));
+        return branches;
     }
 
     private Object table(final KTable<Object, Object> t, final String name, final String fn, final JsonNode op) {
