@@ -166,6 +166,24 @@ CASES = [
         chain("even", op("group_by", "mod3", **serdes()), op("count", **serdes()),
               op("to_stream"), to("out3")),
     ], ["out1", "out2", "out3"], null_values=0.3),
+    Case("stream_fan_out_merge_count", [
+        chain(stream("in"), op("split", preds=["value_small"]), name="split"),
+        chain("split", op("branch", index=1), op("flat_map", "fan"), name="fanned"),
+        chain("split", op("branch", index=0), op("merge", **{"with": "fanned"}),
+              op("to", topic="merged", key_serde=S, value_serde=L), *_out(
+                  op("group_by_key", **serdes()), op("reduce", "max", **serdes()))),
+    ], ["merged", "out"]),
+    Case("table_to_stream_aggregate", [chain(
+        table("in"), op("to_stream"), op("group_by", "mod3", **serdes()), *_out(
+            op("aggregate", "sum", init="zero", **serdes())))], ["out"], null_values=0.25),
+    Case("table_map_values_null_group_by", [chain(
+        table("in", store="source"), op("map_values", "null_if_odd"), *_out(
+            op("group_by", "mod3", **serdes()),
+            op("aggregate", "sum", sub="minus", init="zero", **serdes(store="sums"))))],
+        ["out"], null_values=0.25),
+    Case("stream_rekeyed_to_table_count", [chain(
+        stream("in"), op("select_key", "mod3"), op("to_table", **serdes(store="latest")),
+        *_out(op("group_by", "mod3", **serdes()), op("count", **serdes())))], ["out"]),
     Case("stream_to_table_group_by", [chain(
         stream("in"), op("to_table", **serdes()), op("map_values", "half"), *_out(
             op("group_by", "mod3", **serdes()), op("reduce", "sum", sub="minus", **serdes())))],
