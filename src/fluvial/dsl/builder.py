@@ -67,7 +67,8 @@ class StreamsBuilder:
         table_source = f"{name}-table-source" if name else self.graph.new_name("KTABLE-SOURCE-")
         node = self.graph.add_processor(table_source, lambda: Materialize(store), [source],
                                         [store])
-        return Table(self, node, ks, vs, store)
+        return Table(self, node, ks, vs, store, named=as_materialized(materialized).name
+                     is not None)
 
     def global_table(self, topic: str, key_serde: Serde | str | None = None,
                      value_serde: Serde | str | None = None,
