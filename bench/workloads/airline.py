@@ -330,28 +330,16 @@ class AirlinePerRecordOnnx(AirlinePerRecord):
     backend = "onnx"
 
 
-def fluvial_airline() -> Any:
-    """For ``fluvial run bench.workloads.airline:fluvial_airline`` (batched)."""
-    return Airline().fluvial_topology()
+def __getattr__(name: str) -> Callable[[], Any]:
+    """``fluvial_<workload>`` (dashes as underscores): the topology function that ``fluvial run
+    bench.workloads.airline:fluvial_airline_compiled`` calls, one per airline workload."""
+    from bench.workloads import get
+
+    workloads = {f"fluvial_{w.replace('-', '_')}": w for w in _AIRLINE}
+    if name not in workloads:
+        raise AttributeError(name)
+    return get(workloads[name]).fluvial_topology
 
 
-def fluvial_airline_per_record() -> Any:
-    """For ``fluvial run bench.workloads.airline:fluvial_airline_per_record`` (the talk's
-    design)."""
-    return AirlinePerRecord().fluvial_topology()
-
-
-def fluvial_airline_compiled() -> Any:
-    return AirlineCompiled().fluvial_topology()
-
-
-def fluvial_airline_onnx() -> Any:
-    return AirlineOnnx().fluvial_topology()
-
-
-def fluvial_airline_per_record_compiled() -> Any:
-    return AirlinePerRecordCompiled().fluvial_topology()
-
-
-def fluvial_airline_per_record_onnx() -> Any:
-    return AirlinePerRecordOnnx().fluvial_topology()
+_AIRLINE = ("airline", "airline-per-record", "airline-compiled", "airline-onnx",
+            "airline-per-record-compiled", "airline-per-record-onnx")
