@@ -105,7 +105,7 @@ BENCH_ARGS  ?=
 $(BENCH_STAMP): pyproject.toml | check-python
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install --quiet --upgrade pip
-	$(BENCH_PY) -m pip install --quiet -e ".[ml]" $(BENCH_TOOLS)
+	$(BENCH_PY) -m pip install --quiet -e ".[ml,models]" $(BENCH_TOOLS)
 	@for p in $(BENCH_PEERS); do $(BENCH_PY) -m pip install --quiet $$p || \
 	  echo "bench: could not install $$p; it will be reported unavailable"; done
 	@touch $(BENCH_STAMP)
