@@ -75,7 +75,6 @@ class App:
     # -- running --------------------------------------------------------------------------
 
     def _setup(self) -> StreamThread:
-        cfg = self.config
         self._preflight()
         state_lock.acquire(self._state_root)
         try:
@@ -83,7 +82,6 @@ class App:
         except BaseException:
             state_lock.release(self._state_root)
             raise
-        log.info(banner(cfg, self.topology, self._broker_name(), self.http_port))
         return thread
 
     @property
@@ -155,11 +153,16 @@ class App:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
+        self._announce()
         try:
             self._loop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _announce(self) -> None:
+        """The start-up banner, once the app is set up and will stop cleanly on a signal."""
+        log.info(banner(self.config, self.topology, self._broker_name(), self.http_port))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: closing", signum)
@@ -170,6 +173,7 @@ class App:
         self.stream_thread = self._setup()
         self._thread = threading.Thread(target=self._run_background, name="fluvial-app",
                                         daemon=True)
+        self._announce()
         self._thread.start()
         self._started.wait(30)
         return self
