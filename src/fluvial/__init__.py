@@ -31,11 +31,25 @@ from fluvial.errors import (
 from fluvial.io.embedded import EmbeddedBroker
 from fluvial.processing.errors import OnError
 from fluvial.processing.processor import Processor, PunctuationType, RecordProcessor
+from fluvial.processing.timestamps import (
+    RecordTimestamp,
+    TimestampExtractor,
+    ValueFieldTimestamp,
+    WallClockTimestamp,
+)
 from fluvial.record import Change, Record
 from fluvial.runtime.app import App
 from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
 from fluvial.testing import TestDriver
 from fluvial.topology.topology import Topology
+from fluvial.windows import (
+    EmitStrategy,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+    Window,
+    Windowed,
+)
 
 try:
     __version__ = version("fluvial")
@@ -48,4 +62,9 @@ __all__ = [
     "Guarantee", "Materialized", "OnError", "ProcessingError", "Processor", "PunctuationType",
     "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamsBuilder", "StreamsConfig",
     "Table", "TestDriver", "Topology", "TopologyError", "__version__", "serdes",
+]
+# event time and windows
+__all__ += [
+    "EmitStrategy", "RecordTimestamp", "SessionWindows", "SlidingWindows", "TimeWindows",
+    "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window", "Windowed",
 ]

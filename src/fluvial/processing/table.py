@@ -1,8 +1,14 @@
-"""Table operators: records carry ``Change(new, old)`` so downstream aggregates can subtract."""
+"""Table operators: records carry ``Change(new, old)`` so downstream aggregates can subtract.
+
+Which of them forward a ``Change(None, None)`` (a tombstone downstream, even for a key that
+was never there) follows Kafka Streams: a table source always does; a filter does unless its
+table sends old values (``OldValues``), where nothing downstream needs it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fluvial.processing.processor import Processor
@@ -10,10 +16,23 @@ from fluvial.record import Change, Record
 from fluvial.state.store import KeyValueStore
 
 
+@dataclass
+class OldValues:
+    """Whether a table sends old values downstream (Kafka Streams' ``sendOldValues``).
+
+    The DSL sets it while the topology is built: when the table's parent already can (it is
+    materialized under a name, or an aggregation), or when a downstream operator needs old
+    values (``group_by``). Its processors read it once they run.
+    """
+
+    sent: bool = False
+
+
 class Materialize(Processor):
     """A table source or ``to_table``: upsert into the store and emit the change.
 
-    A ``None`` value deletes the key; a delete of a key that was never there emits nothing.
+    A ``None`` value deletes the key, and is forwarded even for a key that was never there,
+    as Kafka Streams does.
     """
 
     fans_out = False
@@ -34,8 +53,6 @@ class Materialize(Processor):
             stored = get(r.key)
             old = None if stored is None else stored[0]
             if r.value is None:
-                if stored is None:
-                    continue
                 put(r.key, None)
             else:
                 put(r.key, (r.value, r.timestamp))
@@ -51,6 +68,8 @@ class _TableUpdate(Processor):
 
     fans_out = False
     stage = "table operator"
+    #: drop a change whose new and old values are both absent; only a filter ever does
+    drops_empty_changes = False
 
     def __init__(self, store_name: str | None) -> None:
         self.store_name = store_name
@@ -64,6 +83,7 @@ class _TableUpdate(Processor):
 
     def process(self, batch: list[Record]) -> None:
         derive, store = self.derive, self.store
+        drop_empty = self.drops_empty_changes
         out: list[Record] = []
         for r in batch:
             change = r.value
@@ -73,7 +93,7 @@ class _TableUpdate(Processor):
             except Exception as exc:
                 self.context.on_error(r, exc, self.stage)
                 continue
-            if new is None and old is None:
+            if drop_empty and new is None and old is None:
                 continue
             if store is not None:
                 store.put(r.key, None if new is None else (new, r.timestamp))
@@ -84,15 +104,25 @@ class _TableUpdate(Processor):
 
 class TableFilter(_TableUpdate):
     """A value that fails the predicate reads as absent: an update that leaves the filter
-    becomes a delete downstream."""
+    becomes a delete downstream.
+
+    A change that is absent before and after is forwarded (a tombstone) unless the table
+    sends old values: then whatever is downstream can tell nothing changed, as in Kafka
+    Streams, whose ksqlDB relies on those tombstones for ``HAVING``.
+    """
 
     stage = "table filter"
 
     def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool,
-                 store_name: str | None) -> None:
+                 store_name: str | None, old_values: OldValues) -> None:
         super().__init__(store_name)
         self.predicate = predicate
         self.negate = negate
+        self.old_values = old_values
+
+    def init(self, context: Any) -> None:
+        super().init(context)
+        self.drops_empty_changes = self.old_values.sent
 
     def derive(self, key: Any, value: Any) -> Any:
         return value if bool(self.predicate(key, value)) != self.negate else None
@@ -122,6 +152,8 @@ class TableRegroup(Processor):
 
     When old and new fall in the same group, one record carries both, so the aggregate
     subtracts and adds in one step with no intermediate result (Kafka Streams' KIP-904).
+    A selected pair with a null key or a null value joins no group: nothing is forwarded for
+    it, as in Kafka Streams.
     """
 
     def __init__(self, selector: Callable[[Any, Any], Any]) -> None:
@@ -152,6 +184,7 @@ class TableRegroup(Processor):
             self.context.forward(out)
 
 
-def _pair(kv: Any) -> tuple[Any, Any]:
+def _pair(kv: Any) -> tuple[Any, Any] | None:
+    """The selected ``(key, value)``, or None where either is null (it joins no group)."""
     key, value = kv
-    return key, value
+    return None if key is None or value is None else (key, value)

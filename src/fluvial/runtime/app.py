@@ -17,6 +17,7 @@ from fluvial.runtime import state_lock, topics
 from fluvial.runtime.banner import banner
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.global_stores import GlobalStores
+from fluvial.runtime.instance import InstanceSlot, claim_slot
 from fluvial.runtime.stream_thread import StreamThread
 from fluvial.state.store import ReadOnlyView
 from fluvial.topology.topology import Topology
@@ -70,6 +71,7 @@ class App:
         self.error: BaseException | None = None
         self.stream_thread: StreamThread | None = None
         self.global_stores: GlobalStores | None = None
+        self.instance: InstanceSlot | None = None
         self.http_port: int | None = None  # set by the AppServer serving this app
 
     # -- running --------------------------------------------------------------------------
@@ -114,9 +116,11 @@ class App:
             self.global_stores = GlobalStores(self.topology.global_stores, self.clients,
                                               cfg.state_dir / cfg.application_id / "global")
             self.global_stores.bootstrap()
+        self.instance = claim_slot(cfg.state_dir / cfg.application_id)
         thread = StreamThread(self.topology, cfg, self.clients, plan,
                               global_stores=self.global_stores.stores
-                              if self.global_stores is not None else None)
+                              if self.global_stores is not None else None,
+                              instance=self.instance)
         thread.subscribe()
         return thread
 
@@ -144,17 +148,20 @@ class App:
                 self._active.clear()
                 if self.global_stores is not None:
                     self.global_stores.close()
+                if self.instance is not None:
+                    self.instance.release()
                 state_lock.release(self._state_root)
 
     def run(self) -> None:
         """Run in this thread until ``close()``, SIGTERM or SIGINT; re-raise a fatal error."""
-        self.stream_thread = self._setup()
         previous = {}
         if threading.current_thread() is threading.main_thread():
+            # from the start: a SIGTERM while the app sets up (a restore) stops it cleanly too
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
         self._announce()
         try:
+            self.stream_thread = self._setup()
             self._loop()
         finally:
             for sig, handler in previous.items():
@@ -165,7 +172,9 @@ class App:
         log.info(banner(self.config, self.topology, self._broker_name(), self.http_port))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: closing", signum)
+        """Finish the batch in hand, commit it, close the tasks (checkpointing their state)
+        and leave the group."""
+        log.info("signal %d: finishing the batch, committing, leaving the group", signum)
         self._stop.set()
 
     def start(self) -> App:
@@ -217,7 +226,6 @@ class LocalStoreView:
     def __init__(self, app: App, name: str) -> None:
         self._app = app
         self.name = name
-        self._timestamped = app.topology.stores[name].timestamped
 
     def _views(self) -> list[ReadOnlyView]:
         app = self._app
@@ -226,7 +234,7 @@ class LocalStoreView:
         else:
             thread = app.stream_thread
             stores = thread.stores_named(self.name) if thread is not None else []
-        return [ReadOnlyView(store, self._timestamped) for store in stores]
+        return [ReadOnlyView(store) for store in stores]
 
     def get(self, key: Any) -> Any:
         for view in self._views():

@@ -7,6 +7,9 @@ explicit arguments win over the environment. ``FLUVIAL_CONSUMER_CONFIG`` and
 Under ``processing_guarantee=exactly_once`` the commit interval defaults to 100 ms (as in
 Kafka Streams): a commit is what makes results visible to read_committed readers.
 
+``group_instance_id`` makes the instance a static group member (``group.instance.id``): a
+restart within the session timeout gets its partitions back without a rebalance.
+
 ``group_protocol`` picks Kafka's group protocol on a real cluster: ``consumer`` (KIP-848, the
 default) rebalances incrementally with the broker-side ``range`` assignor, which keeps
 partition *p* of every topic of a sub-topology on one instance; ``classic`` uses the client-side
@@ -57,6 +60,7 @@ class StreamsConfig:
     connect_timeout_ms: int = 30_000  # at start-up, how long to wait for a broker to answer
     group_protocol: GroupProtocol = GroupProtocol.CONSUMER
     partition_assignment_strategy: str | None = None  # classic only; None: "range"
+    group_instance_id: str | None = None  # static membership (group.instance.id)
     consumer_config: dict[str, Any] = field(default_factory=dict)
     producer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +118,9 @@ class StreamsConfig:
                 f"partition_assignment_strategy={self.partition_assignment_strategy!r} applies "
                 f"to group_protocol=classic only; group_protocol=consumer assigns partitions "
                 f"on the broker (range, which keeps co-partitioned topics together)")
+        if self.group_instance_id is not None and not _APP_ID.fullmatch(self.group_instance_id):
+            raise ConfigError(f"group_instance_id {self.group_instance_id!r} may only use "
+                              f"letters, digits, '.', '_' and '-'")
         if self.bootstrap_servers is not None and not self.bootstrap_servers.strip():
             raise ConfigError("bootstrap_servers is empty; leave it unset for the embedded broker")
 

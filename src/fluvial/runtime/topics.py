@@ -86,17 +86,22 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
     for st in topology.subtopologies:
         for store in st.stores:
             if store.logged:
-                config = {"cleanup.policy": "compact", **store.changelog_config}
                 internal.append(TopicSpec(store.changelog_topic(application_id),
-                                          task_counts[st.id], replication, config))
+                                          task_counts[st.id], replication,
+                                          store.changelog_topic_config()))
     extra = [TopicSpec(dead_letter_topic, 1, replication)] if dead_letter_topic else []
     return TopicPlan(task_counts, internal, extra,
                      {st.id: st.source_topics(application_id) for st in topology.subtopologies})
 
 
 def ensure(admin: Admin, plan: TopicPlan) -> None:
-    """Create the internal topics; an existing one must have the partitions the plan needs."""
-    admin.create_topics(plan.internal + plan.extra)
+    """Create the internal topics; an existing one must have the partitions the plan needs.
+
+    Only missing topics are created: a restart then needs no controller (seen: an instance
+    restarting while the KRaft leader was down failed to "create" its existing topics)."""
+    wanted = plan.internal + plan.extra
+    existing = admin.partition_counts([t.name for t in wanted])
+    admin.create_topics([t for t in wanted if t.name not in existing])
     counts = admin.partition_counts([t.name for t in plan.internal])
     for spec in plan.internal:
         have = counts.get(spec.name)
