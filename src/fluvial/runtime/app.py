@@ -96,7 +96,9 @@ class App:
             from fluvial.io.kafka_check import check_cluster
 
             check_cluster(self.config.bootstrap_servers, self.config.consumer_config,
-                          self.config.connect_timeout_ms / 1000)
+                          self.config.connect_timeout_ms / 1000, self._stop)
+            if self._stop.is_set():  # SIGINT/SIGTERM while waiting: nothing started yet
+                raise KeyboardInterrupt
 
     def _broker_name(self) -> str:
         if self.config.bootstrap_servers is not None:
@@ -159,16 +161,16 @@ class App:
             # from the start: a SIGTERM while the app sets up (a restore) stops it cleanly too
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
-        self._announce()
         try:
             self.stream_thread = self._setup()
+            self._announce()
             self._loop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
     def _announce(self) -> None:
-        """The start-up banner, once the app is set up and will stop cleanly on a signal."""
+        """The start-up banner, once the app is set up."""
         log.info(banner(self.config, self.topology, self._broker_name(), self.http_port))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
