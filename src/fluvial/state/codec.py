@@ -37,18 +37,30 @@ class StoreCodec:
         return self.key_serde.deserialize(data)
 
     def encode_value(self, value: Any) -> bytes | None:
-        """A value's bytes (``None`` for ``None``): ``(value, timestamp)`` when timestamped."""
+        """A value's bytes (``None`` for ``None``): ``(value, timestamp)`` when timestamped.
+        One Python frame on the hot path: the serde's C-level writer, else the slow path."""
         if value is None:
             return None
-        if self.timestamped:
-            try:
-                inner, ts = value
-                head = TIMESTAMP.pack(ts)
-            except (TypeError, ValueError, struct.error):
-                raise SerdeError(f"a timestamped store needs (value, int timestamp), got "
-                                 f"{value!r}") from None
-            return head + self.encode_plain(inner)
-        return self.encode_plain(value)
+        try:
+            if not self.timestamped:
+                return self._fast_value(value)
+            inner, ts = value
+            if inner is not None:  # (orjson would write None as b"null")
+                return TIMESTAMP.pack(ts) + self._fast_value(inner)  # type: ignore[operator]
+        except Exception:  # another type, a bad pair: the serde explains below
+            pass
+        return self._encode_checked(value)
+
+    def _encode_checked(self, value: Any) -> bytes:
+        if not self.timestamped:
+            return self.encode_plain(value)
+        try:
+            inner, ts = value
+            head = TIMESTAMP.pack(ts)
+        except (TypeError, ValueError, struct.error):
+            raise SerdeError(f"a timestamped store needs (value, int timestamp), got "
+                             f"{value!r}") from None
+        return head + self.encode_plain(inner)
 
     def encode_plain(self, value: Any) -> bytes:
         """A value's own bytes, without a timestamp."""

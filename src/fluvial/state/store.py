@@ -8,7 +8,7 @@ bytes; everything below keeps bytes, in their byte order. DSL stores keep
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from fluvial.state.bytes import BytesStore
@@ -43,18 +43,17 @@ class KeyValueStore:
         self.cache = cache
         self.backend = backend
         self.timestamped = codec.timestamped
+        #: a value's bytes, for ``put_encoded``: where a batch operator checks each value as
+        #: it is made and writes only the last per key
+        self.encode: Callable[[Any], bytes | None] = codec.encode_value
 
     def get(self, key: Any) -> Any:
-        return self.codec.decode_value(self.cache.get(self.codec.encode_key(key)))
+        codec = self.codec
+        return codec.decode_value(self.cache.get(codec.encode_key(key)))
 
     def put(self, key: Any, value: Any) -> None:
         codec = self.codec
         self.cache.put(codec.encode_key(key), codec.encode_value(value))
-
-    def encode(self, value: Any) -> bytes | None:
-        """A value's bytes, for ``put_encoded``: where a batch operator checks each value as
-        it is made and writes only the last per key."""
-        return self.codec.encode_value(value)
 
     def put_encoded(self, entries: list[tuple[Any, bytes | None]]) -> None:
         """Write values ``encode`` made (``None`` deletes)."""
