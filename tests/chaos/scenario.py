@@ -339,6 +339,12 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
         monitor.join(30)
         reader.stop.set()
         reader.join(30)
+        # an instance restarted a moment ago may still be importing: SIGTERM that finds no
+        # handler yet kills the process (nothing to commit, but no clean exit either)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                i.has_tasks() or i.proc.poll() is not None for i in instances.values()):
+            time.sleep(0.2)
         for name, inst in instances.items():
             with monitor.lock:
                 down.add(name)
@@ -409,6 +415,9 @@ def _chaos(plan: ChaosPlan, rng: random.Random, cluster: Any, instances: dict[st
 
 def _sigterm_and_restart(rng: random.Random, inst: Instance, down: set[str], monitor: Monitor,
                          result: ChaosResult) -> None:
+    deadline = time.monotonic() + 60  # a graceful stop of a running instance, not a start-up
+    while not inst.has_tasks() and time.monotonic() < deadline:
+        time.sleep(0.2)
     with monitor.lock:
         down.add(inst.name)
     monitor.note(f"SIGTERM {inst.name}")
