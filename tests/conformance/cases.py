@@ -229,7 +229,9 @@ def generate(case: Case, seed: int, count: int) -> list[dict[str, Any]]:
     return records
 
 
-def spec(case: Case, seed: int, count: int) -> dict[str, Any]:
-    """What the oracle reads: one case with one seed's inputs."""
-    return {"id": f"{case.name}/{seed}", "topology": case.topology,
-            "inputs": generate(case, seed, count), "outputs": case.outputs}
+def spec(case: Case, seed: int, count: int, record_cache: bool = False) -> dict[str, Any]:
+    """What the oracle reads: one case with one seed's inputs, with the record cache on or
+    off on both sides."""
+    return {"id": f"{case.name}/{seed}{'/cached' if record_cache else ''}",
+            "topology": case.topology, "inputs": generate(case, seed, count),
+            "outputs": case.outputs, "record_cache": record_cache}

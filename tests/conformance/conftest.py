@@ -1,5 +1,5 @@
-"""Conformance against Kafka Streams: every case and seed is run by the Java oracle in one
-JVM (once per session), then by fluvial, test by test.
+"""Conformance against Kafka Streams: every case and seed, with the record cache off and
+on, is run by the Java oracle in one JVM (once per session), then by fluvial, test by test.
 
 ``FLUVIAL_CONFORMANCE=full`` (``make conformance``) runs more seeds on larger inputs than
 the short form that ``make test`` runs.
@@ -32,4 +32,5 @@ def java_outputs() -> dict[str, Outputs | str]:
         oracle.check()
     except oracle.OracleUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-    return oracle.run([spec(case, seed, RECORDS) for case in CASES for seed in SEEDS])
+    return oracle.run([spec(case, seed, RECORDS, cache) for case in CASES for seed in SEEDS
+                       for cache in (False, True)])

@@ -26,11 +26,12 @@ def first_difference(java: Outputs, ours: Outputs) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("record_cache", [False, True], ids=["uncached", "cached"])
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_same_outputs_as_kafka_streams(case: Case, seed: int,
+def test_same_outputs_as_kafka_streams(case: Case, seed: int, record_cache: bool,
                                        java_outputs: dict[str, Outputs | str]) -> None:
-    s = spec(case, seed, RECORDS)
+    s = spec(case, seed, RECORDS, record_cache)
     java = java_outputs[s["id"]]
     assert not isinstance(java, str), f"the oracle failed on {s['id']}: {java}"
     ours = topology.run(s)

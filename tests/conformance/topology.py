@@ -136,7 +136,8 @@ def _table(t: Table, name: str, f: str, op: Op) -> Any:
 
 def run(case: dict[str, Any]) -> Outputs:
     """Pipe the case's input bytes through fluvial's TestDriver; the output topics' records."""
-    with TestDriver(build(case["topology"]), application_id="conformance") as driver:
+    with TestDriver(build(case["topology"]), application_id="conformance",
+                    record_cache=case.get("record_cache", False)) as driver:
         topics = {}
         for r in case["inputs"]:
             topic = topics.get(r["topic"])

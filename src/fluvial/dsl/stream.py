@@ -10,7 +10,7 @@ from fluvial.errors import TopologyError
 from fluvial.io.serdes import Serde
 from fluvial.processing import stateless
 from fluvial.processing.processor import Processor
-from fluvial.processing.table import Materialize
+from fluvial.processing.table import Forwarding, Materialize
 
 if TYPE_CHECKING:
     from fluvial.dsl.builder import StreamsBuilder
@@ -171,8 +171,10 @@ class Stream:
         parent = self.node
         if self._repartition_required:
             parent = self._through_repartition(name, ks, vs, drop_null_keys=True)
-        node = b.graph.add_processor(name, lambda: Materialize(store), [parent], [store])
-        return Table(b, node, ks, vs, store, named=m.name is not None)
+        forwarding = Forwarding(named=m.name is not None)
+        node = b.graph.add_processor(name, lambda: Materialize(store, forwarding), [parent],
+                                     [store])
+        return Table(b, node, ks, vs, store, forwarding=forwarding)
 
     def group_by(self, selector: Callable[[Any, Any], Any],
                  grouped: Grouped | str | None = None) -> GroupedStream:

@@ -18,56 +18,55 @@ if TYPE_CHECKING:
 class Table:
     """A table of the topology.
 
-    ``named`` says whether it is materialized under a name the user gave (or is an
-    aggregation's result): like Kafka Streams, such a table can send old values downstream
-    without being asked to keep more state, which decides whether a filter below it forwards
-    tombstones for keys that were absent before and after (``OldValues``).
+    Its ``Forwarding`` follows Kafka Streams: ``named`` when materialized under a name the
+    user gave (an aggregation's table always is), and ``sends_old_values`` as
+    ``_enable_sending_old_values`` settles it; together they decide which tombstones its
+    processors forward.
     """
 
     def __init__(self, builder: StreamsBuilder, node: str, key_serde: Serde | None,
-                 value_serde: Serde | None, store: str | None, *, named: bool = True,
+                 value_serde: Serde | None, store: str | None, *,
                  parent: Table | None = None,
-                 old_values: ops.OldValues | None = None) -> None:
+                 forwarding: ops.Forwarding | None = None) -> None:
         self._builder = builder
         self.node = node
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.store_name = store  # queryable store holding this table, if materialized
-        self._named = named
         self._parent = parent
-        self._old_values = old_values or ops.OldValues()
+        self._forwarding = forwarding or ops.Forwarding(named=True)
 
     def _enable_sending_old_values(self, force: bool) -> bool:
         """Make this table send old values, as a downstream operator needs them (``force``),
         or where it can without more state; whether it now does (Kafka Streams'
         ``enableSendingOldValues``). Tables fluvial builds keep their old values anyway, so
         only what is forwarded changes."""
-        if not self._old_values.sent:
-            if self._parent is None or self._named:
-                if not (force or self._named):
+        f = self._forwarding
+        if not f.sends_old_values:
+            if self._parent is None or f.named:
+                if not (force or f.named):
                     return False
             elif not self._parent._enable_sending_old_values(force):
                 return False
-            self._old_values.sent = True
+            f.sends_old_values = True
         return True
 
     def _derive(self, prefix: str, name: str | None, materialized: Materialized | str | None,
-                make: Callable[[str | None, ops.OldValues], Any],
+                make: Callable[[str | None, ops.Forwarding], Any],
                 value_serde: Serde | None) -> Table:
         b = self._builder
         store = None
-        named = False
+        forwarding = ops.Forwarding()
         if materialized is not None:
             m = as_materialized(materialized)
-            named = m.name is not None
+            forwarding.named = m.name is not None
             store = b.add_store(m, b.key_serde(self.key_serde), b.value_serde(
                 m.value_serde or value_serde), f"{prefix}STATE-STORE-")
-        old_values = ops.OldValues()
         node = b.graph.add_processor(name or b.graph.new_name(prefix),
-                                     lambda: make(store, old_values),
+                                     lambda: make(store, forwarding),
                                      [self.node], [store] if store else [])
-        return Table(b, node, self.key_serde, value_serde, store, named=named, parent=self,
-                     old_values=old_values)
+        return Table(b, node, self.key_serde, value_serde, store, parent=self,
+                     forwarding=forwarding)
 
     def filter(self, predicate: Callable[[Any, Any], bool], name: str | None = None,
                materialized: Materialized | str | None = None) -> Table:
@@ -80,17 +79,17 @@ class Table:
     def _filter(self, predicate: Callable[[Any, Any], bool], negate: bool, name: str | None,
                 materialized: Materialized | str | None) -> Table:
         table = self._derive("KTABLE-FILTER-", name, materialized,
-                             lambda store, old: ops.TableFilter(predicate, negate, store, old),
+                             lambda store, f: ops.TableFilter(predicate, negate, store, f),
                              self.value_serde)
         # as Kafka Streams: a filter below a table that can send old values without more
         # state sends them too, and so forwards no needless tombstones
-        table._old_values.sent = self._enable_sending_old_values(False)
+        table._forwarding.sends_old_values = self._enable_sending_old_values(False)
         return table
 
     def map_values(self, mapper: Callable[[Any], Any], name: str | None = None,
                    materialized: Materialized | str | None = None) -> Table:
         return self._derive("KTABLE-MAPVALUES-", name, materialized,
-                            lambda store, _old: ops.TableMapValues(mapper, store), None)
+                            lambda store, f: ops.TableMapValues(mapper, store, f), None)
 
     def to_stream(self, name: str | None = None) -> Stream:
         from fluvial.dsl.stream import Stream

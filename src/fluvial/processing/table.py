@@ -1,8 +1,9 @@
 """Table operators: records carry ``Change(new, old)`` so downstream aggregates can subtract.
 
 Which of them forward a ``Change(None, None)`` (a tombstone downstream, even for a key that
-was never there) follows Kafka Streams: a table source always does; a filter does unless its
-table sends old values (``OldValues``), where nothing downstream needs it.
+was never there) follows Kafka Streams (``Forwarding``): a table source and ``map_values``
+do; a filter does unless its table sends old values; and none does from a named store with
+the record cache on.
 """
 
 from __future__ import annotations
@@ -17,32 +18,39 @@ from fluvial.state.store import KeyValueStore
 
 
 @dataclass
-class OldValues:
-    """Whether a table sends old values downstream (Kafka Streams' ``sendOldValues``).
+class Forwarding:
+    """What a table's processor forwards, settled while the DSL builds the topology.
 
-    The DSL sets it while the topology is built: when the table's parent already can (it is
-    materialized under a name, or an aggregation), or when a downstream operator needs old
-    values (``group_by``). Its processors read it once they run.
+    ``sends_old_values`` is Kafka Streams' ``sendOldValues``: set when the table's parent
+    already can (it is materialized under a name, or an aggregation), or when a downstream
+    operator needs old values (``group_by``). ``named`` says the user named its store: Kafka
+    Streams then materializes it, and with the record cache on, a cached store forwards no
+    change that is absent before and after. Processors read both once they run.
     """
 
-    sent: bool = False
+    sends_old_values: bool = False
+    named: bool = False
 
 
 class Materialize(Processor):
     """A table source or ``to_table``: upsert into the store and emit the change.
 
     A ``None`` value deletes the key, and is forwarded even for a key that was never there,
-    as Kafka Streams does.
+    as Kafka Streams does; except with the record cache on where Kafka Streams would
+    materialize the table (named, or sending old values): its cache forwards no such delete.
     """
 
     fans_out = False
 
-    def __init__(self, store_name: str) -> None:
+    def __init__(self, store_name: str, forwarding: Forwarding) -> None:
         self.store_name = store_name
+        self.forwarding = forwarding
 
     def init(self, context: Any) -> None:
         super().init(context)
         self.store: KeyValueStore = context.get_store(self.store_name)
+        f = self.forwarding
+        self.drops_absent_deletes = context.caching and (f.named or f.sends_old_values)
 
     def process(self, batch: list[Record]) -> None:
         get, put = self.store.get, self.store.put
@@ -53,6 +61,8 @@ class Materialize(Processor):
             stored = get(r.key)
             old = None if stored is None else stored[0]
             if r.value is None:
+                if stored is None and self.drops_absent_deletes:
+                    continue
                 put(r.key, None)
             else:
                 put(r.key, (r.value, r.timestamp))
@@ -68,15 +78,22 @@ class _TableUpdate(Processor):
 
     fans_out = False
     stage = "table operator"
-    #: drop a change whose new and old values are both absent; only a filter ever does
-    drops_empty_changes = False
+    #: a filter drops a change absent before and after when its table sends old values
+    drops_empty_changes_with_old_values = False
 
-    def __init__(self, store_name: str | None) -> None:
+    def __init__(self, store_name: str | None, forwarding: Forwarding) -> None:
         self.store_name = store_name
+        self.forwarding = forwarding
 
     def init(self, context: Any) -> None:
         super().init(context)
         self.store = context.get_store(self.store_name) if self.store_name else None
+        f = self.forwarding
+        # a change absent before and after is forwarded (a tombstone downstream) unless
+        # this rule or a cached store (Kafka Streams' cache forwards no such change) drops it
+        self.drops_empty_changes = (
+            (self.drops_empty_changes_with_old_values and f.sends_old_values)
+            or (context.caching and f.named and self.store is not None))
 
     def derive(self, key: Any, value: Any) -> Any:
         raise NotImplementedError
@@ -112,17 +129,13 @@ class TableFilter(_TableUpdate):
     """
 
     stage = "table filter"
+    drops_empty_changes_with_old_values = True
 
     def __init__(self, predicate: Callable[[Any, Any], bool], negate: bool,
-                 store_name: str | None, old_values: OldValues) -> None:
-        super().__init__(store_name)
+                 store_name: str | None, forwarding: Forwarding) -> None:
+        super().__init__(store_name, forwarding)
         self.predicate = predicate
         self.negate = negate
-        self.old_values = old_values
-
-    def init(self, context: Any) -> None:
-        super().init(context)
-        self.drops_empty_changes = self.old_values.sent
 
     def derive(self, key: Any, value: Any) -> Any:
         return value if bool(self.predicate(key, value)) != self.negate else None
@@ -131,8 +144,9 @@ class TableFilter(_TableUpdate):
 class TableMapValues(_TableUpdate):
     stage = "table map_values"
 
-    def __init__(self, mapper: Callable[[Any], Any], store_name: str | None) -> None:
-        super().__init__(store_name)
+    def __init__(self, mapper: Callable[[Any], Any], store_name: str | None,
+                 forwarding: Forwarding) -> None:
+        super().__init__(store_name, forwarding)
         self.mapper = mapper
 
     def derive(self, key: Any, value: Any) -> Any:

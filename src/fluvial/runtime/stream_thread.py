@@ -136,6 +136,7 @@ class StreamThread:
         self.opened: collections.Counter[str] = collections.Counter()  # task -> times opened
         self.incomplete_assignments = 0  # times the guard held a task's partitions back
         self._pending: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._dirty: set[str] = set()  # tasks that processed or punctuated since the commit
         self._last_commit = clock()
         self.processed = 0
         self.restored: dict[str, dict[str, int]] = {}  # task -> store -> records replayed
@@ -168,8 +169,9 @@ class StreamThread:
             self._recover(exc)
             return 0
         now_ms = int(self._clock() * 1000)
-        for active in self.tasks.values():
-            active.task.punctuate_wall_clock()
+        for task_id, active in self.tasks.items():
+            if active.task.punctuate_wall_clock():
+                self._dirty.add(task_id)
         if now_ms - self._last_commit * 1000 >= cfg.commit_interval_ms:
             self.commit()
         return len(messages)
@@ -197,6 +199,7 @@ class StreamThread:
                 self.consumer.seek(tp, run[0].offset())
                 rewound.add(tp)
             return  # else revoked between poll and now: its new owner reads it
+        self._dirty.add(active.task.task_id)
         active.task.process(topic, run)
         self._pending[tp] = run[-1].offset() + 1
         self.processed += len(run)
@@ -226,6 +229,7 @@ class StreamThread:
         finally:
             self._last_commit = self._clock()
         self._recoveries_in_row = 0
+        self._dirty.clear()
         return True
 
     def _begin(self) -> None:
@@ -269,9 +273,13 @@ class StreamThread:
                 fatal = True
         self._in_txn = False
         self._pending.clear()
-        task_ids = sorted(self.tasks)
-        log.warning("%s; rebuilding %d task(s) from their changelogs and rewinding to the last "
-                    "commit%s", exc, len(task_ids), " with a new producer" if fatal else "")
+        # a task that neither processed nor punctuated since the last commit has nothing
+        # uncommitted to drop; a new producer means every task's changelog writer changes
+        task_ids = sorted(self.tasks) if fatal else sorted(self._dirty & set(self.tasks))
+        self._dirty.clear()
+        log.warning("%s; rebuilding %d of %d task(s) from their changelogs and rewinding to the "
+                    "last commit%s", exc, len(task_ids), len(self.tasks),
+                    " with a new producer" if fatal else "")
         self._close_tasks(task_ids, clean=False)
         if fatal:
             self._replace_producer()

@@ -43,6 +43,19 @@ def test_table_delete_of_an_absent_key_forwards_a_tombstone() -> None:
         assert d.output_topic("out").read_key_values() == [("ghost", None)]
 
 
+@pytest.mark.parametrize("materialized", [None, "t-store"])
+def test_with_the_record_cache_a_named_table_forwards_no_delete_of_an_absent_key(
+        materialized: str | None) -> None:
+    # as Kafka Streams: only a table it materializes (named) goes through its cache, which
+    # drops a change absent before and after
+    with _driver(lambda b: b.table("t", materialized=materialized).to_stream().to("out"),
+                 record_cache=True) as d:
+        d.input_topic("t").pipe_key_values([("ghost", None), ("k", "v"), ("k", None)])
+        expected = [("k", "v"), ("k", None)]
+        assert d.output_topic("out").read_key_values() == (
+            expected if materialized else [("ghost", None), *expected])
+
+
 def test_table_skips_null_keys() -> None:
     with _driver(lambda b: b.table("t", materialized="s").to_stream().to("out")) as d:
         d.input_topic("t").pipe("v", key=None)
