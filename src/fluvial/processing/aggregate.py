@@ -1,6 +1,8 @@
 """Aggregations of grouped streams and grouped tables into a table.
 
-Each emits ``Change(new, old)`` with the largest timestamp of the inputs that made the result.
+Each emits ``Change(new, old)`` with the largest timestamp of the inputs that made the result;
+a grouped stream's ``count``/``aggregate`` gives a new key the initializer's value as old
+value, as Kafka Streams does (a filter below then sees the key leave, not appear absent).
 With the record cache on (``context.caching``), a key updated several times in one batch is emitted
 once, with the value before the batch as ``old``: the same final table, fewer records, and no
 added latency since a batch is whatever one poll returned.
@@ -31,6 +33,11 @@ class _Aggregate(Processor):
     def update(self, key: Any, value: Any, current: Any) -> Any:
         raise NotImplementedError
 
+    def start(self) -> Any:
+        """The aggregate of a key seen for the first time: what ``update`` gets, and what the
+        change carries as old value when each update is forwarded (as Kafka Streams does)."""
+        return None
+
     def process(self, batch: list[Record]) -> None:
         get, put, update = self.store.get, self.store.put, self.update
         collapse = self.collapse
@@ -44,7 +51,7 @@ class _Aggregate(Processor):
                 continue
             stored = get(key)
             if stored is None:
-                old, ts = None, r.timestamp
+                old, ts = self.start(), r.timestamp
             else:
                 old, ts = stored
                 if r.timestamp > ts:
@@ -57,7 +64,9 @@ class _Aggregate(Processor):
             put(key, None if new is None else (new, ts))
             if collapse:
                 seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
-                latest[key] = (r, old if seen is None else seen[1], new, ts)
+                # the old value the store held before the batch: none for a new key
+                first_old = (None if stored is None else old) if seen is None else seen[1]
+                latest[key] = (r, first_old, new, ts)
             else:
                 out.append(Record(key, Change(new, old), ts, r.headers, r.topic, r.partition,
                                   r.offset))
@@ -77,8 +86,11 @@ class StreamAggregate(_Aggregate):
         self.initializer = initializer
         self.adder = adder
 
+    def start(self) -> Any:
+        return self.initializer()
+
     def update(self, key: Any, value: Any, current: Any) -> Any:
-        return self.adder(key, value, self.initializer() if current is None else current)
+        return self.adder(key, value, current)
 
 
 class StreamReduce(_Aggregate):
@@ -105,13 +117,15 @@ class TableAggregate(_Aggregate):
         self.subtractor = subtractor
 
     def update(self, key: Any, value: Any, current: Any) -> Any:
+        """As Kafka Streams: the old value is subtracted only from an existing aggregate, and
+        the initializer starts one only when a new value is added."""
         change: Change = value
         agg = current
-        if agg is None and self.initializer is not None:
-            agg = self.initializer()
-        if change.old is not None:
+        if change.old is not None and agg is not None:
             agg = self.subtractor(key, change.old, agg)
         if change.new is not None:
+            if agg is None and self.initializer is not None:
+                agg = self.initializer()
             agg = self.adder(key, change.new, agg)
         return agg
 
@@ -122,4 +136,4 @@ def reduce_adder(adder: Callable[[Any, Any], Any]) -> Callable[[Any, Any, Any], 
 
 
 def reduce_subtractor(subtractor: Callable[[Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
-    return lambda _key, value, agg: None if agg is None else subtractor(agg, value)
+    return lambda _key, value, agg: subtractor(agg, value)

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from fluvial.record import Headers, Record
-
-if TYPE_CHECKING:
-    from fluvial.state.store import KeyValueStore
 
 
 class PunctuationType(Enum):
@@ -71,16 +68,20 @@ class ProcessorContext(Protocol):
     def forward(self, batch: list[Record], child: str | None = None) -> None:
         """Send ``batch`` to every child, or to the named one."""
 
-    def get_store(self, name: str) -> KeyValueStore:
-        """A store connected to this processor, or any global store (read it, never write
-        it: its topic feeds it, between batches). Values of global and DSL stores are
-        ``(value, timestamp)``."""
+    def get_store(self, name: str) -> Any:
+        """A store connected to this processor (key-value, window, session or versioned: see
+        ``fluvial.state``), or any global store (read it, never write it: its topic feeds
+        it, between batches). Values of global and DSL stores are ``(value, timestamp)``."""
     def schedule(self, interval_ms: int, kind: PunctuationType, callback: Punctuator) -> None: ...
     def topic_name(self, name: str) -> str:
         """The real name of a topic, with the application id in front of internal ones."""
 
     def on_error(self, record: Record, error: BaseException, stage: str) -> None:
         """Apply the error policy to a record that failed: raise, or log/dead-letter and go on."""
+
+    def record_dropped(self, record: Record, reason: str) -> None:
+        """Count a record the operator dropped by its semantics (late for a closed window);
+        not an error: the error policy does not see it."""
 
 
 class Processor:

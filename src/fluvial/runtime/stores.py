@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from fluvial.io.client import Clients, Producer, TopicPartition
+from fluvial.io.client import Clients, Message, Producer, TopicPartition
+from fluvial.runtime.changelog_reader import read_to_end
+from fluvial.runtime.restore_progress import RestoreProgress
+from fluvial.state.cache import ChangelogSend
 from fluvial.state.checkpoint import Checkpoint
-from fluvial.state.codec import StoreCodec
-from fluvial.state.logged import CachedLoggedStore
-from fluvial.state.rocksdb import RocksDBKeyValueStore
-from fluvial.state.store import InMemoryKeyValueStore, KeyValueStore
+from fluvial.state.stack import open_store
+from fluvial.state.store import StateStore
 from fluvial.topology.nodes import StoreSpec
 
 log = logging.getLogger("fluvial.state")
@@ -23,9 +22,7 @@ log = logging.getLogger("fluvial.state")
 @dataclass
 class OpenStore:
     spec: StoreSpec
-    store: CachedLoggedStore
-    backend: KeyValueStore
-    codec: StoreCodec
+    store: StateStore
     changelog: TopicPartition | None
 
 
@@ -38,19 +35,13 @@ class TaskStores:
         self.checkpoint = Checkpoint(directory)
         self.stores: dict[str, OpenStore] = {}
         for spec in specs:
-            codec = StoreCodec(spec.key_serde, spec.value_serde, spec.timestamped)
-            backend: KeyValueStore
-            if spec.persistent:
-                backend = RocksDBKeyValueStore(spec.name, directory / "rocksdb" / spec.name, codec)
-            else:
-                backend = InMemoryKeyValueStore(spec.name)
             changelog = (TopicPartition(spec.changelog_topic(application_id), partition)
                          if spec.logged else None)
-            send = _changelog_sender(producer, changelog) if changelog else None
-            self.stores[spec.name] = OpenStore(spec, CachedLoggedStore(backend, codec, send),
-                                               backend, codec, changelog)
+            send = changelog_sender(producer, changelog) if changelog else None
+            store = open_store(spec, directory / "rocksdb", send)
+            self.stores[spec.name] = OpenStore(spec, store, changelog)
 
-    def for_task(self) -> dict[str, KeyValueStore]:
+    def for_task(self) -> dict[str, StateStore]:
         return {name: s.store for name, s in self.stores.items()}
 
     def restore(self, clients: Clients, timeout: float = 300.0) -> dict[str, int]:
@@ -70,38 +61,26 @@ class TaskStores:
                     continue
                 low, high = reader.watermarks(s.changelog, timeout=30.0)
                 offset = checkpoint.get(name)
-                persistent_ok = s.spec.persistent and offset is not None and low <= offset <= high
-                if not persistent_ok and isinstance(s.backend, RocksDBKeyValueStore):
-                    s.backend.wipe()
-                begin = offset if persistent_ok and offset is not None else low
-                if begin < high:
-                    start[s.changelog], end[s.changelog] = begin, high
-                    by_tp[s.changelog] = s
-            applied = {s.spec.name: 0 for s in by_tp.values()}
-            if not start:
-                return applied
-            reader.assign(list(start.items()))
-            position = dict(start)
-            deadline = time.monotonic() + timeout
-            while any(position[tp] < end[tp] for tp in start):
-                if time.monotonic() > deadline:
-                    behind = {f"{tp.topic}[{tp.partition}]": end[tp] - position[tp]
-                              for tp in start if position[tp] < end[tp]}
-                    raise TimeoutError(f"restoring state timed out; records left: {behind}")
-                for m in reader.poll_batch(10_000, 0.5):
-                    tp = TopicPartition(m.topic(), m.partition())
-                    s = by_tp[tp]
-                    if m.offset() >= end[tp]:
-                        continue
-                    _apply(s, m.key(), m.value())
-                    applied[s.spec.name] += 1
-                    position[tp] = m.offset() + 1
-                for tp in start:  # read_committed: transaction markers are never delivered,
-                    if position[tp] < end[tp]:  # but the reader's position moves past them
-                        pos = reader.position(tp)
-                        if pos is not None and pos > position[tp]:
-                            position[tp] = pos
-            log.info("restored %s in %s", applied, self.directory.name)
+                trusted = s.spec.persistent and offset is not None and low <= offset <= high
+                if not trusted:
+                    s.store.backend.wipe()
+                start[s.changelog] = offset if trusted and offset is not None else low
+                end[s.changelog] = high
+                by_tp[s.changelog] = s
+            applied = {s.spec.name: 0 for tp, s in by_tp.items() if start[tp] < end[tp]}
+            progress = RestoreProgress(self.directory.name, {
+                s.spec.name: end[tp] - start[tp] for tp, s in by_tp.items() if start[tp] < end[tp]})
+
+            def apply(tp: TopicPartition, messages: list[Message]) -> None:
+                s = by_tp[tp]
+                s.store.restore([(m.key(), m.value(), m.timestamp()[1]) for m in messages])
+                applied[s.spec.name] += len(messages)
+                progress.report(applied)
+
+            read_to_end(reader, start, end, apply, timeout,
+                        f"restoring the stores of {self.directory.name}")
+            if applied:
+                log.info("restored %s in %s", applied, self.directory.name)
             return applied
         finally:
             reader.close()
@@ -130,16 +109,7 @@ class TaskStores:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _apply(s: OpenStore, key: bytes | None, value: bytes | None) -> None:
-    if key is None:
-        return
-    if isinstance(s.backend, RocksDBKeyValueStore):
-        s.backend.put_raw(key, value)
-    else:
-        s.backend.put(s.codec.decode_key(key), s.codec.decode_value(value))
-
-
-def _changelog_sender(producer: Producer, tp: TopicPartition) -> Any:
+def changelog_sender(producer: Producer, tp: TopicPartition) -> ChangelogSend:
     topic, partition = tp.topic, tp.partition
 
     def send(key: bytes, value: bytes | None, timestamp: int) -> None:

@@ -1,7 +1,9 @@
-"""Bytes for store keys and values, shared by RocksDB and the changelog.
+"""Bytes for store keys and values: what the backend keeps and the changelog carries.
 
 A timestamped value is the 8-byte big-endian timestamp followed by the value's bytes, the
-layout Kafka Streams' timestamped stores use in their changelogs.
+layout Kafka Streams' timestamped stores use in their changelogs. Encoding happens on
+``put``, in the operator, so a value its serde cannot write fails there, where the error
+policy can name the record, rather than at the next commit.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from fluvial.io.serdes import Serde
+from fluvial.io.serdes import Serde, SerdeError, fast_serializer
 
-_TS = struct.Struct(">q")
+TIMESTAMP = struct.Struct(">q")
 
 
 class StoreCodec:
@@ -19,11 +21,16 @@ class StoreCodec:
         self.key_serde = key_serde
         self.value_serde = value_serde
         self.timestamped = timestamped
+        self._fast_key = fast_serializer(key_serde)
+        self._fast_value = fast_serializer(value_serde)
 
     def encode_key(self, key: Any) -> bytes:
-        data = self.key_serde.serialize(key)
+        try:
+            data = self._fast_key(key)
+        except Exception:  # the fast writer of another type: let the serde explain
+            data = self.key_serde.serialize(key)
         if data is None:
-            raise ValueError("a store key cannot be None")
+            raise SerdeError(f"a store key cannot be None (key {key!r})")
         return data
 
     def decode_key(self, data: bytes) -> Any:
@@ -33,13 +40,32 @@ class StoreCodec:
         if value is None:
             return None
         if self.timestamped:
-            inner, ts = value
-            return _TS.pack(ts) + (self.value_serde.serialize(inner) or b"")
-        return self.value_serde.serialize(value)
+            try:
+                inner, ts = value
+            except (TypeError, ValueError):
+                raise SerdeError(f"a timestamped store needs (value, timestamp), got {value!r}"
+                                 ) from None
+            return TIMESTAMP.pack(ts) + self.encode_plain(inner)
+        return self.encode_plain(value)
+
+    def encode_plain(self, value: Any) -> bytes:
+        if value is None:
+            return b""
+        try:
+            data = self._fast_value(value)
+        except Exception:
+            data = self.value_serde.serialize(value)
+        return data if data is not None else b""
 
     def decode_value(self, data: bytes | None) -> Any:
         if data is None:
             return None
         if self.timestamped:
-            return (self.value_serde.deserialize(data[8:]), _TS.unpack_from(data)[0])
+            return (self.value_serde.deserialize(data[8:]), TIMESTAMP.unpack_from(data)[0])
         return self.value_serde.deserialize(data)
+
+    def timestamp_of(self, data: bytes | None, default: int = 0) -> int:
+        """The timestamp a changelog record of this value carries."""
+        if data is None or not self.timestamped:
+            return default
+        return TIMESTAMP.unpack_from(data)[0]

@@ -1,72 +1,89 @@
-"""A RocksDB key-value store (through rocksdict), holding the same bytes as the changelog."""
+"""The RocksDB backend (through rocksdict), holding the bytes the changelog holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from rocksdict import Options, Rdict
+from rocksdict import Options, Rdict, WriteBatch
 
-from fluvial.state.codec import StoreCodec
+from fluvial.state.bytes import Entry
 
 
-class RocksDBKeyValueStore:
-    def __init__(self, name: str, path: Path, codec: StoreCodec) -> None:
-        self.name = name
+class RocksDBBytesStore:
+    """One RocksDB per store. A write batch is atomic, and a RocksDB iterator reads the
+    database as of its creation, so other threads' scans need no lock against writes; the
+    lock only keeps ``close``/``wipe`` from pulling the database from under a reader."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._codec = codec
         self._db = Rdict(str(path), Options(raw_mode=True))
+        self._lock = threading.Lock()
+        self._open = True
 
-    def get(self, key: Any) -> Any:
-        return self._codec.decode_value(self._db.get(self._codec.encode_key(key)))
+    def get(self, key: bytes) -> bytes | None:
+        return cast(bytes | None, self._db.get(key))
 
-    def put(self, key: Any, value: Any) -> None:
-        raw = self._codec.encode_value(value)
-        if raw is None:
-            self._db.delete(self._codec.encode_key(key))
-        else:
-            self._db[self._codec.encode_key(key)] = raw
+    def write(self, entries: Iterable[Entry]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for key, value in entries:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        if batch.len():
+            self._db.write(batch)
 
-    def put_raw(self, key: bytes, value: bytes | None) -> None:
-        """Apply a changelog record as it is: restore needs no decoding."""
-        if value is None:
-            self._db.delete(key)
-        else:
-            self._db[key] = value
+    def scan(self, lo: bytes | None = None, hi: bytes | None = None,
+             reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        if reverse:
+            return self._scan_back(lo, hi)
+        return self._scan(lo, hi)
 
-    def delete(self, key: Any) -> Any:
-        old = self.get(key)
-        self._db.delete(self._codec.encode_key(key))
-        return old
+    def _scan(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._items(from_key=lo):
+            if hi is not None and k >= hi:
+                return
+            yield k, v
 
-    def all(self) -> Iterator[tuple[Any, Any]]:
-        decode_key, decode_value = self._codec.decode_key, self._codec.decode_value
-        return ((decode_key(k), decode_value(v))  # type: ignore[arg-type]  # raw mode: bytes
-                for k, v in self._db.items())
+    def _scan_back(self, lo: bytes | None, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        for k, v in self._items(backwards=True, from_key=hi):
+            if hi is not None and k >= hi:  # seeks to the last key <= hi: hi itself is out
+                continue
+            if lo is not None and k < lo:
+                return
+            yield k, v
 
-    def range(self, start: Any, end: Any) -> Iterator[tuple[Any, Any]]:
-        """Keys between ``start`` and ``end`` inclusive, in the byte order of their serde."""
-        lo, hi = self._codec.encode_key(start), self._codec.encode_key(end)
-        decode_key, decode_value = self._codec.decode_key, self._codec.decode_value
-        for k, v in self._db.items(from_key=lo):
-            assert isinstance(k, bytes) and isinstance(v, bytes)  # raw mode
-            if k > hi:
-                break
-            yield decode_key(k), decode_value(v)
+    def _items(self, **options: Any) -> Iterator[tuple[bytes, bytes]]:
+        """Raw mode: keys and values are bytes (rocksdict's stubs do not say so)."""
+        return cast(Iterator[tuple[bytes, bytes]], iter(self._db.items(**options)))
 
-    def approximate_num_entries(self) -> int:
+    def delete_range(self, lo: bytes, hi: bytes) -> None:
+        self._db.delete_range(lo, hi)
+
+    def count(self) -> int:
         return sum(1 for _ in self._db.keys())  # noqa: SIM118 (Rdict is not iterable)
+
+    def snapshot(self) -> list[tuple[bytes, bytes]]:
+        with self._lock:
+            if not self._open:
+                return []
+            return list(self._items())
 
     def flush(self) -> None:
         self._db.flush()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            if self._open:
+                self._open = False
+                self._db.close()
 
     def wipe(self) -> None:
-        """Delete the files: used when the local copy cannot be trusted."""
-        self._db.close()
-        Rdict.destroy(str(self.path))
-        self._db = Rdict(str(self.path), Options(raw_mode=True))
+        with self._lock:
+            self._db.close()
+            Rdict.destroy(str(self.path))
+            self._db = Rdict(str(self.path), Options(raw_mode=True))

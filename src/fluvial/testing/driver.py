@@ -2,7 +2,7 @@
 
 Like Kafka Streams' TopologyTestDriver: every topic has one partition, each piped record is
 processed (through repartition topics too) and committed before ``pipe`` returns, so every
-intermediate update is visible; the record cache is off.
+intermediate update is visible; the record cache is off unless ``record_cache=True``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from fluvial.processing.errors import ErrorPolicy, OnError
 from fluvial.processing.processor import CollectorBase
 from fluvial.processing.task import Task
 from fluvial.record import Headers
-from fluvial.state.store import InMemoryKeyValueStore, KeyValueStore, ReadOnlyView
-from fluvial.topology.nodes import SinkNode, SourceNode
+from fluvial.state.stack import open_store
+from fluvial.state.store import KeyValueStore, ReadOnlyView, StateStore
+from fluvial.topology.nodes import SinkNode, SourceNode, StoreSpec
 from fluvial.topology.topology import Topology
 
 
@@ -40,29 +41,34 @@ class TestDriver(CollectorBase):
 
     def __init__(self, topology: Topology, application_id: str = "test-app",
                  on_error: str | OnError = OnError.STOP, dead_letter_topic: str | None = None,
-                 wall_clock_ms: int | None = None) -> None:
+                 wall_clock_ms: int | None = None, record_cache: bool = False) -> None:
         self.topology = topology
         self.application_id = application_id
         self._clock = int(time.time() * 1000) if wall_clock_ms is None else wall_clock_ms
         self._topics: dict[str, list[EmbeddedMessage]] = {}
         self._tasks: dict[str, Task] = {}  # real input topic -> task
         self._global: dict[str, tuple[KeyValueStore, Serde, Serde]] = {}
-        self._stores: dict[str, tuple[KeyValueStore, bool]] = {}
+        # every store runs the production stack (serdes, cache, changelog) over memory
+        self._stores: dict[str, StateStore] = {}
         self._written: list[EmbeddedMessage] = []  # by the step being settled, to topics read
         policy = ErrorPolicy.parse(on_error, dead_letter_topic)
         global_stores: dict[str, KeyValueStore] = {}
         for g in topology.global_stores:
-            store = InMemoryKeyValueStore(g.store.name)
+            spec = StoreSpec(g.store.name, g.key_serde, g.value_serde, persistent=False)
+            store = open_store(spec, None, None)
+            assert isinstance(store, KeyValueStore)
             self._global[g.topic] = (store, g.key_serde, g.value_serde)
-            self._stores[g.store.name] = (store, True)
+            self._stores[g.store.name] = store
             global_stores[g.store.name] = store
         for st in topology.subtopologies:
-            stores: dict[str, KeyValueStore] = {}
+            stores: dict[str, StateStore] = {}
             for spec in st.stores:
-                stores[spec.name] = InMemoryKeyValueStore(spec.name)
-                self._stores[spec.name] = (stores[spec.name], spec.timestamped)
+                changelog = (partial(self._append_changelog, spec.changelog_topic(application_id))
+                             if spec.logged else None)
+                stores[spec.name] = open_store(spec, None, changelog)
+                self._stores[spec.name] = stores[spec.name]
             task = Task(f"{st.id}_0", st, 0, application_id, stores, self, policy,
-                        self._now, global_stores=global_stores)
+                        self._now, caching=record_cache, global_stores=global_stores)
             for topic in st.source_topics(application_id):
                 self._tasks[topic] = task
 
@@ -76,6 +82,10 @@ class TestDriver(CollectorBase):
         message = self._append(topic, key, value, timestamp, headers)
         if topic in self._tasks or topic in self._global:  # the topology reads it: feed back
             self._written.append(message)
+
+    def _append_changelog(self, topic: str, key: bytes, value: bytes | None,
+                          timestamp: int) -> None:
+        self._append(topic, key, value, timestamp, None)
 
     def _append(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
                 headers: Headers | None) -> EmbeddedMessage:
@@ -101,7 +111,7 @@ class TestDriver(CollectorBase):
                                      + list(self._global)))
             raise TopologyError(f"no source reads topic {topic!r}; the topology reads: {known}")
 
-    def _settle(self, step: Callable[[], None], task: Task) -> None:
+    def _settle(self, step: Callable[[], object], task: Task) -> None:
         """Run ``step`` on ``task`` and commit; then pipe what it wrote to topics the topology
         reads (repartition topics, or its own input topics) back in, each record in write
         order and fully processed before the next, as TopologyTestDriver does."""
@@ -128,7 +138,9 @@ class TestDriver(CollectorBase):
         store, ks, vs = self._global[topic]
         k = ks.deserialize(key)
         v = vs.deserialize(value)
-        store.put(k, None if v is None else (v, timestamp))
+        if k is not None:
+            store.put(k, None if v is None else (v, timestamp))
+            store.flush()
 
     def _unique_tasks(self) -> list[Task]:
         return list({id(t): t for t in self._tasks.values()}.values())
@@ -155,13 +167,20 @@ class TestDriver(CollectorBase):
         ks, vs = self._sink_serdes(name)
         return TestOutputTopic(self, name, resolve(key_serde, ks), resolve(value_serde, vs))
 
-    def store(self, name: str) -> ReadOnlyView:
+    @property
+    def dropped_records(self) -> int:
+        """Records operators dropped by their semantics (late for a closed window, ...)."""
+        return sum(task.dropped for task in self._unique_tasks())
+
+    def store(self, name: str) -> Any:
+        """A key-value store's committed state (values without timestamps); a window,
+        session or versioned store itself (read it, don't write it)."""
         try:
-            store, timestamped = self._stores[name]
+            store = self._stores[name]
         except KeyError:
             known = ", ".join(sorted(self._stores))
             raise KeyError(f"no store {name!r}; stores: {known}") from None
-        return ReadOnlyView(store, timestamped)
+        return ReadOnlyView(store) if isinstance(store, KeyValueStore) else store
 
     def read(self, topic: str) -> list[EmbeddedMessage]:
         return self._topics.get(topic, [])

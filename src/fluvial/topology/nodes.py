@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 
 from fluvial.io.serdes import Serde
 from fluvial.processing.processor import Processor
+from fluvial.processing.timestamps import TimestampExtractor
+
+_CHANGELOG_EXTRA_RETENTION_MS = 24 * 3600 * 1000  # Kafka Streams' default, for time-bound stores
 
 
 @dataclass
 class StoreSpec:
+    """A store: ``kind`` is "kv", "window", "session" or "versioned" (``state/stack.py``)."""
+
     name: str
     key_serde: Serde
     value_serde: Serde
@@ -18,9 +23,25 @@ class StoreSpec:
     persistent: bool = True
     logged: bool = True
     changelog_config: dict[str, str] = field(default_factory=dict)
+    kind: str = "kv"
+    window_size_ms: int | None = None
+    retention_ms: int | None = None  # window and session stores
+    history_retention_ms: int | None = None  # versioned stores
 
     def changelog_topic(self, application_id: str) -> str:
         return f"{application_id}-{self.name}-changelog"
+
+    def changelog_topic_config(self) -> dict[str, str]:
+        """As Kafka Streams: window and session changelogs are compacted and deleted after
+        the retention plus a day; a versioned one keeps history a day past its retention."""
+        config = {"cleanup.policy": "compact"}
+        if self.kind in ("window", "session") and self.retention_ms is not None:
+            config = {"cleanup.policy": "compact,delete",
+                      "retention.ms": str(self.retention_ms + _CHANGELOG_EXTRA_RETENTION_MS)}
+        elif self.kind == "versioned" and self.history_retention_ms is not None:
+            config["min.compaction.lag.ms"] = str(self.history_retention_ms
+                                                  + _CHANGELOG_EXTRA_RETENTION_MS)
+        return {**config, **self.changelog_config}
 
 
 @dataclass
@@ -36,6 +57,8 @@ class SourceNode(Node):
     key_serde: Serde | None = None
     value_serde: Serde | None = None
     internal: bool = False  # reads a repartition topic, named without the application id
+    #: where records' event time comes from; None = the Kafka record's timestamp
+    timestamp_extractor: TimestampExtractor | None = None
 
 
 @dataclass

@@ -14,11 +14,12 @@ import fluvial
 from fluvial import ml
 from fluvial.errors import ProcessingError
 from fluvial.io.embedded.message import EmbeddedMessage
+from fluvial.io.serdes import BytesSerde, StringSerde
 from fluvial.ml import LightGBMModel
 from fluvial.processing.errors import ErrorPolicy
 from fluvial.processing.processor import CollectorBase
 from fluvial.processing.task import Task
-from fluvial.state.store import InMemoryKeyValueStore
+from fluvial.state.stack import memory_store
 
 FIRST = ("1987,10,14,3,741,730,912,849,PS,1451,NA,91,79,NA,23,11,SAN,SFO,447,NA,NA,0,NA,0,"
          "NA,NA,NA,NA,NA,YES,YES")
@@ -165,7 +166,7 @@ def test_nothing_is_lost_in_one_batch(service_model: LightGBMModel,
     """300 flights and 6 bad lines in one batch (as a poll gives them): 300 outputs, in
     order, and 6 dead letters."""
     topology = service.build()
-    models = InMemoryKeyValueStore(f"{service.MODELS}-models")
+    models = memory_store(f"{service.MODELS}-models", StringSerde(), BytesSerde())
     models.put(service.MODEL_NAME, (service_model.to_bytes(), 0))
     (st,) = topology.subtopologies
     collector = _Collector()

@@ -15,6 +15,7 @@ from examples.airline.train import Trained
 
 from fluvial import StreamsBuilder, TestDriver, Topology
 from fluvial.io.embedded import EmbeddedBroker
+from fluvial.io.serdes import BytesSerde, StringSerde
 from fluvial.ml import (
     ModelError,
     ModelTopic,
@@ -26,7 +27,7 @@ from fluvial.ml import (
 )
 from fluvial.ml import sources as ml_sources
 from fluvial.runtime.app import App
-from fluvial.state.store import InMemoryKeyValueStore
+from fluvial.state.stack import memory_store
 
 REFERENCE = ("1987,10,14,3,741,730,912,849,PS,1451,NA,91,79,NA,23,11,SAN,SFO,447,NA,NA,0,NA,0,"
              "NA,NA,NA,NA,NA,YES,YES")
@@ -79,7 +80,7 @@ def test_hot_swap_and_rollback_on_the_test_driver(small: Trained, small_v2: Trai
 def test_a_swap_never_lands_mid_batch(small: Trained, small_v2: Trained,
                                       batch_runner: Any) -> None:
     v1, v2 = small.model, small_v2.model
-    store = InMemoryKeyValueStore("models-models")
+    store = memory_store("models-models", StringSerde(), BytesSerde())
     store.put(NAME, (v1.to_bytes(), 0))
 
     def featurize(line: str) -> Any:
