@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status clean check-python bench bench-smoke bench-java conformance conformance-oracle
+        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -66,6 +66,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests tools examples
 	$(VENV)/bin/mypy
 
+## The chaos suite's long form (tests/chaos): WordCount on 3 instances and a 3-node cluster,
+## 300,000 lines, 15 instance kills -9, a SIGTERM, a broker kill -9 (BROKER=leader|follower).
+## `make chaos GUARANTEE=at_least_once SEED=7`; figures are appended to chaos-results.jsonl.
+GUARANTEE ?= exactly_once
+SEED      ?= 1
+BROKER    ?= leader
+chaos: $(STAMP) kafka-fetch
+	CHAOS_SIZE=long CHAOS_GUARANTEE=$(GUARANTEE) CHAOS_SEED=$(SEED) CHAOS_BROKER=$(BROKER) \
+	  CHAOS_RESULTS=$(CURDIR)/chaos-results.jsonl \
+	  $(PY) tools/run_pytest.py tests/chaos -m chaos -s $(PYTEST_ARGS)
+
 ## A real Kafka broker by hand: jars from Maven Central, cached under .kafka/.
 kafka-fetch: $(STAMP)
 	$(PY) tools/kafka_cluster.py fetch
@@ -94,7 +105,7 @@ BENCH_ARGS  ?=
 $(BENCH_STAMP): pyproject.toml | check-python
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install --quiet --upgrade pip
-	$(BENCH_PY) -m pip install --quiet -e ".[ml]" $(BENCH_TOOLS)
+	$(BENCH_PY) -m pip install --quiet -e ".[ml,models]" $(BENCH_TOOLS)
 	@for p in $(BENCH_PEERS); do $(BENCH_PY) -m pip install --quiet $$p || \
 	  echo "bench: could not install $$p; it will be reported unavailable"; done
 	@touch $(BENCH_STAMP)

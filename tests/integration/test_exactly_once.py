@@ -98,6 +98,39 @@ def test_adapter_transactions_commit_abort_and_fence(kafka: KafkaTestBroker,
         consumer.close()
 
 
+def test_committed_offset_waits_for_a_pending_transactional_commit(
+        kafka: KafkaTestBroker, unique_topic: Callable[[str], str]) -> None:
+    """Chaos finding 1: a task started input partition 4 at offset 0 although 44,343 was
+    committed. While the previous owner's transaction (holding newer offsets) is open, the
+    committed offset is unreadable: ``committed`` must wait, then raise, never answer "none";
+    once the transaction resolves (here: aborted), it answers the last committed offset."""
+    source, group = unique_topic("in"), unique_topic("group")
+    kafka.create_topic(source)
+    clients = KafkaClients(kafka.bootstrap_servers)
+    member = clients.consumer(group, {})
+    tp = client.TopicPartition(source, 0)
+    member.assign([(tp, OFFSET_BEGINNING)])
+    earlier = clients.producer({"transactional.id": unique_topic("txn-a")})
+    dead = clients.producer({"transactional.id": unique_topic("txn-b")})
+    try:
+        assert member.committed([tp], 10) == {tp: None}  # truly nothing: the reset applies
+        earlier.init_transactions(30)
+        earlier.begin_transaction()
+        earlier.send_offsets_to_transaction({tp: 5}, member.group_metadata(), 30)
+        earlier.commit_transaction(30)
+        dead.init_transactions(30)
+        dead.begin_transaction()
+        dead.send_offsets_to_transaction({tp: 9}, member.group_metadata(), 30)  # left open
+        with pytest.raises(client.OffsetFetchError, match=r"\[0\]|partition"):
+            member.committed([tp], 2.0)
+        resolve = threading.Timer(1.0, lambda: dead.abort_transaction(30))
+        resolve.start()
+        assert member.committed([tp], 30.0) == {tp: 5}
+        resolve.join(30)
+    finally:
+        member.close()
+
+
 def test_wordcount_exactly_once_survives_sigkill(kafka: KafkaTestBroker,
                                                  unique_topic: Callable[[str], str],
                                                  tmp_path: Path,

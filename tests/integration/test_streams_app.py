@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import signal
 import struct
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from examples.wordcount.app import build
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
 from tests.integration.wordcount_support import Instance, make_lines, word_counts
@@ -36,21 +34,7 @@ def counts_reaching(kafka: KafkaTestBroker, topic: str, expected: dict[str, int]
     Committed *input* offsets do not mean the counting sub-topology is done: it still has the
     repartition topic to work through (after a fail-over, from a restored store).
     """
-    consumer = kafka.consumer({"isolation.level": "read_committed"})
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
-                     for p in sorted(kafka.topic_partitions(topic))])
-    latest: dict[str, int] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and any(latest.get(w, 0) < n
-                                                  for w, n in expected.items()):
-            for m in consumer.consume(num_messages=500, timeout=0.2):
-                key, value = m.key(), m.value()
-                if m.error() is None and key is not None and value is not None:
-                    latest[key.decode()] = struct.unpack(">q", value)[0]
-    finally:
-        consumer.close()
-    return latest
+    return kafka.counts_reaching(topic, expected, bytes.decode, timeout)
 
 
 def test_wordcount_in_process(kafka: KafkaTestBroker, unique_topic: Callable[[str], str],

@@ -55,6 +55,14 @@ class CommitFailedError(FluvialError):
     """
 
 
+class OffsetFetchError(FluvialError):
+    """The group's committed offset of a partition could not be read.
+
+    A task must never start a partition that has a committed offset anywhere but there, so
+    the runtime stops rather than guess (a reset would re-read or skip committed work).
+    """
+
+
 class TransactionAbortableError(FluvialError):
     """The open transaction cannot commit; abort it, rewind to the last commit, go on.
 
@@ -65,7 +73,8 @@ class TransactionAbortableError(FluvialError):
 
 class ProducerFencedError(FluvialError):
     """A newer producer with the same ``transactional.id`` took over, or the producer hit a
-    fatal transactional error: this producer can never commit again and must be closed."""
+    fatal error (transactional or idempotent): it can never deliver or commit again. The
+    runtime closes it, creates a new one and rebuilds the tasks from their changelogs."""
 
 
 OutRecord = tuple[bytes | None, bytes | None, int, Headers | None]
@@ -90,7 +99,11 @@ class Consumer(Protocol):
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Synchronously commit ``offsets`` (the next offset to read, as Kafka does)."""
     def committed(self, partitions: Sequence[TopicPartition], timeout: float) -> dict[
-        TopicPartition, int | None]: ...
+        TopicPartition, int | None]:
+        """The group's committed offsets; ``None`` only where the group has none.
+
+        Waits out what resolves by itself (a pending transactional offset commit, a moving
+        coordinator) up to ``timeout``; raises ``OffsetFetchError`` rather than guess."""
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         """(low, high) offsets of the partition."""
     def position(self, tp: TopicPartition) -> int | None: ...
@@ -127,7 +140,8 @@ class Producer(Protocol):
     def flush(self, timeout: float) -> None:
         """Wait until every queued record is acknowledged; raise ``DeliveryError`` if any failed."""
     def poll(self, timeout: float) -> None: ...
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Deliver what is queued; a producer that hit a fatal error drops it instead."""
 
     # -- transactions (only with ``transactional.id``) -----------------------------------
     def init_transactions(self, timeout: float) -> None:

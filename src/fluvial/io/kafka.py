@@ -10,6 +10,7 @@ Consumer messages are confluent's own objects, returned without a copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import operator
 import time
@@ -26,6 +27,7 @@ from fluvial.io.client import (
     CommitFailedError,
     Headers,
     Message,
+    OffsetFetchError,
     OutRecord,
     ProducerFencedError,
     RebalanceCallback,
@@ -34,6 +36,7 @@ from fluvial.io.client import (
     TransactionAbortableError,
     UnknownTopicOrPartitionError,
 )
+from fluvial.io.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,16 @@ _UNKNOWN = (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC,
             ck.KafkaError._UNKNOWN_PARTITION)
 _NOT_AUTHORIZED = (ck.KafkaError.TOPIC_AUTHORIZATION_FAILED,
                    ck.KafkaError.GROUP_AUTHORIZATION_FAILED)
+# OffsetFetch errors that resolve by themselves: a transactional offset commit still pending
+# (the broker answers UNSTABLE_OFFSET_COMMIT under require_stable, which read_committed sets),
+# a coordinator moving or loading, a member epoch the coordinator has not caught up with
+_FETCH_TRANSIENT = frozenset({
+    ck.KafkaError.UNSTABLE_OFFSET_COMMIT, ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
+    ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    ck.KafkaError.REBALANCE_IN_PROGRESS, ck.KafkaError.STALE_MEMBER_EPOCH,
+    ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._WAIT_COORD, ck.KafkaError._TIMED_OUT,
+    ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN})
+OFFSET_FETCH_RETRY_S = 0.2
 
 
 _error_of = operator.methodcaller("error")
@@ -81,8 +94,9 @@ class KafkaConsumer:
         self._c = ck.Consumer({**conf, "error_cb": self._on_error})
 
     def _on_error(self, err: ck.KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == ck.KafkaError._FATAL:
             self._fatal = err
+            log.error("kafka consumer: %s", err.str())
         else:
             log.warning("kafka consumer: %s", err.str())
 
@@ -220,10 +234,28 @@ class KafkaConsumer:
                   timeout: float) -> dict[TopicPartition, int | None]:
         if self._group_id is None or not partitions:
             return {tp: None for tp in partitions}
-        res = self._c.committed([ck.TopicPartition(tp.topic, tp.partition) for tp in partitions],
-                                timeout=timeout)
-        return {TopicPartition(p.topic, p.partition): (p.offset if p.offset >= 0 else None)
-                for p in res}
+        parts = [ck.TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(deadline - time.monotonic(), 0.1)
+            try:
+                res = self._c.committed(parts, timeout=left)
+            except ck.KafkaException as e:
+                err, where = e.args[0], f"{len(parts)} partition(s)"
+            else:
+                failed = next((p for p in res if p.error is not None), None)
+                if failed is None:
+                    return {TopicPartition(p.topic, p.partition):
+                            (p.offset if p.offset >= 0 else None) for p in res}
+                err, where = failed.error, f"{failed.topic}[{failed.partition}]"
+            transient = err.code() in _FETCH_TRANSIENT or (err.retriable() and not err.fatal())
+            if not transient or time.monotonic() >= deadline:
+                raise OffsetFetchError(
+                    f"group {self._group_id!r}: cannot read the committed offset of {where} "
+                    f"(waited {timeout:g}s): {err.str()}; refusing to start it anywhere else")
+            log.info("group %r: committed offset of %s not readable yet (%s); retrying",
+                     self._group_id, where, err.str())
+            time.sleep(OFFSET_FETCH_RETRY_S)
 
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         try:
@@ -270,8 +302,14 @@ class KafkaConsumer:
         return self._c.consumer_group_metadata()
 
     def close(self) -> None:
-        """Leave the group; librdkafka calls ``on_revoke`` for what this member owned."""
-        self._c.close()
+        """Leave the group; librdkafka calls ``on_revoke`` for what this member owned.
+
+        A static member (``group.instance.id``) leaves only for the session timeout: a
+        restart within it gets its partitions back without a rebalance."""
+        try:
+            self._c.close()
+        except ck.KafkaException as e:  # the group forgets us at the session timeout anyway
+            log.warning("kafka consumer: close: %s", e.args[0].str())
 
 
 class KafkaProducer:
@@ -296,15 +334,15 @@ class KafkaProducer:
                                       f"{err.str()}")
 
     def _on_error(self, err: ck.KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == ck.KafkaError._FATAL:
             self._fatal = err
         else:
             log.warning("kafka producer: %s", err.str())
 
     def _raise_failures(self) -> None:
         if self._fatal is not None:
-            raise DeliveryError(f"fatal Kafka producer error (the producer must be recreated): "
-                                f"{self._fatal.str()}")
+            raise ProducerFencedError(f"fatal Kafka producer error (the producer must be "
+                                      f"recreated): {self._fatal.str()}")
         if self._failed:
             failed, failures = self._failed, "; ".join(self._failures)
             self._failed, self._failures = 0, []
@@ -323,7 +361,7 @@ class KafkaProducer:
             except ck.KafkaException as e:
                 where = f"topic {topic!r}" + ("" if partition is None else
                                               f" partition {partition}")
-                raise DeliveryError(f"{where}: {e.args[0].str()}") from e
+                raise self._produce_error(where, e.args[0]) from e
 
     def produce_many(self, topic: str, records: Iterable[OutRecord]) -> int:
         produce = self._p.produce
@@ -339,11 +377,25 @@ class KafkaProducer:
                     self.produce(topic, key, value, timestamp, headers)
                 queued += 1
         except ck.KafkaException as e:
-            raise DeliveryError(f"topic {topic!r}: {e.args[0].str()}") from e
+            raise self._produce_error(f"topic {topic!r}", e.args[0]) from e
         return queued
 
+    def _produce_error(self, where: str, err: ck.KafkaError) -> FluvialError:
+        """A refused ``produce``: fatal (recreate), abortable (abort the transaction) or not
+        delivered (the caller's error policy)."""
+        if err.fatal() or err.code() == ck.KafkaError._FATAL or self._fatal is not None:
+            fatal = self._fatal.str() if self._fatal is not None else err.str()
+            return ProducerFencedError(f"{where}: fatal Kafka producer error (the producer must "
+                                       f"be recreated): {fatal}")
+        if err.txn_requires_abort() or err.code() == ck.KafkaError._STATE:
+            return TransactionAbortableError(f"{where}: {err.str()}")
+        return DeliveryError(f"{where}: {err.str()}")
+
     def flush(self, timeout: float) -> None:
-        left = self._p.flush(timeout)
+        try:
+            left = self._p.flush(timeout)
+        except ck.KafkaException as e:  # raised for a fatal (e.g. fenced) transactional state
+            raise self._produce_error("flush", e.args[0]) from e
         self._raise_failures()
         if left:
             raise DeliveryError(f"{left} record(s) not acknowledged within {timeout:g}s "
@@ -353,18 +405,28 @@ class KafkaProducer:
         self._p.poll(timeout)
 
     def close(self) -> None:
-        """Deliver what is queued (up to 30 s); failures still raise, never vanish."""
+        """Deliver what is queued (up to 30 s); failures still raise, never vanish.
+
+        A producer that hit a fatal error can deliver nothing more: its queue is dropped
+        (under exactly-once, what it held belonged to a transaction that never commits)."""
+        if self._fatal is not None:
+            with contextlib.suppress(ck.KafkaException):
+                self._p.purge()
+            return
         self.flush(30.0)
 
     # -- transactions ---------------------------------------------------------------------
     # librdkafka classifies a failed transactional call: retriable (call it again), abortable
-    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done).
+    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done). A call still
+    # retrying at its deadline counts as fatal too: the producer is replaced, and its
+    # successor's init_transactions settles the transaction either way (seen after a broker
+    # failover: send_offsets_to_transaction waiting on a coordinator for minutes).
 
-    def _txn(self, what: str, call: Callable[[], None], timeout: float) -> None:
+    def _txn(self, what: str, call: Callable[[float], None], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call()
+                call(max(deadline - time.monotonic(), 0.1))
                 return
             except ck.KafkaException as e:
                 err: ck.KafkaError = e.args[0]
@@ -378,29 +440,31 @@ class KafkaProducer:
                     time.sleep(0.1)
                     continue
                 if err.retriable():
-                    raise TransactionAbortableError(f"{what}: timed out: {err.str()}") from e
+                    raise ProducerFencedError(f"{what}: did not complete within {timeout:g}s "
+                                              f"(the producer must be recreated): "
+                                              f"{err.str()}") from e
                 raise ProducerFencedError(f"{what}: {err.str()}") from e
 
     def init_transactions(self, timeout: float) -> None:
-        self._txn("init_transactions", lambda: self._p.init_transactions(timeout), timeout)
+        self._txn("init_transactions", self._p.init_transactions, timeout)
 
     def begin_transaction(self) -> None:
         self._failed, self._failures = 0, []
-        self._txn("begin_transaction", self._p.begin_transaction, 0.0)
+        self._txn("begin_transaction", lambda _left: self._p.begin_transaction(), 0.0)
 
     def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int],
                                     group_metadata: Any, timeout: float) -> None:
         parts = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
         self._txn("send_offsets_to_transaction",
-                  lambda: self._p.send_offsets_to_transaction(parts, group_metadata, timeout),
+                  lambda left: self._p.send_offsets_to_transaction(parts, group_metadata, left),
                   timeout)
 
     def commit_transaction(self, timeout: float) -> None:
         # a failed delivery inside the transaction makes librdkafka fail the commit (abortable)
-        self._txn("commit_transaction", lambda: self._p.commit_transaction(timeout), timeout)
+        self._txn("commit_transaction", self._p.commit_transaction, timeout)
 
     def abort_transaction(self, timeout: float) -> None:
-        self._txn("abort_transaction", lambda: self._p.abort_transaction(timeout), timeout)
+        self._txn("abort_transaction", self._p.abort_transaction, timeout)
         self._failed, self._failures = 0, []
 
 
@@ -494,7 +558,9 @@ class KafkaClients:
     def __init__(self, bootstrap_servers: str,
                  extra_config: Mapping[str, Any] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._base = {**(extra_config or {}), "bootstrap.servers": bootstrap_servers}
+        # librdkafka logs through Python logging, rate-limited (io/kafka_logging.py)
+        self._base = {"logger": librdkafka_logger(), **(extra_config or {}),
+                      "bootstrap.servers": bootstrap_servers}
 
     def consumer(self, group_id: str | None, config: dict[str, Any]) -> KafkaConsumer:
         conf = {**self._CONSUMER_DEFAULTS, **self._base, **config}

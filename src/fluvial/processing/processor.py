@@ -79,6 +79,10 @@ class ProcessorContext(Protocol):
     def on_error(self, record: Record, error: BaseException, stage: str) -> None:
         """Apply the error policy to a record that failed: raise, or log/dead-letter and go on."""
 
+    def record_dropped(self, record: Record, reason: str) -> None:
+        """Count a record the operator dropped by its semantics (late for a closed window);
+        not an error: the error policy does not see it."""
+
 
 class Processor:
     """Base of every operator; subclasses override ``process`` (a batch at a time)."""

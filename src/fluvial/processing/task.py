@@ -29,6 +29,7 @@ from fluvial.processing.processor import (
 )
 from fluvial.processing.sink import Sink
 from fluvial.processing.stateless import Split
+from fluvial.processing.timestamps import TimestampExtractor
 from fluvial.record import Headers, Record
 from fluvial.state.store import KeyValueStore, StateStore
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
@@ -102,6 +103,11 @@ class _Context:
     def on_error(self, record: Record, error: BaseException, stage: str) -> None:
         self._task.on_error(record, error, stage)
 
+    def record_dropped(self, record: Record, reason: str) -> None:
+        self._task.dropped += 1
+        log.debug("task %s dropped a record at %s: %s", self._task.task_id, record.where(),
+                  reason)
+
 
 class Task:
     def __init__(self, task_id: str, subtopology: SubTopology, partition: int,
@@ -123,6 +129,9 @@ class Task:
         self.caching = caching
         self.stream_time = -1
         self.skipped = 0
+        #: records operators dropped by their semantics (late for a closed window, a null key
+        #: a windowed aggregation cannot group): Kafka Streams' dropped-records metric
+        self.dropped = 0
         self._schedules: list[_Schedule] = []
         self._current: list[Message] = []
         self.depth_first = False
@@ -133,6 +142,9 @@ class Task:
         self._mixed = [False] * len(nodes)
         self._processors: list[Processor | None] = []
         self._sources: dict[str, tuple[int, Serde, Serde, Any, Any]] = {}
+        self._extractors: dict[str, TimestampExtractor] = {}
+        #: per source topic: the largest event time extracted so far (what extractors see)
+        self._partition_time: dict[str, int] = {}
         self._source_contexts: dict[int, _Context] = {}
         child_indexes: list[list[int]] = []
         for i, node in enumerate(nodes):
@@ -147,6 +159,8 @@ class Task:
                     ks, vs = node.key_serde or _BYTES, node.value_serde or _BYTES
                     self._sources[real] = (i, ks, vs, fast_deserializer(ks),
                                            fast_deserializer(vs))
+                    if node.timestamp_extractor is not None:
+                        self._extractors[real] = node.timestamp_extractor
             elif isinstance(node, ProcessorNode):
                 assert node.supplier is not None
                 processor = node.supplier()
@@ -165,6 +179,8 @@ class Task:
         #: source topic -> its fused chain, where the sub-topology below it is one
         self.fused: dict[str, FusedChain] = {}
         for topic, (i, _, _, kd, vd) in self._sources.items():
+            if topic in self._extractors:  # the fused chain keeps the record's timestamp
+                continue
             chain = FusedChain.find(child_indexes, parents, self._processors, i, kd, vd)
             if chain is not None:
                 self.fused[topic] = chain
@@ -186,6 +202,9 @@ class Task:
         except Exception:  # a tombstone for a fast path, or a bad record: go one by one
             records = self._decode_one_by_one(topic, messages, key_serde.deserialize,
                                               value_serde.deserialize)
+        extractor = self._extractors.get(topic)
+        if extractor is not None or (records and min(map(_timestamp, records)) < 0):
+            records = self._event_times(topic, extractor, records)
         if records:
             latest = max(map(_timestamp, records))
             self._source_contexts[index].forward(records)
@@ -194,6 +213,30 @@ class Task:
                 self.stream_time = latest
                 self._punctuate(PunctuationType.STREAM_TIME, latest)
         self._current = []
+
+    def _event_times(self, topic: str, extractor: TimestampExtractor | None,
+                     records: list[Record]) -> list[Record]:
+        """Give each record its event time from the source's extractor (or check its own);
+        a failing extractor or a negative time sends the record to the error policy."""
+        kept: list[Record] = []
+        partition_time = self._partition_time.get(topic, -1)
+        for r in records:
+            try:
+                ts = r.timestamp if extractor is None else extractor.extract(r, partition_time)
+                if not isinstance(ts, int):
+                    raise TypeError(f"the timestamp extractor returned {ts!r}, not an int")
+                if ts < 0:
+                    raise ValueError(f"invalid (negative) timestamp {ts}: event time must be "
+                                     f">= 0; use a timestamp extractor that gives one")
+            except Exception as exc:
+                self.on_error(r, exc, "extracting the timestamp")
+                continue
+            r.timestamp = ts
+            if ts > partition_time:
+                partition_time = ts
+            kept.append(r)
+        self._partition_time[topic] = partition_time
+        return kept
 
     def _decode_one_by_one(self, topic: str, messages: list[Message], kd: Any,
                            vd: Any) -> list[Record]:

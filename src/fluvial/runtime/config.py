@@ -7,6 +7,9 @@ explicit arguments win over the environment. ``FLUVIAL_CONSUMER_CONFIG`` and
 Under ``processing_guarantee=exactly_once`` the commit interval defaults to 100 ms (as in
 Kafka Streams): a commit is what makes results visible to read_committed readers.
 
+``group_instance_id`` makes the instance a static group member (``group.instance.id``): a
+restart within the session timeout gets its partitions back without a rebalance.
+
 ``group_protocol`` picks Kafka's group protocol on a real cluster: ``consumer`` (KIP-848, the
 default) rebalances incrementally with the broker-side ``range`` assignor, which keeps
 partition *p* of every topic of a sub-topology on one instance; ``classic`` uses the client-side
@@ -54,8 +57,10 @@ class StreamsConfig:
     on_error: OnError = OnError.STOP
     dead_letter_topic: str | None = None
     replication_factor: int = -1  # of internal topics; -1: the broker's default
+    connect_timeout_ms: int = 30_000  # at start-up, how long to wait for a broker to answer
     group_protocol: GroupProtocol = GroupProtocol.CONSUMER
     partition_assignment_strategy: str | None = None  # classic only; None: "range"
+    group_instance_id: str | None = None  # static membership (group.instance.id)
     consumer_config: dict[str, Any] = field(default_factory=dict)
     producer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -100,7 +105,8 @@ class StreamsConfig:
         if not _APP_ID.fullmatch(self.application_id):
             raise ConfigError(f"application_id {self.application_id!r} may only use letters, "
                               f"digits, '.', '_' and '-' (it names topics and the group)")
-        for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms"):
+        for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
+                     "connect_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.replication_factor == 0 or self.replication_factor < -1:
@@ -112,6 +118,9 @@ class StreamsConfig:
                 f"partition_assignment_strategy={self.partition_assignment_strategy!r} applies "
                 f"to group_protocol=classic only; group_protocol=consumer assigns partitions "
                 f"on the broker (range, which keeps co-partitioned topics together)")
+        if self.group_instance_id is not None and not _APP_ID.fullmatch(self.group_instance_id):
+            raise ConfigError(f"group_instance_id {self.group_instance_id!r} may only use "
+                              f"letters, digits, '.', '_' and '-'")
         if self.bootstrap_servers is not None and not self.bootstrap_servers.strip():
             raise ConfigError("bootstrap_servers is empty; leave it unset for the embedded broker")
 
@@ -120,7 +129,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Turn strings (from the environment or the command line) into each field's type."""
     out = dict(values)
     for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
-                 "replication_factor"):
+                 "replication_factor", "connect_timeout_ms"):
         if name in out and not isinstance(out[name], int):
             try:
                 out[name] = int(out[name])

@@ -3,12 +3,17 @@
 At-least-once: offsets are committed only after every output and changelog record that
 depends on them has been acknowledged (producer flush), so a crash replays, never skips.
 
-Exactly-once (Kafka Streams' exactly_once_v2): one transactional producer per thread, with a
-fresh ``transactional.id`` (the broker fences zombies by the group generation sent with the
-offsets). Everything produced between two commits (outputs, repartition and changelog
-records) and the consumed offsets form one transaction: a commit makes all of it visible to
-read_committed readers at once; a failure aborts all of it, and the tasks are rebuilt from
-their changelogs and rewound to the committed offsets, so nothing is applied twice.
+Exactly-once (Kafka Streams' exactly_once_v2): one transactional producer per thread, its
+``transactional.id`` stable per instance slot (runtime/instance.py), so a restarted instance
+fences its predecessor at once; the broker fences zombies of a moved task by the group
+generation sent with the offsets. Everything produced between two commits (outputs,
+repartition and changelog records) and the consumed offsets form one transaction: a commit
+makes all of it visible to read_committed readers at once; a failure aborts all of it, and the
+tasks are rebuilt from their changelogs and rewound to the committed offsets, so nothing is
+applied twice. A fenced or fatal producer is replaced by a new one with the same id.
+
+Every task starts each input at the group's committed offset, fetched explicitly (waiting
+out a pending transactional commit); the reset policy applies only where there is none.
 
 Rebalancing works with eager callbacks (revoke everything, assign everything: the classic
 protocol's range assignor, the embedded broker) and incremental ones (KIP-848, cooperative:
@@ -26,11 +31,10 @@ import collections
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from fluvial.errors import ConfigError
+from fluvial.errors import ConfigError, DeliveryError, FluvialError
 from fluvial.io.client import (
     Clients,
     CommitFailedError,
@@ -38,18 +42,33 @@ from fluvial.io.client import (
     Message,
     OutRecord,
     Producer,
+    ProducerFencedError,
     TopicPartition,
     TransactionAbortableError,
 )
 from fluvial.processing.task import Task
 from fluvial.record import Headers
 from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
+from fluvial.runtime.instance import InstanceSlot
 from fluvial.runtime.stores import TaskStores
 from fluvial.runtime.topics import TopicPlan
 from fluvial.state.store import KeyValueStore
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.runtime")
+
+# Failures the loop survives: the group refused a commit (Kafka Streams' TaskMigratedException),
+# a transaction must abort, the producer is fenced or fatal, records were not delivered. Each
+# drops the tasks' uncommitted work and rebuilds them from their changelogs (_recover).
+RECOVERABLE = (CommitFailedError, TransactionAbortableError, ProducerFencedError, DeliveryError)
+MAX_RECOVERIES_IN_A_ROW = 20  # without a successful commit in between: a failure that stays
+# how long to wait for a readable committed offset: longer than the transaction timeout, after
+# which the broker aborts a dead owner's open transaction and its offsets resolve
+COMMITTED_TIMEOUT_S = 60.0
+# a transactional call (send offsets, commit, abort) still unfinished after this is given up
+# and the producer replaced: longer than the transaction timeout, after which the broker
+# aborts the transaction anyway
+TXN_CALL_TIMEOUT_S = 15.0
 
 
 class ProducerCollector:
@@ -77,7 +96,8 @@ class _ActiveTask:
 class StreamThread:
     def __init__(self, topology: Topology, config: StreamsConfig, clients: Clients,
                  plan: TopicPlan, clock: Callable[[], float] = time.time,
-                 global_stores: Mapping[str, KeyValueStore] | None = None) -> None:
+                 global_stores: Mapping[str, KeyValueStore] | None = None,
+                 instance: InstanceSlot | None = None) -> None:
         self.topology = topology
         self.global_stores = global_stores or {}
         self.config = config
@@ -91,13 +111,22 @@ class StreamThread:
             raise ConfigError("producer_config must not set transactional.id: fluvial sets it "
                               "under processing_guarantee=exactly_once")
         if self.eos:
-            producer_config["transactional.id"] = f"{config.application_id}-{uuid.uuid4()}"
+            if instance is None:
+                raise ConfigError("exactly_once needs an instance slot (its transactional.id)")
+            producer_config["transactional.id"] = instance.transactional_id(
+                config.application_id)
             # a crashed instance's open transaction blocks readers until the broker aborts it
+            # (or its restart fences it, which is at once)
             producer_config.setdefault("transaction.timeout.ms", 10_000)
+        self._producer_config = producer_config
         self.producer = clients.producer(producer_config)
         self.collector = ProducerCollector(self.producer)
-        self.consumer: Consumer = clients.consumer(config.application_id,
-                                                   group_consumer_config(config))
+        consumer_config = group_consumer_config(config)
+        if config.group_instance_id is not None and instance is not None:
+            consumer_config.setdefault("group.instance.id",
+                                       instance.group_instance_id(config.group_instance_id))
+        self.consumer: Consumer = clients.consumer(config.application_id, consumer_config)
+        self._reset = str(consumer_config.get("auto.offset.reset", "earliest")).lower()
         self.tasks: dict[str, _ActiveTask] = {}
         self._sources: dict[int, list[str]] = {}  # sub-topology -> the topics it reads
         for topic, st_id in sorted(self._subtopology_of.items()):
@@ -112,6 +141,9 @@ class StreamThread:
         self.restored: dict[str, dict[str, int]] = {}  # task -> store -> records replayed
         self.commits = 0
         self.aborts = 0
+        self.recoveries = 0  # times the tasks were rebuilt after a failure (RECOVERABLE)
+        self._recoveries_in_row = 0
+        self._closing = False
         self.last_poll = time.monotonic()  # liveness: the loop made progress
         self._in_txn = False
         if self.eos:
@@ -126,11 +158,15 @@ class StreamThread:
     def run_once(self) -> int:
         """One poll and its processing; commits when the interval is due. Returns records."""
         cfg = self.config
-        self._begin()
-        messages = self.consumer.poll_batch(cfg.max_poll_records, cfg.poll_timeout_ms / 1000)
-        self.last_poll = time.monotonic()
-        if messages:
-            self._process(messages)
+        try:
+            self._begin()
+            messages = self.consumer.poll_batch(cfg.max_poll_records, cfg.poll_timeout_ms / 1000)
+            self.last_poll = time.monotonic()
+            if messages:
+                self._process(messages)
+        except RECOVERABLE as exc:
+            self._recover(exc)
+            return 0
         now_ms = int(self._clock() * 1000)
         for active in self.tasks.values():
             active.task.punctuate_wall_clock()
@@ -165,24 +201,32 @@ class StreamThread:
         self._pending[tp] = run[-1].offset() + 1
         self.processed += len(run)
 
-    def commit(self) -> None:
+    def commit(self) -> bool:
         """Flush state and outputs, wait for the broker's acks, then commit offsets.
 
         Under exactly-once the offsets go into the producer's transaction, which then commits
-        outputs, changelogs and offsets in one step (or aborts, and the tasks are rewound).
+        outputs, changelogs and offsets in one step. A failure (RECOVERABLE) drops what was
+        not committed and rebuilds the tasks (``_recover``); returns whether it committed.
         """
-        self._begin()
-        for active in self.tasks.values():
-            active.task.flush()
-        if self.eos:
-            self._commit_transaction()
-        else:
-            self.producer.flush(60.0)
-            if self._pending:
-                self.consumer.commit(dict(self._pending))
-                self._pending.clear()
-                self.commits += 1
-        self._last_commit = self._clock()
+        try:
+            self._begin()
+            for active in self.tasks.values():
+                active.task.flush()
+            if self.eos:
+                self._commit_transaction()
+            else:
+                self.producer.flush(60.0)
+                if self._pending:
+                    self.consumer.commit(dict(self._pending))
+                    self._pending.clear()
+                    self.commits += 1
+        except RECOVERABLE as exc:
+            self._recover(exc)
+            return False
+        finally:
+            self._last_commit = self._clock()
+        self._recoveries_in_row = 0
+        return True
 
     def _begin(self) -> None:
         if self.eos and not self._in_txn:
@@ -191,19 +235,59 @@ class StreamThread:
 
     def _commit_transaction(self) -> None:
         offsets = dict(self._pending)
-        try:
-            if offsets:
-                self.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.group_metadata(), 60.0)
-            self.producer.commit_transaction(60.0)
-        except (TransactionAbortableError, CommitFailedError) as exc:
-            log.warning("transaction aborted, rewinding to the last commit: %s", exc)
-            self._abort_and_rewind()
-            return
+        if offsets:
+            # the group metadata of now: a member epoch older than the coordinator's makes
+            # the broker refuse the offsets, and the whole transaction aborts
+            self.producer.send_offsets_to_transaction(
+                offsets, self.consumer.group_metadata(), TXN_CALL_TIMEOUT_S)
+        self.producer.commit_transaction(TXN_CALL_TIMEOUT_S)
         self._in_txn = False
         self._pending.clear()
         if offsets:
             self.commits += 1
+
+    def _recover(self, exc: FluvialError) -> None:
+        """Drop every task's uncommitted work, rebuild the tasks from their changelogs and
+        rewind their inputs to the committed offsets, as if the dropped work never happened.
+
+        The group refused a commit (the member's epoch is stale: partitions are moving; Kafka
+        Streams' TaskMigratedException), a transaction must abort, or the producer is fatal
+        (fenced, e.g. after the broker aborted a transaction while its coordinator moved):
+        then a new producer with the same transactional.id replaces it. Tasks whose
+        partitions are no longer owned are not reopened; the rebalance callbacks follow.
+        """
+        self.recoveries += 1
+        self._recoveries_in_row += 1
+        if self._recoveries_in_row > MAX_RECOVERIES_IN_A_ROW:
+            raise FluvialError(f"{self._recoveries_in_row - 1} recoveries in a row without a "
+                               f"successful commit; giving up: {exc}") from exc
+        fatal = isinstance(exc, ProducerFencedError)
+        if not fatal and self.eos and self._in_txn:
+            try:
+                self._abort()
+            except ProducerFencedError:
+                fatal = True
+        self._in_txn = False
+        self._pending.clear()
+        task_ids = sorted(self.tasks)
+        log.warning("%s; rebuilding %d task(s) from their changelogs and rewinding to the last "
+                    "commit%s", exc, len(task_ids), " with a new producer" if fatal else "")
+        self._close_tasks(task_ids, clean=False)
+        if fatal:
+            self._replace_producer()
+        if not self._closing:
+            self._reconcile()
+
+    def _replace_producer(self) -> None:
+        """Close a fatal producer (dropping what it queued) and start its successor."""
+        try:
+            self.producer.close()
+        except FluvialError as exc:
+            log.warning("closing the failed producer: %s", exc)
+        self.producer = self.clients.producer(self._producer_config)
+        self.collector.producer = self.producer
+        if self.eos:
+            self.producer.init_transactions(60.0)
 
     def _abort(self) -> None:
         """Drop the open transaction; what it held was never visible."""
@@ -211,24 +295,7 @@ class StreamThread:
             self._in_txn = False
             self._pending.clear()
             self.aborts += 1
-            self.producer.abort_transaction(60.0)
-
-    def _abort_and_rewind(self) -> None:
-        """Abort, then rebuild every task from its changelog (which holds committed records
-        only) and seek its input back to the committed offsets: as if the aborted work never
-        happened. A revoked member's tasks are dropped at its next poll, as usual."""
-        self._abort()
-        task_ids = sorted(self.tasks)
-        self._close_tasks(task_ids, clean=False)
-        for task_id in task_ids:
-            self._open_task(task_id)
-            inputs = self._inputs(task_id)
-            committed = self.consumer.committed(inputs, 30.0)
-            for tp in inputs:
-                offset = committed.get(tp)
-                if offset is None:
-                    offset = self.consumer.watermarks(tp, 30.0)[0]
-                self.consumer.seek(tp, offset)
+            self.producer.abort_transaction(TXN_CALL_TIMEOUT_S)
 
     def close(self, clean: bool = True) -> None:
         """Commit and close every task (checkpointing it), then leave the group.
@@ -236,16 +303,20 @@ class StreamThread:
         Unclean (after an error): nothing more is committed; under exactly-once the open
         transaction is aborted, so none of the uncommitted work becomes visible.
         """
+        self._closing = True
         try:
             if clean:
-                self.commit()
+                clean = self.commit()
             elif self.eos:
                 with contextlib.suppress(Exception):  # the broker aborts it on timeout anyway
                     self._abort()
             self._close_tasks(list(self.tasks), clean)
         finally:
             self.consumer.close()
-            self.producer.close()
+            try:
+                self.producer.close()
+            except FluvialError as exc:  # nothing committed depends on it any more
+                log.warning("closing the producer: %s", exc)
 
     # -- rebalancing ----------------------------------------------------------------------
 
@@ -272,19 +343,20 @@ class StreamThread:
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         """Eager: everything; incremental: what moves. Commit all, close what moves."""
         revoked = self._tasks_for(partitions) & set(self.tasks)
-        if revoked:
-            self.commit()
-            self._close_tasks(sorted(revoked), clean=True)
-            log.info("tasks revoked: %s", " ".join(sorted(revoked)))
         self._owned.difference_update(partitions)
         self._waiting.difference_update(partitions)
+        # a failed commit rebuilt every task still owned and closed the revoked ones dirty
+        if revoked and self.commit():
+            self._close_tasks(sorted(revoked), clean=True)
+        if revoked:
+            log.info("tasks revoked: %s", " ".join(sorted(revoked)))
         self._reconcile()
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         """Another member owns these now: drop them without committing.
 
-        Under exactly-once the open transaction holds their work too: abort it and rewind the
-        tasks that stay.
+        Under exactly-once the open transaction holds their work too: abort it and rebuild
+        the tasks that stay.
         """
         lost = self._tasks_for(partitions) & set(self.tasks)
         for tp in partitions:
@@ -295,7 +367,8 @@ class StreamThread:
         self._owned.difference_update(partitions)
         self._waiting.difference_update(partitions)
         if self.eos and self._in_txn:
-            self._abort_and_rewind()
+            self._recover(TransactionAbortableError(
+                f"partitions lost ({_names(partitions)}) while a transaction was open"))
         self._reconcile()
 
     def _reconcile(self) -> None:
@@ -306,6 +379,7 @@ class StreamThread:
             missing = [tp for tp in inputs if tp not in self._owned]
             if not missing:
                 self._open_task(task_id)
+                self._seek_committed(inputs)
                 opened.append(task_id)
                 paused = [tp for tp in inputs if tp in self._waiting]
                 if paused:
@@ -343,6 +417,29 @@ class StreamThread:
         self.tasks[task_id] = _ActiveTask(task, stores)
         self.restored[task_id] = restored
         self.opened[task_id] += 1
+
+    def _seek_committed(self, inputs: list[TopicPartition]) -> None:
+        """Start each input at the group's committed offset; the reset policy only where the
+        group has none. ``committed`` waits out a pending transactional offset commit (the
+        previous owner's open transaction) and raises rather than guess: a task must never
+        start a partition that has a committed offset anywhere but there."""
+        committed = self.consumer.committed(inputs, COMMITTED_TIMEOUT_S)
+        for tp in inputs:
+            offset = committed.get(tp)
+            if offset is None:
+                offset = self._reset_offset(tp)
+                log.info("%s[%d] has no committed offset: starting at %d (auto.offset.reset=%s)",
+                         tp.topic, tp.partition, offset, self._reset)
+            self.consumer.seek(tp, offset)
+
+    def _reset_offset(self, tp: TopicPartition) -> int:
+        low, high = self.consumer.watermarks(tp, 30.0)
+        if self._reset in ("earliest", "smallest", "beginning"):
+            return low
+        if self._reset in ("latest", "largest", "end"):
+            return high
+        raise ConfigError(f"{tp.topic}[{tp.partition}] has no committed offset and "
+                          f"auto.offset.reset={self._reset!r}")
 
     def _clock_ms(self) -> int:
         return int(self._clock() * 1000)

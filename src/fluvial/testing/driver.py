@@ -167,6 +167,11 @@ class TestDriver(CollectorBase):
         ks, vs = self._sink_serdes(name)
         return TestOutputTopic(self, name, resolve(key_serde, ks), resolve(value_serde, vs))
 
+    @property
+    def dropped_records(self) -> int:
+        """Records operators dropped by their semantics (late for a closed window, ...)."""
+        return sum(task.dropped for task in self._unique_tasks())
+
     def store(self, name: str) -> Any:
         """A key-value store's committed state (values without timestamps); a window,
         session or versioned store itself (read it, don't write it)."""

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from examples.wordcount.app import build
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -29,7 +30,7 @@ def test_describe_prints_the_topology() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["run", "examples.wordcount.app"], "is not MODULE:OBJECT"),
+    (["run", "examples.wordcount.app", "-a", "x"], "is not MODULE:OBJECT"),
     (["run", "no_such_module:build", "-a", "x"], "cannot import module 'no_such_module'"),
     (["run", "examples.wordcount.app:nothing", "-a", "x"], "has no attribute 'nothing'"),
     (["run", "examples.wordcount.app:INPUT", "-a", "x"], "not a Topology"),
@@ -89,8 +90,8 @@ def test_run_raises_the_gc_threshold_of_its_own_process(monkeypatch: pytest.Monk
     monkeypatch.setattr(app_module, "App", Recorder)
     before = gc.get_threshold()
     try:
-        main._run_one(0, "examples.wordcount.app:build",
-                      {"application_id": "wc", "state_dir": str(tmp_path)}, None)
+        main._run_app(build(), {"application_id": "wc", "state_dir": str(tmp_path)}, None,
+                      None)
     finally:
         gc.set_threshold(*before)
     assert seen == [main.GC_THRESHOLDS]
