@@ -633,4 +633,8 @@ def summary(args: argparse.Namespace, stream: Stream, c: Collector, send_s: floa
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: the clean-ups ran on the way out; no traceback
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

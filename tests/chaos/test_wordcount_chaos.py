@@ -37,6 +37,7 @@ def _plan() -> ChaosPlan:
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(1800)  # the long form runs ~10 min; each phase has its own deadline
 def test_wordcount_under_chaos(chaos_cluster: KafkaTestBroker, tmp_path: Path,
                                unique_topic: Callable[[str], str],
                                instances: list[Instance]) -> None:

@@ -211,48 +211,79 @@ def describe(target: str) -> None:
 _SERDE = click.Choice(["string", "json", "int64", "float64", "bytes"])
 
 
+def _broker_options(fn: Any) -> Any:
+    """``--embedded DIR`` or ``-b HOST:PORT``: where produce/consume/create-topics go."""
+    fn = click.option("--bootstrap-servers", "-b", envvar="FLUVIAL_BOOTSTRAP_SERVERS",
+                      default=None, help="A Kafka cluster.")(fn)
+    return click.option("--embedded", type=click.Path(file_okay=False), default=None,
+                        envvar="FLUVIAL_EMBEDDED",
+                        help="The embedded broker's data directory (shared with "
+                             "`fluvial run --embedded`).")(fn)
+
+
 @cli.command()
 @click.argument("topic")
 @click.argument("values", nargs=-1)
-@click.option("--embedded", type=click.Path(file_okay=False), required=True,
-              envvar="FLUVIAL_EMBEDDED", help="The embedded broker's data directory.")
+@_broker_options
 @click.option("--key-separator", default=None,
-              help="Split each line at the first SEP into key and value (default: no key).")
+              help="Split each record at the first SEP into key and value (default: no key).")
 @click.option("--key-serde", type=_SERDE, default="string", show_default=True)
 @click.option("--value-serde", type=_SERDE, default="string", show_default=True)
 @click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Of the topic, if it does not exist yet.")
-def produce(topic: str, values: tuple[str, ...], embedded: str, key_separator: str | None,
-            key_serde: str, value_serde: str, partitions: int) -> None:
-    """Write VALUES (or stdin, one record per line) to TOPIC on the embedded broker."""
-    from fluvial.cli.shell import produce_lines
+              help="On the embedded broker: of the topic, if it does not exist yet.")
+def produce(topic: str, values: tuple[str, ...], embedded: str | None,
+            bootstrap_servers: str | None, key_separator: str | None, key_serde: str,
+            value_serde: str, partitions: int) -> None:
+    """Write VALUES (or stdin, one record per line) to TOPIC."""
+    from fluvial.cli.shell import produce_lines, topics_on
 
     lines = values or (line.rstrip("\n") for line in sys.stdin)
-    count = produce_lines(embedded, topic, lines, key_separator, key_serde, value_serde,
-                          partitions)
+    with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
+        count = produce_lines(broker, topic, lines, key_separator, key_serde, value_serde,
+                              partitions if embedded is not None else None)
     click.echo(f"{count} record(s) to {topic}", err=True)
 
 
 @cli.command()
 @click.argument("topic")
-@click.option("--embedded", type=click.Path(file_okay=False), required=True,
-              envvar="FLUVIAL_EMBEDDED", help="The embedded broker's data directory.")
+@_broker_options
 @click.option("--key-serde", type=_SERDE, default="string", show_default=True)
 @click.option("--value-serde", type=_SERDE, default="string", show_default=True)
 @click.option("--print-key", is_flag=True, help="Print KEY<TAB>VALUE.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new records until Ctrl-C.")
 @click.option("--max-records", "-n", type=click.IntRange(min=1), default=None,
               help="Stop after this many records (waiting up to --timeout for them).")
-@click.option("--timeout", type=click.FloatRange(min=0), default=10.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="With --max-records: seconds to wait for them.")
-def consume(topic: str, embedded: str, key_serde: str, value_serde: str, print_key: bool,
-            follow: bool, max_records: int | None, timeout: float) -> None:
-    """Print TOPIC's records on the embedded broker, from the beginning."""
-    from fluvial.cli.shell import consume_records
+def consume(topic: str, embedded: str | None, bootstrap_servers: str | None, key_serde: str,
+            value_serde: str, print_key: bool, follow: bool, max_records: int | None,
+            timeout: float) -> None:
+    """Print TOPIC's records from the beginning of every partition."""
+    from fluvial.cli.shell import consume_records, topics_on
 
-    for key, value in consume_records(embedded, topic, key_serde, value_serde, follow,
-                                      max_records, timeout):
-        click.echo(f"{key}\t{value}" if print_key else str(value))
+    printed = 0
+    with topics_on(embedded, bootstrap_servers) as session:
+        for key, value in consume_records(session, topic, key_serde, value_serde, follow,
+                                          max_records, timeout):
+            click.echo(f"{key}\t{value}" if print_key else value)
+            printed += 1
+    if max_records is not None and printed < max_records:
+        raise FluvialError(f"topic {topic!r}: {printed} of {max_records} record(s) within "
+                           f"{timeout:g} s")
+
+
+@cli.command("create-topics")
+@click.argument("topics", nargs=-1, required=True)
+@_broker_options
+@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
+def create_topics_command(topics: tuple[str, ...], embedded: str | None,
+                          bootstrap_servers: str | None, partitions: int) -> None:
+    """Create TOPICS that do not exist yet (with the broker's default replication)."""
+    from fluvial.cli.shell import create_topics, topics_on
+
+    with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
+        created = create_topics(broker, topics, partitions)
+    click.echo(f"created: {', '.join(created) or 'none (all exist)'}", err=True)
 
 
 def _report(exc: BaseException) -> int:
@@ -278,7 +309,7 @@ def _report(exc: BaseException) -> int:
 
 def main() -> None:
     try:
-        cli(standalone_mode=False)
+        cli(standalone_mode=False, prog_name="fluvial")
     except BaseException as exc:
         sys.exit(_report(exc))
 

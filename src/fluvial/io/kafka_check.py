@@ -8,6 +8,7 @@ failure is one line naming the address.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -38,10 +39,10 @@ def security_settings(client_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_cluster(bootstrap_servers: str, client_config: Mapping[str, Any],
-                  timeout_s: float) -> None:
-    """Return once a broker at ``bootstrap_servers`` answers a metadata request; raise
-    ``AuthenticationError`` at once when one refuses us, ``BrokerUnreachableError`` when
-    none answered within ``timeout_s``."""
+                  timeout_s: float, stop: threading.Event | None = None) -> None:
+    """Return once a broker at ``bootstrap_servers`` answers a metadata request, or once
+    ``stop`` is set; raise ``AuthenticationError`` at once when one refuses us,
+    ``BrokerUnreachableError`` when none answered within ``timeout_s``."""
     errors: list[ck.KafkaError] = []
     conf: dict[str, Any] = {**security_settings(client_config),
                             "bootstrap.servers": bootstrap_servers,
@@ -49,7 +50,7 @@ def check_cluster(bootstrap_servers: str, client_config: Mapping[str, Any],
     admin = AdminClient(conf)
     deadline = time.monotonic() + timeout_s
     last = "no answer"
-    while True:
+    while stop is None or not stop.is_set():
         try:
             admin.list_topics(timeout=max(0.01, min(_ATTEMPT_S, deadline - time.monotonic())))
             return

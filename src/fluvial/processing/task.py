@@ -290,10 +290,13 @@ class Task:
 
     # -- time ----------------------------------------------------------------------------
 
-    def punctuate_wall_clock(self) -> None:
-        self._punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
+    def punctuate_wall_clock(self) -> bool:
+        """Run the wall-clock punctuators that are due; whether any ran (and may have
+        changed state or sent records)."""
+        return self._punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
 
-    def _punctuate(self, kind: PunctuationType, now: int) -> None:
+    def _punctuate(self, kind: PunctuationType, now: int) -> bool:
+        fired = False
         for schedule in self._schedules:
             if schedule.kind is kind and now >= schedule.next_time:
                 # fire once however many intervals passed, as Kafka Streams does
@@ -301,6 +304,8 @@ class Task:
                 schedule.next_time += behind * schedule.interval
                 schedule.callback(now)
                 self._pump(schedule.node)
+                fired = True
+        return fired
 
     # -- errors --------------------------------------------------------------------------
 

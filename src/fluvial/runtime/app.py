@@ -77,7 +77,6 @@ class App:
     # -- running --------------------------------------------------------------------------
 
     def _setup(self) -> StreamThread:
-        cfg = self.config
         self._preflight()
         state_lock.acquire(self._state_root)
         try:
@@ -85,7 +84,6 @@ class App:
         except BaseException:
             state_lock.release(self._state_root)
             raise
-        log.info(banner(cfg, self.topology, self._broker_name(), self.http_port))
         return thread
 
     @property
@@ -98,7 +96,9 @@ class App:
             from fluvial.io.kafka_check import check_cluster
 
             check_cluster(self.config.bootstrap_servers, self.config.consumer_config,
-                          self.config.connect_timeout_ms / 1000)
+                          self.config.connect_timeout_ms / 1000, self._stop)
+            if self._stop.is_set():  # SIGINT/SIGTERM while waiting: nothing started yet
+                raise KeyboardInterrupt
 
     def _broker_name(self) -> str:
         if self.config.bootstrap_servers is not None:
@@ -163,10 +163,15 @@ class App:
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             self.stream_thread = self._setup()
+            self._announce()
             self._loop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _announce(self) -> None:
+        """The start-up banner, once the app is set up."""
+        log.info(banner(self.config, self.topology, self._broker_name(), self.http_port))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Finish the batch in hand, commit it, close the tasks (checkpointing their state)
@@ -179,6 +184,7 @@ class App:
         self.stream_thread = self._setup()
         self._thread = threading.Thread(target=self._run_background, name="fluvial-app",
                                         daemon=True)
+        self._announce()
         self._thread.start()
         self._started.wait(30)
         return self

@@ -111,7 +111,7 @@ class TestDriver(CollectorBase):
                                      + list(self._global)))
             raise TopologyError(f"no source reads topic {topic!r}; the topology reads: {known}")
 
-    def _settle(self, step: Callable[[], None], task: Task) -> None:
+    def _settle(self, step: Callable[[], object], task: Task) -> None:
         """Run ``step`` on ``task`` and commit; then pipe what it wrote to topics the topology
         reads (repartition topics, or its own input topics) back in, each record in write
         order and fully processed before the next, as TopologyTestDriver does."""

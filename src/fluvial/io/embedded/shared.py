@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from fluvial.errors import ConfigError, FluvialError
-from fluvial.io.client import TopicPartition
+from fluvial.io.client import Message, TopicPartition
 from fluvial.io.embedded.broker import EmbeddedBroker
 from fluvial.io.embedded.message import EmbeddedMessage
 
@@ -44,11 +45,11 @@ class SharedBroker(Protocol):
     """What the shell verbs need of a broker, local or in another process."""
 
     def create_topic(self, name: str, partitions: int = -1) -> bool: ...
-    def partition_counts(self) -> dict[str, int]: ...
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]: ...
     def append(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int = 0,
                headers: Any = None, partition: int | None = None) -> Any: ...
     def read(self, tp: TopicPartition, offset: int, max_records: int,
-             timeout: float = 0.0) -> Sequence[EmbeddedMessage]: ...
+             timeout: float = 0.0) -> Sequence[Message]: ...
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -89,10 +90,13 @@ class OwnedBroker:
         self.close()
 
 
-def own(data_dir: str | os.PathLike[str]) -> OwnedBroker:
-    """Open and serve ``data_dir``'s broker; ``BrokerInUseError`` if a process owns it."""
+def own(data_dir: str | os.PathLike[str], wait_s: float = 10.0) -> OwnedBroker:
+    """Open and serve ``data_dir``'s broker; ``BrokerInUseError`` if another process still
+    owns it after ``wait_s`` (a ``fluvial produce`` that got there first owns it briefly)."""
     root = Path(data_dir).resolve()
-    lock = _try_lock(root)
+    deadline = time.monotonic() + wait_s
+    while (lock := _try_lock(root)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # an flock has no wait with a timeout
     if lock is None:
         raise BrokerInUseError(
             f"the embedded broker in {root} is in use by another process "
@@ -171,7 +175,7 @@ def _serve(broker: EmbeddedBroker, path: str, body: dict[str, Any]) -> object:
     if path == "/create_topic":
         return {"created": broker.create_topic(body["name"], int(body["partitions"]))}
     if path == "/partition_counts":
-        return broker.partition_counts()
+        return broker.partition_counts(body["topics"])
     if path == "/append":
         msg = broker.append(body["topic"], _unb64(body["key"]), _unb64(body["value"]),
                             int(body["timestamp"]), None, body["partition"])
@@ -209,8 +213,8 @@ class RemoteBroker:
         return bool(self._call("/create_topic", {"name": name, "partitions": partitions})
                     ["created"])
 
-    def partition_counts(self) -> dict[str, int]:
-        return dict(self._call("/partition_counts", {}))
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
+        return dict(self._call("/partition_counts", {"topics": list(topics)}))
 
     def append(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int = 0,
                headers: Any = None, partition: int | None = None) -> Any:
