@@ -25,7 +25,10 @@ AUCTION_SKIP = 123
 
 Bid = dict[str, Any]
 Output = tuple[str, Any]  # (key, value) as the query writes it
+Bids = Iterable[Bid]
 
+
+# -- the queries in the DSL (what fluvial runs) ------------------------------------------------
 
 def q0_project(bid: Bid) -> Bid:
     return {"auction": bid["auction"], "bidder": bid["bidder"], "price": bid["price"],
@@ -38,40 +41,54 @@ def q1_convert(bid: Bid) -> Bid:
             "extra": bid["extra"]}
 
 
-def q2_keep(bid: Bid) -> bool:
-    return bid["auction"] % AUCTION_SKIP == 0
+def q0(bids: fluvial.Stream) -> fluvial.Stream:
+    return bids.map_values(q0_project)
 
 
-def q2_project(bid: Bid) -> Bid:
-    return {"auction": bid["auction"], "price": bid["price"]}
+def q1(bids: fluvial.Stream) -> fluvial.Stream:
+    return bids.map_values(q1_convert)
+
+
+def q2(bids: fluvial.Stream) -> fluvial.Stream:
+    return (bids.filter(lambda _k, bid: bid["auction"] % AUCTION_SKIP == 0)
+            .map_values(lambda bid: {"auction": bid["auction"], "price": bid["price"]}))
+
+
+# -- the references: the same definitions, written again without fluvial ---------------------
+
+_Q0_FIELDS = ("auction", "bidder", "price", "dateTime", "extra")
+
+
+def q0_reference(bids: Bids) -> list[Output]:
+    return [(str(b["auction"]), {f: b[f] for f in _Q0_FIELDS}) for b in bids]
+
+
+def q1_reference(bids: Bids) -> list[Output]:
+    return [(str(b["auction"]), {**{f: b[f] for f in _Q0_FIELDS}, "price": 0.908 * b["price"]})
+            for b in bids]
+
+
+def q2_reference(bids: Bids) -> list[Output]:
+    return [(str(b["auction"]), {"auction": b["auction"], "price": b["price"]})
+            for b in bids if b["auction"] % 123 == 0]
 
 
 @dataclass(frozen=True)
 class Query:
-    """One query: ``keep`` then ``project`` over each bid (both stateless for q0-q2)."""
-
     name: str
     title: str
-    project: Callable[[Bid], Any]
-    keep: Callable[[Bid], bool] | None = None
+    apply: Callable[[fluvial.Stream], fluvial.Stream]  # the query over the stream of bids
+    reference: Callable[[Bids], list[Output]]  # what it must output for those bids
 
     def topology(self, input_topic: str, output_topic: str,
                  union: bool = False) -> fluvial.Topology:
-        """The query in fluvial's DSL; ``union``: the input is the union topic."""
+        """The query reading ``input_topic`` (the union topic if ``union``), writing JSON."""
         builder = fluvial.StreamsBuilder()
         bids = builder.stream(input_topic, value_serde=serdes.Json())
         if union:
             bids = bids.filter(lambda _k, e: e["event_type"] == BID).map_values(_bid_of)
-        keep = self.keep
-        if keep is not None:
-            bids = bids.filter(lambda _k, bid: keep(bid))
-        bids.map_values(self.project).to(output_topic, value_serde=serdes.Json())
+        self.apply(bids).to(output_topic, value_serde=serdes.Json())
         return builder.build()
-
-    def reference(self, bids: Iterable[Bid]) -> list[Output]:
-        """What the query must output for ``bids``, computed without fluvial."""
-        keep, project = self.keep, self.project
-        return [(str(b["auction"]), project(b)) for b in bids if keep is None or keep(b)]
 
 
 def _bid_of(event: dict[str, Any]) -> Bid:
@@ -80,7 +97,7 @@ def _bid_of(event: dict[str, Any]) -> Bid:
 
 
 QUERIES: dict[str, Query] = {q.name: q for q in (
-    Query("q0", "pass-through (projection of every bid)", q0_project),
-    Query("q1", f"currency conversion (price * {DOLLAR_TO_EURO})", q1_convert),
-    Query("q2", f"selection (auction % {AUCTION_SKIP} == 0)", q2_project, q2_keep),
+    Query("q0", "pass-through (projection of every bid)", q0, q0_reference),
+    Query("q1", f"currency conversion (price * {DOLLAR_TO_EURO})", q1, q1_reference),
+    Query("q2", f"selection (auction % {AUCTION_SKIP} == 0)", q2, q2_reference),
 )}

@@ -45,7 +45,8 @@ def test_the_queries_do_what_their_definitions_say(events: list) -> None:
     bids = [e for k, e in events if k == BID]
     q0, q1, q2 = (QUERIES[q].reference(bids) for q in ("q0", "q1", "q2"))
     assert len(q0) == len(q1) == len(bids)
-    assert set(q0[0][1]) == {"auction", "bidder", "price", "dateTime", "extra"}
+    assert q0[0] == (str(bids[0]["auction"]), {f: bids[0][f] for f in
+                                               ("auction", "bidder", "price", "dateTime", "extra")})
     assert q1[0][1]["price"] == pytest.approx(bids[0]["price"] * 0.908)
     assert all(v["auction"] % 123 == 0 and set(v) == {"auction", "price"} for _, v in q2)
     assert len(q2) == sum(b["auction"] % 123 == 0 for b in bids)
