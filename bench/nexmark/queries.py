@@ -59,18 +59,16 @@ def q2(bids: fluvial.Stream) -> fluvial.Stream:
 _Q0_FIELDS = ("auction", "bidder", "price", "dateTime", "extra")
 
 
-def q0_reference(bids: Bids) -> list[Output]:
-    return [(str(b["auction"]), {f: b[f] for f in _Q0_FIELDS}) for b in bids]
+def q0_of(b: Bid) -> Bid | None:
+    return {f: b[f] for f in _Q0_FIELDS}
 
 
-def q1_reference(bids: Bids) -> list[Output]:
-    return [(str(b["auction"]), {**{f: b[f] for f in _Q0_FIELDS}, "price": 0.908 * b["price"]})
-            for b in bids]
+def q1_of(b: Bid) -> Bid | None:
+    return {**{f: b[f] for f in _Q0_FIELDS}, "price": 0.908 * b["price"]}
 
 
-def q2_reference(bids: Bids) -> list[Output]:
-    return [(str(b["auction"]), {"auction": b["auction"], "price": b["price"]})
-            for b in bids if b["auction"] % 123 == 0]
+def q2_of(b: Bid) -> Bid | None:
+    return {"auction": b["auction"], "price": b["price"]} if b["auction"] % 123 == 0 else None
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,12 @@ class Query:
     name: str
     title: str
     apply: Callable[[fluvial.Stream], fluvial.Stream]  # the query over the stream of bids
-    reference: Callable[[Bids], list[Output]]  # what it must output for those bids
+    output_of: Callable[[Bid], Bid | None]  # the reference's answer to one bid (None: dropped)
+
+    def reference(self, bids: Bids) -> list[Output]:
+        """What the query must output for ``bids``, computed without fluvial."""
+        output_of = self.output_of
+        return [(str(b["auction"]), out) for b in bids if (out := output_of(b)) is not None]
 
     def topology(self, input_topic: str, output_topic: str,
                  union: bool = False) -> fluvial.Topology:
@@ -97,7 +100,7 @@ def _bid_of(event: dict[str, Any]) -> Bid:
 
 
 QUERIES: dict[str, Query] = {q.name: q for q in (
-    Query("q0", "pass-through (projection of every bid)", q0, q0_reference),
-    Query("q1", f"currency conversion (price * {DOLLAR_TO_EURO})", q1, q1_reference),
-    Query("q2", f"selection (auction % {AUCTION_SKIP} == 0)", q2, q2_reference),
+    Query("q0", "pass-through (projection of every bid)", q0, q0_of),
+    Query("q1", f"currency conversion (price * {DOLLAR_TO_EURO})", q1, q1_of),
+    Query("q2", f"selection (auction % {AUCTION_SKIP} == 0)", q2, q2_of),
 )}
