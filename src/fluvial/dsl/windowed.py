@@ -119,7 +119,7 @@ class TimeWindowedStream(_WindowedStream):
         return self._grouped._aggregate(
             m, name, prefix, result_serde, make,
             store_fields={"kind": "window", "window_size_ms": size,
-                          "retention_ms": _kept_until_emitted(retention, emit, 1)},
+                          "retention_ms": _kept_until_emitted(retention, emit)},
             windowed_key=lambda serde: TimeWindowedSerde(serde, size))
 
 
@@ -170,8 +170,8 @@ class SessionWindowedStream(_WindowedStream):
             lambda store: SessionWindowAggregate(store, w, initializer, aggregator, merger,
                                                  emit, stage, idle),
             # Kafka Streams' session stores keep no timestamp with the value
-            store_fields={"kind": "session", "timestamped": False, "retention_ms":
-                          _kept_until_emitted(retention, emit, _segment_interval(retention))},
+            store_fields={"kind": "session", "timestamped": False,
+                          "retention_ms": _kept_until_emitted(retention, emit)},
             windowed_key=SessionWindowedSerde)
 
 
@@ -188,16 +188,13 @@ def _retention(m: Materialized, needed: int, what: str, why: str) -> int:
     return retention
 
 
-def _kept_until_emitted(retention: int, emit: EmitStrategy, extra: int) -> int:
-    """The retention a store gets: with on-window-close, Kafka Streams uses time-ordered
-    stores that keep closed windows a little longer, so they can still be emitted: a time
-    window 1 ms more; a session until its segment is dropped (``extra``)."""
-    return retention + extra if emit is EmitStrategy.ON_WINDOW_CLOSE else retention
-
-
-def _segment_interval(retention: int) -> int:
-    """Kafka Streams' store segment length: half the retention, at least a minute."""
-    return max(retention // 2, 60_000)
+def _kept_until_emitted(retention: int, emit: EmitStrategy) -> int:
+    """The retention a store gets. With on-window-close, Kafka Streams' time-ordered stores
+    still give closed windows to the emitter while their segment (half the retention, at
+    least a minute) lives; kept one segment longer here, so they are emitted too."""
+    if emit is not EmitStrategy.ON_WINDOW_CLOSE:
+        return retention
+    return retention + max(retention // 2, 60_000)
 
 
 def _burn_store_name(grouped: GroupedStream, m: Materialized) -> None:

@@ -39,12 +39,13 @@ class _Aggregate(Processor):
         return None
 
     def process(self, batch: list[Record]) -> None:
+        if not (self.collapse and self._process_collapsed(batch)):
+            self._process_each(batch)
+
+    def _process_each(self, batch: list[Record]) -> None:
+        """One store read, update, write and output per record."""
         get, put, update = self.store.get, self.store.put, self.update
-        collapse = self.collapse
         out: list[Record] = []
-        # with the record cache, one update per key leaves the batch: the last record's, with
-        # the value from before the batch as ``old``; nothing is built for the others
-        latest: dict[Any, tuple[Record, Any, Any, int]] = {}  # key -> (last, first old, new, ts)
         for r in batch:
             key = r.key
             if key is None or r.value is None:  # cannot be grouped: skipped, as Kafka Streams does
@@ -58,23 +59,57 @@ class _Aggregate(Processor):
                     ts = r.timestamp
             try:
                 new = update(key, r.value, old)
+                put(key, None if new is None else (new, ts))  # the serdes write it here
             except Exception as exc:
                 self.context.on_error(r, exc, self.stage)
                 continue
-            put(key, None if new is None else (new, ts))
-            if collapse:
-                seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
-                # the old value the store held before the batch: none for a new key
-                first_old = (None if stored is None else old) if seen is None else seen[1]
-                latest[key] = (r, first_old, new, ts)
-            else:
-                out.append(Record(key, Change(new, old), ts, r.headers, r.topic, r.partition,
-                                  r.offset))
-        if collapse:
-            out = [Record(key, Change(new, old), ts, r.headers, r.topic, r.partition, r.offset)
-                   for key, (r, old, new, ts) in latest.items()]
+            out.append(Record(key, Change(new, old), ts, r.headers, r.topic, r.partition,
+                              r.offset))
         if out:
             self.context.forward(out)
+
+    def _process_collapsed(self, batch: list[Record]) -> bool:
+        """With the record cache: one store read and write per key per batch, and one update
+        out per key (the last record's, with the value from before the batch as ``old``).
+
+        Every new value is encoded as it is made, as a record-by-record put would, but only
+        the last of each key is written, once the whole batch went well. If an update fails
+        or a value cannot be encoded, nothing was written, and False sends the batch record
+        by record, so the error policy meets the very record that failed (once).
+        """
+        get, update, encode = self.store.get, self.update, self.store.encode
+        # key -> (last record, value before the batch, new value, timestamp, new value's bytes)
+        latest: dict[Any, tuple[Record, Any, Any, int, bytes | None]] = {}
+        for r in batch:
+            key = r.key
+            if key is None or r.value is None:  # cannot be grouped: skipped, as Kafka Streams does
+                continue
+            seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
+            if seen is None:
+                # the old value the store held before the batch: none for a new key
+                stored = get(key)
+                first = None if stored is None else stored[0]
+            else:
+                first = seen[1]
+                stored = None if seen[2] is None else (seen[2], seen[3])
+            if stored is None:  # a new key, or one this batch deleted: starts afresh
+                old, ts = self.start(), r.timestamp
+            else:
+                old, ts = stored
+                if r.timestamp > ts:
+                    ts = r.timestamp
+            try:
+                new = update(key, r.value, old)
+                data = None if new is None else encode((new, ts))
+            except Exception:
+                return False
+            latest[key] = (r, first, new, ts, data)
+        if latest:
+            self.store.put_encoded([(key, e[4]) for key, e in latest.items()])
+            self.context.forward([Record(key, Change(new, old), ts, r.headers, r.topic,
+                                         r.partition, r.offset)
+                                  for key, (r, old, new, ts, _) in latest.items()])
+        return True
 
 
 class StreamAggregate(_Aggregate):

@@ -65,7 +65,11 @@ class Materialize(Processor):
                     continue
                 put(r.key, None)
             else:
-                put(r.key, (r.value, r.timestamp))
+                try:
+                    put(r.key, (r.value, r.timestamp))  # the serdes write it here
+                except Exception as exc:
+                    self.context.on_error(r, exc, "materializing a table")
+                    continue
             out.append(Record(r.key, Change(r.value, old), r.timestamp, r.headers, r.topic,
                               r.partition, r.offset))
         if out:
@@ -107,13 +111,13 @@ class _TableUpdate(Processor):
             try:
                 new = None if change.new is None else derive(r.key, change.new)
                 old = None if change.old is None else derive(r.key, change.old)
+                if drop_empty and new is None and old is None:
+                    continue
+                if store is not None:  # the serdes write it here: a failure meets the policy
+                    store.put(r.key, None if new is None else (new, r.timestamp))
             except Exception as exc:
                 self.context.on_error(r, exc, self.stage)
                 continue
-            if drop_empty and new is None and old is None:
-                continue
-            if store is not None:
-                store.put(r.key, None if new is None else (new, r.timestamp))
             out.append(r.with_value(Change(new, old)))
         if out:
             self.context.forward(out)

@@ -19,7 +19,7 @@ from typing import Any
 from fluvial.errors import ProcessingError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
-from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
 from fluvial.processing.fused import FusedChain
 from fluvial.processing.processor import (
     Collector,
@@ -30,7 +30,7 @@ from fluvial.processing.processor import (
 from fluvial.processing.sink import Sink
 from fluvial.processing.stateless import Split
 from fluvial.processing.timestamps import TimestampExtractor
-from fluvial.record import Headers, Record
+from fluvial.record import Record
 from fluvial.state.store import KeyValueStore, StateStore
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
 from fluvial.topology.topology import SubTopology
@@ -67,6 +67,7 @@ class _Context:
     wall_clock_time = property(lambda self: self._task.clock())
     collector = property(lambda self: self._task.collector)
     caching = property(lambda self: self._task.caching)
+    emit_interval_ms = property(lambda self: self._task.emit_interval_ms)
 
     def forward(self, batch: list[Record], child: str | None = None) -> None:
         targets = self._children if child is None else [self._by_name[child]]
@@ -127,6 +128,9 @@ class Task:
         self.policy = policy
         self.clock = clock
         self.caching = caching
+        #: how often (wall clock) on-window-close aggregations look for closed windows:
+        #: Kafka Streams' 1 s; the TestDriver sets 0 (every record), as TopologyTestDriver
+        self.emit_interval_ms = 1000
         self.stream_time = -1
         self.skipped = 0
         #: records operators dropped by their semantics (late for a closed window, a null key
@@ -324,14 +328,9 @@ class Task:
             log.warning("skipped: %s", message)
             return
         raw = self._raw(record)
-        original = (raw.headers() if raw is not None else None) or []
-        headers: Headers = [*original,
-                            ("fluvial.error", message.encode()),
-                            ("fluvial.stage", stage.encode()),
-                            ("fluvial.topic", record.topic.encode()),
-                            ("fluvial.partition", str(record.partition).encode()),
-                            ("fluvial.offset", str(record.offset).encode()),
-                            ("fluvial.task", self.task_id.encode())]
+        headers = dead_letter_headers(raw.headers() if raw is not None else None, message,
+                                      stage, record.topic, record.partition, record.offset,
+                                      self.task_id)
         key = raw.key() if raw is not None else None
         value = raw.value() if raw is not None else None
         self.collector.send(self.policy.topic(self.application_id), key, value,

@@ -13,8 +13,8 @@ time passes its end plus grace; records for closed windows are dropped and count
 
 Emitting: on every update (``Change(new, old)`` keyed by ``Windowed``), or with
 ``EmitStrategy.ON_WINDOW_CLOSE`` once per window, when it closes. As Kafka Streams, the
-search for closed windows runs at most once per ``EMIT_INTERVAL_MS`` of wall-clock time,
-after a record (so in the TestDriver, advance its wall clock between records to see it).
+search for closed windows runs after a record, at most once per the task's
+``emit_interval_ms`` of wall-clock time (1 s; 0 in the TestDriver, as TopologyTestDriver).
 
 Opt-in, and not in Kafka Streams: ``idle_close_ms`` lets wall-clock time stand in for the
 records that do not come. After that long without a record, observed stream time moves on
@@ -42,9 +42,8 @@ Initializer = Callable[[], Any]
 Aggregator = Callable[[Any, Any, Any], Any]  # (key, value, aggregate) -> aggregate
 Merger = Callable[[Any, Any, Any], Any]      # (key, aggregate, aggregate) -> aggregate
 
-#: how often (wall clock) an on-window-close operator looks for closed windows: Kafka
-#: Streams' default for its internal ``emit.interval.ms.kstreams.windowed.aggregation``
-EMIT_INTERVAL_MS = 1000
+#: how often (wall clock, at most) ``close_when_idle`` checks for an idle partition
+IDLE_CHECK_MS = 1000
 NO_TIMESTAMP = -1
 
 
@@ -101,7 +100,7 @@ class _WindowedAggregate(Processor):
         self.last_record_wall = 0      # wall clock when the last batch came
         self.last_record_observed = NO_TIMESTAMP  # stream time the records themselves gave
         if self.idle_close_ms is not None:
-            context.schedule(min(self.idle_close_ms, EMIT_INTERVAL_MS),
+            context.schedule(min(self.idle_close_ms, IDLE_CHECK_MS),
                              PunctuationType.WALL_CLOCK_TIME, self._close_idle)
 
     def process(self, batch: list[Record]) -> None:
@@ -170,7 +169,7 @@ class _WindowedAggregate(Processor):
         now = self.context.wall_clock_time
         if now < self.next_emit_check:
             return False
-        self.next_emit_check = now + EMIT_INTERVAL_MS
+        self.next_emit_check = now + self.context.emit_interval_ms
         return self.last_emit_close == NO_TIMESTAMP or self.last_emit_close < close
 
 

@@ -116,7 +116,8 @@ class App:
         topics.ensure(admin, plan)
         if self.topology.global_stores:
             self.global_stores = GlobalStores(self.topology.global_stores, self.clients,
-                                              cfg.state_dir / cfg.application_id / "global")
+                                              cfg.state_dir / cfg.application_id / "global",
+                                              cfg.error_policy, cfg.application_id)
             self.global_stores.bootstrap()
         self.instance = claim_slot(cfg.state_dir / cfg.application_id)
         thread = StreamThread(self.topology, cfg, self.clients, plan,
