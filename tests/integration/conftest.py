@@ -69,6 +69,15 @@ def _stop_and_check(cluster: KafkaCluster) -> None:
         raise AssertionError(f"Kafka JVMs still running after teardown: {leaked}")
 
 
+def started_broker(nodes: int, label: str) -> Iterator[KafkaTestBroker]:
+    """A cluster of ``nodes`` for a fixture's scope: started, yielded, stopped and checked."""
+    cluster = _start(nodes, label)
+    broker = KafkaTestBroker(cluster.bootstrap_servers, cluster)
+    yield broker
+    broker.close()
+    _stop_and_check(cluster)
+
+
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[KafkaTestBroker]:
     """A single Kafka broker for the whole session (or ``$FLUVIAL_BOOTSTRAP``)."""
@@ -78,20 +87,12 @@ def kafka() -> Iterator[KafkaTestBroker]:
         yield broker
         broker.close()
         return
-    cluster = _start(1, "single")
-    broker = KafkaTestBroker(cluster.bootstrap_servers, cluster)
-    yield broker
-    broker.close()
-    _stop_and_check(cluster)
+    yield from started_broker(1, "single")
 
 
 @pytest.fixture(scope="session")
 def _kafka_cluster_session() -> Iterator[KafkaTestBroker]:
-    cluster = _start(3, "cluster")
-    broker = KafkaTestBroker(cluster.bootstrap_servers, cluster)
-    yield broker
-    broker.close()
-    _stop_and_check(cluster)
+    yield from started_broker(3, "cluster")
 
 
 @pytest.fixture

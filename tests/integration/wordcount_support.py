@@ -26,27 +26,49 @@ def word_counts(lines: list[str]) -> dict[str, int]:
 
 
 class Instance:
-    """One ``fluvial run examples.wordcount.app:build`` process; its log in a file."""
+    """One ``fluvial run examples.wordcount.app:build`` process; its log in a file.
+
+    ``restart()`` starts it again on the same state directory (so it takes its instance slot
+    and transactional.id back), appending to the same log.
+    """
 
     def __init__(self, name: str, app_id: str, bootstrap: str, source: str, sink: str,
                  tmp_path: Path, guarantee: str = "at_least_once",
-                 group_protocol: str = "consumer") -> None:
+                 group_protocol: str = "consumer", env: dict[str, str] | None = None) -> None:
+        self.name = name
         self.log = tmp_path / f"{name}.log"
-        env = {**os.environ,
-               "FLUVIAL_WORDCOUNT_INPUT": source, "FLUVIAL_WORDCOUNT_OUTPUT": sink,
-               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+        self._env = {**os.environ, **(env or {}),
+                     "FLUVIAL_WORDCOUNT_INPUT": source, "FLUVIAL_WORDCOUNT_OUTPUT": sink,
+                     "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
         if group_protocol == "classic":
             # a SIGKILLed member leaves the group after 6 s instead of the default 45 s (under
             # the consumer protocol the broker sets it: tools/kafka_cluster.py makes it 6 s)
-            env["FLUVIAL_CONSUMER_CONFIG"] = json.dumps({"session.timeout.ms": 6000,
-                                                         "heartbeat.interval.ms": 500})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fluvial", "run", "examples.wordcount.app:build",
-             "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
-             "--commit-interval-ms", "500" if guarantee == "at_least_once" else "100",
-             "--processing-guarantee", guarantee, "--group-protocol", group_protocol],
-            cwd=REPO, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            self._env["FLUVIAL_CONSUMER_CONFIG"] = json.dumps({"session.timeout.ms": 6000,
+                                                               "heartbeat.interval.ms": 500})
+        self._command = [
+            sys.executable, "-m", "fluvial", "run", "examples.wordcount.app:build",
+            "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
+            "--commit-interval-ms", "500" if guarantee == "at_least_once" else "100",
+            "--processing-guarantee", guarantee, "--group-protocol", group_protocol]
+        self._started_at = 0  # log size when the current process started
+        self.proc = self._launch("w")
+
+    def _launch(self, mode: str) -> subprocess.Popen[bytes]:
+        with self.log.open(mode) as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(self._command, cwd=REPO, env=self._env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+
+    def restart(self) -> None:
+        if self.proc.poll() is None:
+            raise RuntimeError(f"instance {self.name} is still running")
+        self._started_at = self.log.stat().st_size
+        self.proc = self._launch("a")
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def has_tasks(self) -> bool:
+        """Whether the current process has opened tasks (so it runs its loop)."""
+        with self.log.open("rb") as f:
+            f.seek(self._started_at)
+            return b"tasks assigned" in f.read()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fluvial.dsl.options import Materialized, as_materialized
 from fluvial.io.serdes import Serde, resolve
-from fluvial.processing.table import Materialize
+from fluvial.processing.table import Forwarding, Materialize
 from fluvial.processing.timestamps import Extractor, as_extractor
 from fluvial.topology.builder import TopologyBuilder
 from fluvial.topology.nodes import GlobalStoreSpec, StoreSpec
@@ -65,9 +65,10 @@ class StreamsBuilder:
                                        ks, vs, timestamp_extractor=as_extractor(
                                            timestamp_extractor))
         table_source = f"{name}-table-source" if name else self.graph.new_name("KTABLE-SOURCE-")
-        node = self.graph.add_processor(table_source, lambda: Materialize(store), [source],
-                                        [store])
-        return Table(self, node, ks, vs, store)
+        forwarding = Forwarding(named=as_materialized(materialized).name is not None)
+        node = self.graph.add_processor(table_source, lambda: Materialize(store, forwarding),
+                                        [source], [store])
+        return Table(self, node, ks, vs, store, forwarding=forwarding)
 
     def global_table(self, topic: str, key_serde: Serde | str | None = None,
                      value_serde: Serde | str | None = None,

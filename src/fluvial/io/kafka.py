@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ from fluvial.io.client import (
     TransactionAbortableError,
     UnknownTopicOrPartitionError,
 )
+from fluvial.io.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ _FETCH_TRANSIENT = frozenset({
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._WAIT_COORD, ck.KafkaError._TIMED_OUT,
     ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN})
 OFFSET_FETCH_RETRY_S = 0.2
+TXN_GRACE_S = 5.0  # beyond a transactional call's own timeout before it is given up
 
 
 _error_of = operator.methodcaller("error")
@@ -93,8 +96,9 @@ class KafkaConsumer:
         self._c = ck.Consumer({**conf, "error_cb": self._on_error})
 
     def _on_error(self, err: ck.KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == ck.KafkaError._FATAL:
             self._fatal = err
+            log.error("kafka consumer: %s", err.str())
         else:
             log.warning("kafka consumer: %s", err.str())
 
@@ -321,6 +325,7 @@ class KafkaProducer:
         self._failures: list[str] = []
         self._failed = 0
         self._fatal: ck.KafkaError | None = None
+        self._abandoned = False
         self._p = ck.Producer({**conf, "on_delivery": self._on_delivery,
                                "delivery.report.only.error": True, "error_cb": self._on_error})
 
@@ -332,7 +337,7 @@ class KafkaProducer:
                                       f"{err.str()}")
 
     def _on_error(self, err: ck.KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == ck.KafkaError._FATAL:
             self._fatal = err
         else:
             log.warning("kafka producer: %s", err.str())
@@ -406,7 +411,10 @@ class KafkaProducer:
         """Deliver what is queued (up to 30 s); failures still raise, never vanish.
 
         A producer that hit a fatal error can deliver nothing more: its queue is dropped
-        (under exactly-once, what it held belonged to a transaction that never commits)."""
+        (under exactly-once, what it held belonged to a transaction that never commits).
+        An abandoned one (a call that never answered) is left alone."""
+        if self._abandoned:
+            return
         if self._fatal is not None:
             with contextlib.suppress(ck.KafkaException):
                 self._p.purge()
@@ -415,13 +423,16 @@ class KafkaProducer:
 
     # -- transactions ---------------------------------------------------------------------
     # librdkafka classifies a failed transactional call: retriable (call it again), abortable
-    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done).
+    # (txn_requires_abort: abort, rewind, go on) or fatal (the producer is done). A call still
+    # retrying at its deadline counts as fatal too: the producer is replaced, and its
+    # successor's init_transactions settles the transaction either way (seen after a broker
+    # failover: send_offsets_to_transaction waiting on a coordinator for minutes).
 
-    def _txn(self, what: str, call: Callable[[], None], timeout: float) -> None:
+    def _txn(self, what: str, call: Callable[[float], None], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call()
+                self._answered(what, call, max(deadline - time.monotonic(), 0.1))
                 return
             except ck.KafkaException as e:
                 err: ck.KafkaError = e.args[0]
@@ -435,29 +446,55 @@ class KafkaProducer:
                     time.sleep(0.1)
                     continue
                 if err.retriable():
-                    raise TransactionAbortableError(f"{what}: timed out: {err.str()}") from e
+                    raise ProducerFencedError(f"{what}: did not complete within {timeout:g}s "
+                                              f"(the producer must be recreated): "
+                                              f"{err.str()}") from e
                 raise ProducerFencedError(f"{what}: {err.str()}") from e
 
+    def _answered(self, what: str, call: Callable[[float], None], timeout: float) -> None:
+        """Run a blocking transactional call, but give up on it if librdkafka does not answer
+        in time: seen after a broker failover, send_offsets_to_transaction waited on its
+        internal reply for minutes whatever its timeout. The call goes on in its thread; the
+        producer is abandoned (never used or closed again) and the caller replaces it."""
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call(timeout)
+            except BaseException as exc:  # handed to the caller's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name=f"fluvial-{what}", daemon=True)
+        worker.start()
+        worker.join(timeout + TXN_GRACE_S)
+        if worker.is_alive():
+            self._abandoned = True
+            raise ProducerFencedError(f"{what}: librdkafka did not answer within "
+                                      f"{timeout + TXN_GRACE_S:g}s (the producer must be "
+                                      "recreated)")
+        if failure:
+            raise failure[0]
+
     def init_transactions(self, timeout: float) -> None:
-        self._txn("init_transactions", lambda: self._p.init_transactions(timeout), timeout)
+        self._txn("init_transactions", self._p.init_transactions, timeout)
 
     def begin_transaction(self) -> None:
         self._failed, self._failures = 0, []
-        self._txn("begin_transaction", self._p.begin_transaction, 0.0)
+        self._txn("begin_transaction", lambda _left: self._p.begin_transaction(), 0.0)
 
     def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int],
                                     group_metadata: Any, timeout: float) -> None:
         parts = [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in offsets.items()]
         self._txn("send_offsets_to_transaction",
-                  lambda: self._p.send_offsets_to_transaction(parts, group_metadata, timeout),
+                  lambda left: self._p.send_offsets_to_transaction(parts, group_metadata, left),
                   timeout)
 
     def commit_transaction(self, timeout: float) -> None:
         # a failed delivery inside the transaction makes librdkafka fail the commit (abortable)
-        self._txn("commit_transaction", lambda: self._p.commit_transaction(timeout), timeout)
+        self._txn("commit_transaction", self._p.commit_transaction, timeout)
 
     def abort_transaction(self, timeout: float) -> None:
-        self._txn("abort_transaction", lambda: self._p.abort_transaction(timeout), timeout)
+        self._txn("abort_transaction", self._p.abort_transaction, timeout)
         self._failed, self._failures = 0, []
 
 
@@ -551,7 +588,9 @@ class KafkaClients:
     def __init__(self, bootstrap_servers: str,
                  extra_config: Mapping[str, Any] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._base = {**(extra_config or {}), "bootstrap.servers": bootstrap_servers}
+        # librdkafka logs through Python logging, rate-limited (io/kafka_logging.py)
+        self._base = {"logger": librdkafka_logger(), **(extra_config or {}),
+                      "bootstrap.servers": bootstrap_servers}
 
     def consumer(self, group_id: str | None, config: dict[str, Any]) -> KafkaConsumer:
         conf = {**self._CONSUMER_DEFAULTS, **self._base, **config}

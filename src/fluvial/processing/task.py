@@ -19,7 +19,7 @@ from typing import Any
 from fluvial.errors import ProcessingError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
-from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
 from fluvial.processing.fused import FusedChain
 from fluvial.processing.processor import (
     Collector,
@@ -30,7 +30,7 @@ from fluvial.processing.processor import (
 from fluvial.processing.sink import Sink
 from fluvial.processing.stateless import Split
 from fluvial.processing.timestamps import TimestampExtractor
-from fluvial.record import Headers, Record
+from fluvial.record import Record
 from fluvial.state.store import KeyValueStore, StateStore
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
 from fluvial.topology.topology import SubTopology
@@ -294,10 +294,13 @@ class Task:
 
     # -- time ----------------------------------------------------------------------------
 
-    def punctuate_wall_clock(self) -> None:
-        self._punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
+    def punctuate_wall_clock(self) -> bool:
+        """Run the wall-clock punctuators that are due; whether any ran (and may have
+        changed state or sent records)."""
+        return self._punctuate(PunctuationType.WALL_CLOCK_TIME, self.clock())
 
-    def _punctuate(self, kind: PunctuationType, now: int) -> None:
+    def _punctuate(self, kind: PunctuationType, now: int) -> bool:
+        fired = False
         for schedule in self._schedules:
             if schedule.kind is kind and now >= schedule.next_time:
                 # fire once however many intervals passed, as Kafka Streams does
@@ -305,6 +308,8 @@ class Task:
                 schedule.next_time += behind * schedule.interval
                 schedule.callback(now)
                 self._pump(schedule.node)
+                fired = True
+        return fired
 
     # -- errors --------------------------------------------------------------------------
 
@@ -323,14 +328,9 @@ class Task:
             log.warning("skipped: %s", message)
             return
         raw = self._raw(record)
-        original = (raw.headers() if raw is not None else None) or []
-        headers: Headers = [*original,
-                            ("fluvial.error", message.encode()),
-                            ("fluvial.stage", stage.encode()),
-                            ("fluvial.topic", record.topic.encode()),
-                            ("fluvial.partition", str(record.partition).encode()),
-                            ("fluvial.offset", str(record.offset).encode()),
-                            ("fluvial.task", self.task_id.encode())]
+        headers = dead_letter_headers(raw.headers() if raw is not None else None, message,
+                                      stage, record.topic, record.partition, record.offset,
+                                      self.task_id)
         key = raw.key() if raw is not None else None
         value = raw.value() if raw is not None else None
         self.collector.send(self.policy.topic(self.application_id), key, value,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -53,6 +54,7 @@ from fluvial.runtime.instance import InstanceSlot
 from fluvial.runtime.stores import TaskStores
 from fluvial.runtime.topics import TopicPlan
 from fluvial.state.store import KeyValueStore
+from fluvial.topology.nodes import StoreSpec
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.runtime")
@@ -65,6 +67,10 @@ MAX_RECOVERIES_IN_A_ROW = 20  # without a successful commit in between: a failur
 # how long to wait for a readable committed offset: longer than the transaction timeout, after
 # which the broker aborts a dead owner's open transaction and its offsets resolve
 COMMITTED_TIMEOUT_S = 60.0
+# a transactional call (send offsets, commit, abort) still unfinished after this is given up
+# and the producer replaced: longer than the transaction timeout, after which the broker
+# aborts the transaction anyway
+TXN_CALL_TIMEOUT_S = 15.0
 
 
 class ProducerCollector:
@@ -132,6 +138,7 @@ class StreamThread:
         self.opened: collections.Counter[str] = collections.Counter()  # task -> times opened
         self.incomplete_assignments = 0  # times the guard held a task's partitions back
         self._pending: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self._dirty: set[str] = set()  # tasks that processed or punctuated since the commit
         self._last_commit = clock()
         self.processed = 0
         self.restored: dict[str, dict[str, int]] = {}  # task -> store -> records replayed
@@ -164,8 +171,9 @@ class StreamThread:
             self._recover(exc)
             return 0
         now_ms = int(self._clock() * 1000)
-        for active in self.tasks.values():
-            active.task.punctuate_wall_clock()
+        for task_id, active in self.tasks.items():
+            if active.task.punctuate_wall_clock():
+                self._dirty.add(task_id)
         if now_ms - self._last_commit * 1000 >= cfg.commit_interval_ms:
             self.commit()
         return len(messages)
@@ -193,6 +201,7 @@ class StreamThread:
                 self.consumer.seek(tp, run[0].offset())
                 rewound.add(tp)
             return  # else revoked between poll and now: its new owner reads it
+        self._dirty.add(active.task.task_id)
         active.task.process(topic, run)
         self._pending[tp] = run[-1].offset() + 1
         self.processed += len(run)
@@ -222,6 +231,7 @@ class StreamThread:
         finally:
             self._last_commit = self._clock()
         self._recoveries_in_row = 0
+        self._dirty.clear()
         return True
 
     def _begin(self) -> None:
@@ -235,8 +245,8 @@ class StreamThread:
             # the group metadata of now: a member epoch older than the coordinator's makes
             # the broker refuse the offsets, and the whole transaction aborts
             self.producer.send_offsets_to_transaction(
-                offsets, self.consumer.group_metadata(), 60.0)
-        self.producer.commit_transaction(60.0)
+                offsets, self.consumer.group_metadata(), TXN_CALL_TIMEOUT_S)
+        self.producer.commit_transaction(TXN_CALL_TIMEOUT_S)
         self._in_txn = False
         self._pending.clear()
         if offsets:
@@ -265,9 +275,13 @@ class StreamThread:
                 fatal = True
         self._in_txn = False
         self._pending.clear()
-        task_ids = sorted(self.tasks)
-        log.warning("%s; rebuilding %d task(s) from their changelogs and rewinding to the last "
-                    "commit%s", exc, len(task_ids), " with a new producer" if fatal else "")
+        # a task that neither processed nor punctuated since the last commit has nothing
+        # uncommitted to drop; a new producer means every task's changelog writer changes
+        task_ids = sorted(self.tasks) if fatal else sorted(self._dirty & set(self.tasks))
+        self._dirty.clear()
+        log.warning("%s; rebuilding %d of %d task(s) from their changelogs and rewinding to the "
+                    "last commit%s", exc, len(task_ids), len(self.tasks),
+                    " with a new producer" if fatal else "")
         self._close_tasks(task_ids, clean=False)
         if fatal:
             self._replace_producer()
@@ -291,7 +305,7 @@ class StreamThread:
             self._in_txn = False
             self._pending.clear()
             self.aborts += 1
-            self.producer.abort_transaction(60.0)
+            self.producer.abort_transaction(TXN_CALL_TIMEOUT_S)
 
     def close(self, clean: bool = True) -> None:
         """Commit and close every task (checkpointing it), then leave the group.
@@ -400,8 +414,7 @@ class StreamThread:
         st_id, partition = (int(x) for x in task_id.split("_"))
         st = self.topology.subtopologies[st_id]
         cfg = self.config
-        stores = TaskStores(cfg.state_dir / cfg.application_id / task_id, cfg.application_id,
-                            partition, st.stores, self.producer)
+        stores = self._open_stores(task_id, partition, st.stores)
         started = time.monotonic()
         restored = stores.restore(self.clients)
         if restored:
@@ -413,6 +426,20 @@ class StreamThread:
         self.tasks[task_id] = _ActiveTask(task, stores)
         self.restored[task_id] = restored
         self.opened[task_id] += 1
+
+    def _open_stores(self, task_id: str, partition: int, specs: list[StoreSpec]) -> TaskStores:
+        """The task's stores; local state that cannot be opened (seen: RocksDB killed -9
+        while creating its database, "wal_dir contains existing log file") is wiped and
+        restored from the changelogs, as Kafka Streams does with a corrupted task."""
+        cfg = self.config
+        directory = cfg.state_dir / cfg.application_id / task_id
+        try:
+            return TaskStores(directory, cfg.application_id, partition, specs, self.producer)
+        except Exception as exc:  # the backend's own error type; a second failure raises
+            log.warning("task %s: local state in %s cannot be opened (%s); wiping it, the "
+                        "changelogs restore it", task_id, directory, exc)
+            shutil.rmtree(directory, ignore_errors=True)
+            return TaskStores(directory, cfg.application_id, partition, specs, self.producer)
 
     def _seek_committed(self, inputs: list[TopicPartition]) -> None:
         """Start each input at the group's committed offset; the reset policy only where the
@@ -454,7 +481,8 @@ class StreamThread:
             del self._pending[tp]
 
     def stores_named(self, name: str) -> list[Any]:
-        return [a.stores.stores[name].store for a in self.tasks.values()
+        # a copy first: other threads (interactive queries) call this while tasks come and go
+        return [a.stores.stores[name].store for a in list(self.tasks.values())
                 if name in a.stores.stores]
 
 
