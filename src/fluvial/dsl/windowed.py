@@ -119,7 +119,7 @@ class TimeWindowedStream(_WindowedStream):
         return self._grouped._aggregate(
             m, name, prefix, result_serde, make,
             store_fields={"kind": "window", "window_size_ms": size,
-                          "retention_ms": _kept_until_emitted(retention, emit)},
+                          "retention_ms": _kept_until_emitted(retention, emit, 1)},
             windowed_key=lambda serde: TimeWindowedSerde(serde, size))
 
 
@@ -168,10 +168,11 @@ class SessionWindowedStream(_WindowedStream):
         return self._grouped._aggregate(
             m, name, prefix, result_serde,
             lambda store: SessionWindowAggregate(store, w, initializer, aggregator, merger,
-                                                 emit, stage, idle),
+                                                 emit, stage, idle, retention),
             # Kafka Streams' session stores keep no timestamp with the value
             store_fields={"kind": "session", "timestamped": False,
-                          "retention_ms": _kept_until_emitted(retention, emit)},
+                          "retention_ms": _kept_until_emitted(
+                              retention, emit, max(retention // 2, 60_000))},
             windowed_key=SessionWindowedSerde)
 
 
@@ -188,13 +189,12 @@ def _retention(m: Materialized, needed: int, what: str, why: str) -> int:
     return retention
 
 
-def _kept_until_emitted(retention: int, emit: EmitStrategy) -> int:
+def _kept_until_emitted(retention: int, emit: EmitStrategy, extra: int) -> int:
     """The retention a store gets. With on-window-close, Kafka Streams' time-ordered stores
-    still give closed windows to the emitter while their segment (half the retention, at
-    least a minute) lives; kept one segment longer here, so they are emitted too."""
-    if emit is not EmitStrategy.ON_WINDOW_CLOSE:
-        return retention
-    return retention + max(retention // 2, 60_000)
+    keep closed windows a little longer for the emitter: a time window 1 ms (its store reads
+    back to observed time - retention, not + 1); a session while its segment (half the
+    retention, at least a minute) lives."""
+    return retention + extra if emit is EmitStrategy.ON_WINDOW_CLOSE else retention
 
 
 def _burn_store_name(grouped: GroupedStream, m: Materialized) -> None:

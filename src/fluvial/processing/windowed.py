@@ -389,10 +389,15 @@ class SessionWindowAggregate(_WindowedAggregate):
 
     def __init__(self, store_name: str, windows: SessionWindows, initializer: Initializer,
                  aggregator: Aggregator, merger: Merger, emit: EmitStrategy,
-                 stage: str = "aggregate", idle_close_ms: int | None = None) -> None:
+                 stage: str = "aggregate", idle_close_ms: int | None = None,
+                 retention_ms: int | None = None) -> None:
+        """``retention_ms``: with on-window-close the store keeps sessions longer than
+        this (for the emitter); merging still sees only those within it."""
         super().__init__(store_name, initializer, aggregator, emit, stage, idle_close_ms)
         self.windows = windows
         self.merger = merger
+        self.retention_ms = retention_ms if retention_ms is not None else windows.retention_ms
+        self.latest_end = NO_TIMESTAMP  # the largest session end put: the store's time
 
     def close_time(self) -> int:
         return self.observed - self.windows.grace_ms - self.windows.inactivity_gap_ms
@@ -403,7 +408,11 @@ class SessionWindowAggregate(_WindowedAggregate):
         key, ts = r.key, r.timestamp
         gap = self.windows.inactivity_gap_ms
         close = self.close_time()
-        merged = list(self.store.find_sessions(key, ts - gap, ts + gap))
+        # as Kafka Streams' session store: sessions ended at or before its time - retention
+        # are gone (the on-close store only keeps them longer for the emitter)
+        kept_from = self.latest_end - self.retention_ms + 1
+        merged = [(window, value) for window, value
+                  in self.store.find_sessions(key, ts - gap, ts + gap) if window[1] >= kept_from]
         start = end = ts
         try:
             agg = self.initializer()
@@ -426,6 +435,8 @@ class SessionWindowAggregate(_WindowedAggregate):
                     if not self.on_close:
                         updates.update(r, Windowed(key, s, e), None, value, e)
             self.store.put(key, start, end, agg)
+            if end > self.latest_end:
+                self.latest_end = end
             if not self.on_close:
                 updates.update(r, Windowed(key, start, end), agg, None, end)
         if self.on_close:

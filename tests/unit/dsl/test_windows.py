@@ -284,6 +284,20 @@ def test_session_on_window_close() -> None:
         assert _rows(out) == [("a", 0, 5, 2, 5)]
 
 
+def test_session_on_window_close_merges_only_sessions_within_retention() -> None:
+    topology = _count(SessionWindows.of_inactivity_gap_with_no_grace(25),
+                      EmitStrategy.on_window_close())
+    with TestDriver(topology) as d:
+        out = d.output_topic("out")
+        _pipe(d, ("b", 86), ("a", 111), ("b", 96))
+        # at stream time 111, [86,86] has passed its retention (gap + grace = 25): 96 starts
+        # a session of its own, as in Kafka Streams, though the on-close store still holds
+        # [86,86] for the emitter
+        _pipe(d, ("a", 200))
+        assert _rows(out) == [("b", 86, 86, 1, 86), ("b", 96, 96, 1, 96),
+                              ("a", 111, 111, 1, 111)]
+
+
 def test_windowed_count_of_int64_values_reads_back() -> None:
     b = StreamsBuilder(default_value_serde=Int64())
     (b.stream("in").group_by_key().windowed_by(TimeWindows.of_size_with_no_grace(10))
