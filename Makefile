@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle
+        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle \
+        nexmark-smoke
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -121,6 +122,13 @@ bench: $(BENCH_STAMP) bench-java
 bench-smoke: $(BENCH_STAMP) bench-java
 	$(BENCH_PY) tools/kafka_cluster.py fetch
 	$(BENCH_PY) -m bench --smoke $(BENCH_ARGS)
+
+## Nexmark (issue 14; bench/nexmark/README.md): generator speed, q0-q2 in the TestDriver and
+## on a real broker, every output checked against the plain-Python reference (~1-2 min).
+nexmark-smoke: $(STAMP) kafka-fetch
+	$(PY) -m bench.nexmark speed --events 100000
+	$(PY) -m bench.nexmark smoke --events 5000
+	$(PY) tools/run_pytest.py tests/unit/nexmark tests/integration/test_nexmark_smoke.py $(PYTEST_ARGS)
 
 clean:
 	-$(PY) tools/kafka_cluster.py down 2>/dev/null

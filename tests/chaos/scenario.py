@@ -74,6 +74,7 @@ class ChaosResult:
     self_exits: list[str] = field(default_factory=list)
     takeovers: list[float] = field(default_factory=list)
     unmeasured_takeovers: int = 0
+    idle_kills: int = 0  # victims that held no tasks yet
     replayed: int = 0  # changelog records applied by restores, over every instance
     recoveries: int = 0  # "rebuilding ... from their changelogs" lines in the logs
     seconds: float = 0.0
@@ -91,6 +92,7 @@ class ChaosResult:
                 f"extra={self.extra} non_monotonic={self.non_monotonic} "
                 f"self_exits={len(self.self_exits)} takeover_median={med} takeover_max={mx} "
                 f"takeovers_measured={len(tk)}/{len(tk) + self.unmeasured_takeovers} "
+                f"idle_kills={self.idle_kills} "
                 f"changelog_replayed={self.replayed} recoveries={self.recoveries} "
                 f"duration={self.seconds:.0f}s")
 
@@ -202,13 +204,20 @@ class Monitor(threading.Thread):
         self._pending: list[tuple[float, dict[tuple[str, int], int], list[str]]] = []
         self.takeovers: list[float] = []
         self.events: list[str] = []  # "t=12.3s kill i1: takeover 4.1s (last: in[3])"
+        self.idle_kills = 0
         self.self_exits: list[str] = []
         self.stop = threading.Event()
 
-    def mark_kill(self, what: str) -> None:
+    def mark_kill(self, what: str, had_tasks: bool) -> None:
         """Call right after the kill: the offsets read now are the victim's last (its
-        partitions move only after the session timeout), not a sample from before it."""
+        partitions move only after the session timeout), not a sample from before it. A
+        victim that had opened no tasks yet (restarted a moment before) leaves nothing to
+        take over: counted apart, not measured."""
         killed_at = time.monotonic()
+        if not had_tasks:
+            self.note(f"{what} (it held no tasks yet: no takeover to measure)")
+            self.idle_kills += 1
+            return
         try:
             got = self._at_kill.committed(self._parts, timeout=10)
             before = {(p.topic, p.partition): p.offset for p in got if p.offset >= 0}
@@ -339,6 +348,12 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
         monitor.join(30)
         reader.stop.set()
         reader.join(30)
+        # an instance restarted a moment ago may still be importing: SIGTERM that finds no
+        # handler yet kills the process (nothing to commit, but no clean exit either)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                i.has_tasks() or i.proc.poll() is not None for i in instances.values()):
+            time.sleep(0.2)
         for name, inst in instances.items():
             with monitor.lock:
                 down.add(name)
@@ -367,6 +382,7 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
     result.self_exits += monitor.self_exits
     result.takeovers = monitor.takeovers
     result.unmeasured_takeovers = monitor.unmeasured
+    result.idle_kills = monitor.idle_kills
     result.events = monitor.events
     for inst in instances.values():
         text = inst.text()
@@ -390,9 +406,10 @@ def _chaos(plan: ChaosPlan, rng: random.Random, cluster: Any, instances: dict[st
             down.add(victim)
         if inst.proc.poll() is not None:  # exited by itself just now: the monitor reports it
             inst.restart()
+        had_tasks = inst.has_tasks()
         inst.proc.send_signal(signal.SIGKILL)
         inst.proc.wait(30)
-        monitor.mark_kill(f"kill -9 {victim}")
+        monitor.mark_kill(f"kill -9 {victim}", had_tasks)
         result.kills += 1
         time.sleep(rng.uniform(2, 5))
         inst.restart()
@@ -409,6 +426,9 @@ def _chaos(plan: ChaosPlan, rng: random.Random, cluster: Any, instances: dict[st
 
 def _sigterm_and_restart(rng: random.Random, inst: Instance, down: set[str], monitor: Monitor,
                          result: ChaosResult) -> None:
+    deadline = time.monotonic() + 60  # a graceful stop of a running instance, not a start-up
+    while not inst.has_tasks() and time.monotonic() < deadline:
+        time.sleep(0.2)
     with monitor.lock:
         down.add(inst.name)
     monitor.note(f"SIGTERM {inst.name}")

@@ -143,14 +143,14 @@ def run(case: dict[str, Any]) -> Outputs:
             topic = topics.get(r["topic"])
             if topic is None:
                 topic = topics[r["topic"]] = driver.input_topic(r["topic"], "bytes", "bytes")
-            topic.pipe(_bytes(r["value"]), key=_bytes(r["key"]), timestamp=r["ts"])
-        return {name: [Output(_hex(m.key()), _hex(m.value()), m.timestamp()[1])
+            topic.pipe(to_bytes(r["value"]), key=to_bytes(r["key"]), timestamp=r["ts"])
+        return {name: [Output(to_hex(m.key()), to_hex(m.value()), m.timestamp()[1])
                        for m in driver.read(name)] for name in case["outputs"]}
 
 
-def _bytes(hex_text: str | None) -> bytes | None:
+def to_bytes(hex_text: str | None) -> bytes | None:
     return None if hex_text is None else bytes.fromhex(hex_text)
 
 
-def _hex(data: bytes | None) -> str | None:
+def to_hex(data: bytes | None) -> str | None:
     return None if data is None else data.hex()

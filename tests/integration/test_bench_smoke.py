@@ -26,7 +26,8 @@ SMOKE = Settings(records=300, rate=200, latency_seconds=1.0, warmup=8, startup_t
 
 CASES = [(system, workload)
          for workload in ["stateless", "wordcount", "airline", "airline-per-record"]
-         for system in ["fluvial-1w", "ceiling"]] + [("fluvial-1w", "windowed")]
+         for system in ["fluvial-1w", "ceiling"]] + [("fluvial-1w", "windowed")] + [
+            (system, "nexmark-q1") for system in ["fluvial-1w", "ceiling"]]
 
 
 @pytest.mark.timeout(120)

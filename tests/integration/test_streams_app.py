@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import struct
 from collections.abc import Callable
@@ -189,8 +190,10 @@ def test_stop_policy_commits_nothing_past_the_bad_record(kafka: KafkaTestBroker,
 def test_missing_source_topic_is_a_clear_error(kafka: KafkaTestBroker,
                                                unique_topic: Callable[[str], str],
                                                tmp_path: Path) -> None:
+    source, sink = unique_topic("nope"), unique_topic("out")
     builder = fluvial.StreamsBuilder()
-    builder.stream(unique_topic("nope")).to(unique_topic("out"))
-    with pytest.raises(TopologyError, match="source topic\\(s\\) missing"):
+    builder.stream(source).to(sink)
+    missing = f"source topic(s) {source} and sink topic(s) {sink} missing"
+    with pytest.raises(TopologyError, match=re.escape(missing)):
         App(builder.build(), unique_topic("app"), bootstrap_servers=kafka.bootstrap_servers,
             state_dir=tmp_path).start()

@@ -50,6 +50,7 @@ class Instance:
             "-a", app_id, "-b", bootstrap, "--state-dir", str(tmp_path / name),
             "--commit-interval-ms", "500" if guarantee == "at_least_once" else "100",
             "--processing-guarantee", guarantee, "--group-protocol", group_protocol]
+        self._started_at = 0  # log size when the current process started
         self.proc = self._launch("w")
 
     def _launch(self, mode: str) -> subprocess.Popen[bytes]:
@@ -60,7 +61,14 @@ class Instance:
     def restart(self) -> None:
         if self.proc.poll() is None:
             raise RuntimeError(f"instance {self.name} is still running")
+        self._started_at = self.log.stat().st_size
         self.proc = self._launch("a")
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def has_tasks(self) -> bool:
+        """Whether the current process has opened tasks (so it runs its loop)."""
+        with self.log.open("rb") as f:
+            f.seek(self._started_at)
+            return b"tasks assigned" in f.read()

@@ -168,10 +168,11 @@ class SessionWindowedStream(_WindowedStream):
         return self._grouped._aggregate(
             m, name, prefix, result_serde,
             lambda store: SessionWindowAggregate(store, w, initializer, aggregator, merger,
-                                                 emit, stage, idle),
+                                                 emit, stage, idle, retention),
             # Kafka Streams' session stores keep no timestamp with the value
-            store_fields={"kind": "session", "timestamped": False, "retention_ms":
-                          _kept_until_emitted(retention, emit, _segment_interval(retention))},
+            store_fields={"kind": "session", "timestamped": False,
+                          "retention_ms": _kept_until_emitted(
+                              retention, emit, max(retention // 2, 60_000))},
             windowed_key=SessionWindowedSerde)
 
 
@@ -189,15 +190,11 @@ def _retention(m: Materialized, needed: int, what: str, why: str) -> int:
 
 
 def _kept_until_emitted(retention: int, emit: EmitStrategy, extra: int) -> int:
-    """The retention a store gets: with on-window-close, Kafka Streams uses time-ordered
-    stores that keep closed windows a little longer, so they can still be emitted: a time
-    window 1 ms more; a session until its segment is dropped (``extra``)."""
+    """The retention a store gets. With on-window-close, Kafka Streams' time-ordered stores
+    keep closed windows a little longer for the emitter: a time window 1 ms (its store reads
+    back to observed time - retention, not + 1); a session while its segment (half the
+    retention, at least a minute) lives."""
     return retention + extra if emit is EmitStrategy.ON_WINDOW_CLOSE else retention
-
-
-def _segment_interval(retention: int) -> int:
-    """Kafka Streams' store segment length: half the retention, at least a minute."""
-    return max(retention // 2, 60_000)
 
 
 def _burn_store_name(grouped: GroupedStream, m: Materialized) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -57,6 +58,7 @@ _FETCH_TRANSIENT = frozenset({
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._WAIT_COORD, ck.KafkaError._TIMED_OUT,
     ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN})
 OFFSET_FETCH_RETRY_S = 0.2
+TXN_GRACE_S = 5.0  # beyond a transactional call's own timeout before it is given up
 
 
 _error_of = operator.methodcaller("error")
@@ -323,6 +325,7 @@ class KafkaProducer:
         self._failures: list[str] = []
         self._failed = 0
         self._fatal: ck.KafkaError | None = None
+        self._abandoned = False
         self._p = ck.Producer({**conf, "on_delivery": self._on_delivery,
                                "delivery.report.only.error": True, "error_cb": self._on_error})
 
@@ -408,7 +411,10 @@ class KafkaProducer:
         """Deliver what is queued (up to 30 s); failures still raise, never vanish.
 
         A producer that hit a fatal error can deliver nothing more: its queue is dropped
-        (under exactly-once, what it held belonged to a transaction that never commits)."""
+        (under exactly-once, what it held belonged to a transaction that never commits).
+        An abandoned one (a call that never answered) is left alone."""
+        if self._abandoned:
+            return
         if self._fatal is not None:
             with contextlib.suppress(ck.KafkaException):
                 self._p.purge()
@@ -426,7 +432,7 @@ class KafkaProducer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                call(max(deadline - time.monotonic(), 0.1))
+                self._answered(what, call, max(deadline - time.monotonic(), 0.1))
                 return
             except ck.KafkaException as e:
                 err: ck.KafkaError = e.args[0]
@@ -444,6 +450,30 @@ class KafkaProducer:
                                               f"(the producer must be recreated): "
                                               f"{err.str()}") from e
                 raise ProducerFencedError(f"{what}: {err.str()}") from e
+
+    def _answered(self, what: str, call: Callable[[float], None], timeout: float) -> None:
+        """Run a blocking transactional call, but give up on it if librdkafka does not answer
+        in time: seen after a broker failover, send_offsets_to_transaction waited on its
+        internal reply for minutes whatever its timeout. The call goes on in its thread; the
+        producer is abandoned (never used or closed again) and the caller replaces it."""
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call(timeout)
+            except BaseException as exc:  # handed to the caller's thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=run, name=f"fluvial-{what}", daemon=True)
+        worker.start()
+        worker.join(timeout + TXN_GRACE_S)
+        if worker.is_alive():
+            self._abandoned = True
+            raise ProducerFencedError(f"{what}: librdkafka did not answer within "
+                                      f"{timeout + TXN_GRACE_S:g}s (the producer must be "
+                                      "recreated)")
+        if failure:
+            raise failure[0]
 
     def init_transactions(self, timeout: float) -> None:
         self._txn("init_transactions", self._p.init_transactions, timeout)

@@ -108,7 +108,8 @@ def compile_model(info: ModelInfo, payload: str) -> Path:
             text, obj = Path(tmp) / "model.txt", Path(tmp) / "model.o"
             text.write_text(payload)
             done = subprocess.run([sys.executable, "-m", "fluvial.ml.compiled", str(text),
-                                   str(obj)], capture_output=True, text=True, check=False)
+                                   str(obj)], capture_output=True, text=True, check=False,
+                                  env=_child_env())
             if done.returncode != 0 or not obj.exists():
                 why = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise ModelError(f"model {info.name} {info.version}: compiling failed "
@@ -116,6 +117,16 @@ def compile_model(info: ModelInfo, payload: str) -> Path:
             os.replace(obj, target)
     log.info("model %s %s compiled into %s", info.name, info.version, target)
     return target
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with this fluvial first on the child's path (it may have come from
+    ``sys.path`` rather than an install)."""
+    import fluvial
+
+    here = str(Path(fluvial.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
 
 
 class CompiledTreeModel(MatrixModel):

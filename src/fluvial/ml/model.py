@@ -212,11 +212,10 @@ class MatrixModel:
         self.categories = info.categories
         self.classes = info.classes
         self._index = category_index(info.categories)
-        nan = float("nan")
+        self._nan = float("nan")
         # per feature: its category → code (as a float) lookup, or None for a number
         self._row_plan = tuple((f, {v: float(i) for v, i in self._index[f].items()}.get
                                 if f in self._index else None) for f in info.features)
-        self._nan = nan
 
     def encode(self, batch: FeatureBatch) -> np.ndarray:
         return encode(batch, self.features, self.categories, self._index)

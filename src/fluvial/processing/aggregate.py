@@ -70,15 +70,14 @@ class _Aggregate(Processor):
 
     def _process_collapsed(self, batch: list[Record]) -> bool:
         """With the record cache: one store read and write per key per batch, and one update
-        out per key (the last record's, with the value the store held before the batch as
-        ``old``: none for a new key).
+        out per key (the last record's, with the value from before the batch as ``old``).
 
         Every new value is encoded as it is made, as a record-by-record put would, but only
         the last of each key is written, once the whole batch went well. If an update fails
         or a value cannot be encoded, nothing was written, and False sends the batch record
         by record, so the error policy meets the very record that failed (once).
         """
-        get, update, encode, start = self.store.get, self.update, self.store.encode, self.start
+        get, update, encode = self.store.get, self.update, self.store.encode
         # key -> (last record, value before the batch, new value, timestamp, new value's bytes)
         latest: dict[Any, tuple[Record, Any, Any, int, bytes | None]] = {}
         for r in batch:
@@ -87,17 +86,18 @@ class _Aggregate(Processor):
                 continue
             seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
             if seen is None:
+                # the old value the store held before the batch: none for a new key
                 stored = get(key)
-                if stored is None:
-                    first, old, ts = None, start(), r.timestamp
-                else:
-                    first = old = stored[0]
-                    ts = r.timestamp if r.timestamp > stored[1] else stored[1]
-            elif seen[2] is None:  # deleted earlier in the batch: starts again
-                first, old, ts = seen[1], start(), r.timestamp
+                first = None if stored is None else stored[0]
             else:
-                first, old = seen[1], seen[2]
-                ts = r.timestamp if r.timestamp > seen[3] else seen[3]
+                first = seen[1]
+                stored = None if seen[2] is None else (seen[2], seen[3])
+            if stored is None:  # a new key, or one this batch deleted: starts afresh
+                old, ts = self.start(), r.timestamp
+            else:
+                old, ts = stored
+                if r.timestamp > ts:
+                    ts = r.timestamp
             try:
                 new = update(key, r.value, old)
                 data = None if new is None else encode((new, ts))

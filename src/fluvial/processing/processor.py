@@ -62,6 +62,9 @@ class ProcessorContext(Protocol):
     @property
     def collector(self) -> Collector: ...
     @property
+    def emit_interval_ms(self) -> int:
+        """How often (wall clock) on-window-close operators look for closed windows."""
+    @property
     def caching(self) -> bool:
         """Whether the record cache is on: aggregates then emit one update per key per batch."""
 

@@ -113,7 +113,7 @@ class _TableUpdate(Processor):
                 old = None if change.old is None else derive(r.key, change.old)
                 if drop_empty and new is None and old is None:
                     continue
-                if store is not None:  # the serdes write it here
+                if store is not None:  # the serdes write it here: a failure meets the policy
                     store.put(r.key, None if new is None else (new, r.timestamp))
             except Exception as exc:
                 self.context.on_error(r, exc, self.stage)

@@ -67,6 +67,7 @@ class _Context:
     wall_clock_time = property(lambda self: self._task.clock())
     collector = property(lambda self: self._task.collector)
     caching = property(lambda self: self._task.caching)
+    emit_interval_ms = property(lambda self: self._task.emit_interval_ms)
 
     def forward(self, batch: list[Record], child: str | None = None) -> None:
         targets = self._children if child is None else [self._by_name[child]]
@@ -127,6 +128,9 @@ class Task:
         self.policy = policy
         self.clock = clock
         self.caching = caching
+        #: how often (wall clock) on-window-close aggregations look for closed windows:
+        #: Kafka Streams' 1 s; the TestDriver sets 0 (every record), as TopologyTestDriver
+        self.emit_interval_ms = 1000
         self.stream_time = -1
         self.skipped = 0
         #: records operators dropped by their semantics (late for a closed window, a null key

@@ -13,8 +13,8 @@ time passes its end plus grace; records for closed windows are dropped and count
 
 Emitting: on every update (``Change(new, old)`` keyed by ``Windowed``), or with
 ``EmitStrategy.ON_WINDOW_CLOSE`` once per window, when it closes. As Kafka Streams, the
-search for closed windows runs at most once per ``EMIT_INTERVAL_MS`` of wall-clock time,
-after a record (so in the TestDriver, advance its wall clock between records to see it).
+search for closed windows runs after a record, at most once per the task's
+``emit_interval_ms`` of wall-clock time (1 s; 0 in the TestDriver, as TopologyTestDriver).
 
 Opt-in, and not in Kafka Streams: ``idle_close_ms`` lets wall-clock time stand in for the
 records that do not come. After that long without a record, observed stream time moves on
@@ -42,9 +42,8 @@ Initializer = Callable[[], Any]
 Aggregator = Callable[[Any, Any, Any], Any]  # (key, value, aggregate) -> aggregate
 Merger = Callable[[Any, Any, Any], Any]      # (key, aggregate, aggregate) -> aggregate
 
-#: how often (wall clock) an on-window-close operator looks for closed windows: Kafka
-#: Streams' default for its internal ``emit.interval.ms.kstreams.windowed.aggregation``
-EMIT_INTERVAL_MS = 1000
+#: how often (wall clock, at most) ``close_when_idle`` checks for an idle partition
+IDLE_CHECK_MS = 1000
 NO_TIMESTAMP = -1
 
 
@@ -101,7 +100,7 @@ class _WindowedAggregate(Processor):
         self.last_record_wall = 0      # wall clock when the last batch came
         self.last_record_observed = NO_TIMESTAMP  # stream time the records themselves gave
         if self.idle_close_ms is not None:
-            context.schedule(min(self.idle_close_ms, EMIT_INTERVAL_MS),
+            context.schedule(min(self.idle_close_ms, IDLE_CHECK_MS),
                              PunctuationType.WALL_CLOCK_TIME, self._close_idle)
 
     def process(self, batch: list[Record]) -> None:
@@ -170,7 +169,7 @@ class _WindowedAggregate(Processor):
         now = self.context.wall_clock_time
         if now < self.next_emit_check:
             return False
-        self.next_emit_check = now + EMIT_INTERVAL_MS
+        self.next_emit_check = now + self.context.emit_interval_ms
         return self.last_emit_close == NO_TIMESTAMP or self.last_emit_close < close
 
 
@@ -390,10 +389,15 @@ class SessionWindowAggregate(_WindowedAggregate):
 
     def __init__(self, store_name: str, windows: SessionWindows, initializer: Initializer,
                  aggregator: Aggregator, merger: Merger, emit: EmitStrategy,
-                 stage: str = "aggregate", idle_close_ms: int | None = None) -> None:
+                 stage: str = "aggregate", idle_close_ms: int | None = None,
+                 retention_ms: int | None = None) -> None:
+        """``retention_ms``: with on-window-close the store keeps sessions longer than
+        this (for the emitter); merging still sees only those within it."""
         super().__init__(store_name, initializer, aggregator, emit, stage, idle_close_ms)
         self.windows = windows
         self.merger = merger
+        self.retention_ms = retention_ms if retention_ms is not None else windows.retention_ms
+        self.latest_end = NO_TIMESTAMP  # the largest session end put: the store's time
 
     def close_time(self) -> int:
         return self.observed - self.windows.grace_ms - self.windows.inactivity_gap_ms
@@ -404,7 +408,11 @@ class SessionWindowAggregate(_WindowedAggregate):
         key, ts = r.key, r.timestamp
         gap = self.windows.inactivity_gap_ms
         close = self.close_time()
-        merged = list(self.store.find_sessions(key, ts - gap, ts + gap))
+        # as Kafka Streams' session store: sessions ended at or before its time - retention
+        # are gone (the on-close store only keeps them longer for the emitter)
+        kept_from = self.latest_end - self.retention_ms + 1
+        merged = [(window, value) for window, value
+                  in self.store.find_sessions(key, ts - gap, ts + gap) if window[1] >= kept_from]
         start = end = ts
         try:
             agg = self.initializer()
@@ -427,6 +435,8 @@ class SessionWindowAggregate(_WindowedAggregate):
                     if not self.on_close:
                         updates.update(r, Windowed(key, s, e), None, value, e)
             self.store.put(key, start, end, agg)
+            if end > self.latest_end:
+                self.latest_end = end
             if not self.on_close:
                 updates.update(r, Windowed(key, start, end), agg, None, end)
         if self.on_close:

@@ -6,16 +6,13 @@ import os
 import socket
 
 from fluvial.runtime.config import StreamsConfig
+from fluvial.runtime.topics import output_topics
 from fluvial.topology.topology import Topology
 
 
 def instance_name() -> str:
     """``host/pid``: tells apart the instances of one application in shared logs."""
     return f"{socket.gethostname()}/{os.getpid()}"
-
-
-def output_topics(topology: Topology) -> list[str]:
-    return sorted({s.topic for st in topology.subtopologies for s in st.sinks if not s.internal})
 
 
 def banner(config: StreamsConfig, topology: Topology, broker: str,

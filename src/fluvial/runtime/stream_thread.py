@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -53,6 +54,7 @@ from fluvial.runtime.instance import InstanceSlot
 from fluvial.runtime.stores import TaskStores
 from fluvial.runtime.topics import TopicPlan
 from fluvial.state.store import KeyValueStore
+from fluvial.topology.nodes import StoreSpec
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.runtime")
@@ -412,8 +414,7 @@ class StreamThread:
         st_id, partition = (int(x) for x in task_id.split("_"))
         st = self.topology.subtopologies[st_id]
         cfg = self.config
-        stores = TaskStores(cfg.state_dir / cfg.application_id / task_id, cfg.application_id,
-                            partition, st.stores, self.producer)
+        stores = self._open_stores(task_id, partition, st.stores)
         started = time.monotonic()
         restored = stores.restore(self.clients)
         if restored:
@@ -425,6 +426,20 @@ class StreamThread:
         self.tasks[task_id] = _ActiveTask(task, stores)
         self.restored[task_id] = restored
         self.opened[task_id] += 1
+
+    def _open_stores(self, task_id: str, partition: int, specs: list[StoreSpec]) -> TaskStores:
+        """The task's stores; local state that cannot be opened (seen: RocksDB killed -9
+        while creating its database, "wal_dir contains existing log file") is wiped and
+        restored from the changelogs, as Kafka Streams does with a corrupted task."""
+        cfg = self.config
+        directory = cfg.state_dir / cfg.application_id / task_id
+        try:
+            return TaskStores(directory, cfg.application_id, partition, specs, self.producer)
+        except Exception as exc:  # the backend's own error type; a second failure raises
+            log.warning("task %s: local state in %s cannot be opened (%s); wiping it, the "
+                        "changelogs restore it", task_id, directory, exc)
+            shutil.rmtree(directory, ignore_errors=True)
+            return TaskStores(directory, cfg.application_id, partition, specs, self.producer)
 
     def _seek_committed(self, inputs: list[TopicPartition]) -> None:
         """Start each input at the group's committed offset; the reset policy only where the

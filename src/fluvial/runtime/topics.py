@@ -22,6 +22,12 @@ class TopicPlan:
         return {t: st for st, topics in self.source_topics.items() for t in topics}
 
 
+def output_topics(topology: Topology) -> list[str]:
+    """The topics the app writes by name (a topic chosen per record is known only then)."""
+    return sorted({s.topic for st in topology.subtopologies for s in st.sinks
+                   if not s.internal and isinstance(s.topic, str)})
+
+
 def plan(topology: Topology, application_id: str, admin: Admin, replication: int,
          dead_letter_topic: str | None, create_missing: bool = False) -> TopicPlan:
     """Check the topics the app reads and writes exist and that sources are co-partitioned,
@@ -32,8 +38,7 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
     is named in one error.
     """
     external = sorted(set(topology.external_source_topics()))
-    outputs = sorted({s.topic for st in topology.subtopologies for s in st.sinks
-                      if not s.internal} - set(external))
+    outputs = sorted(set(output_topics(topology)) - set(external))
     counts = admin.partition_counts(external + outputs)
     if create_missing:
         admin.create_topics([TopicSpec(t, -1, replication) for t in external + outputs

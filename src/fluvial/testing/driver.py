@@ -69,6 +69,7 @@ class TestDriver(CollectorBase):
                 self._stores[spec.name] = stores[spec.name]
             task = Task(f"{st.id}_0", st, 0, application_id, stores, self, policy,
                         self._now, caching=record_cache, global_stores=global_stores)
+            task.emit_interval_ms = 0  # closed windows emitted after every record, as TTD does
             for topic in st.source_topics(application_id):
                 self._tasks[topic] = task
 

@@ -158,6 +158,8 @@ def test_bare_fluvial_prints_help_to_stdout_and_exits_0() -> None:
      "{dir}/bad_syntax.py:2:11: syntax error in module 'bad_syntax': invalid syntax"),
     ("boom", "x = 1\nraise RuntimeError('no config file')\n",
      "{dir}/boom.py:2: importing module 'boom' failed: RuntimeError: no config file"),
+    ("builds_badly", "def build():\n    raise ValueError('no topic name')\n",
+     "{dir}/builds_badly.py:2: builds_badly:build() failed: ValueError: no topic name"),
 ])
 def test_a_broken_user_module_is_one_line_with_file_and_line(
         tmp_path: Path, module: str, source: str, error: str) -> None:

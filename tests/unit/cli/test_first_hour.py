@@ -7,7 +7,9 @@ page shows. The Kafka walk-through is in tests/integration/test_first_hour_kafka
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +27,25 @@ def write_page_files(directory: Path) -> None:
 
 def run_walkthrough(script: str, cwd: Path, extra_env: dict[str, str],
                     timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """``bash -e`` on the script, then wait for its background jobs (the app must exit 0)."""
+    """``bash -e`` on the script, then wait for its background jobs (the app must exit 0).
+
+    The script runs in its own process group, killed afterwards: a step that fails must not
+    leave the app it started in the background running.
+    """
     env = {**os.environ, **extra_env, "PYTHONPATH": str(cwd),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-e", "-c", script + "\nwait %1\n"], cwd=cwd, env=env,
-                          text=True, capture_output=True, timeout=timeout)
+    # a failing step ends the script: its EXIT trap stops the background jobs at once
+    guarded = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script + "\nwait %1\n"
+    proc = subprocess.Popen(["bash", "-e", "-c", guarded], cwd=cwd, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_the_embedded_walkthrough_prints_what_the_page_says(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,17 @@ def test_markers_are_well_formed() -> None:
         for b in blocks(page):
             if b.mode == "skip":
                 assert b.reason, f"{page.name}:{b.line}: a skipped block says why"
+
+
+PUBLIC_SUBPACKAGES = ("ml",)  # besides ``fluvial`` itself
+
+
+def test_no_doc_example_imports_an_internal_module() -> None:
+    public = "|".join(PUBLIC_SUBPACKAGES)
+    internal = re.compile(rf"^\s*(?:from|import) fluvial\.(?!(?:{public})\b)(\S+)", re.M)
+    found = [f"{page.name}:{b.line}: fluvial.{m.group(1)}" for page in pages()
+             for b in blocks(page) for m in internal.finditer(b.code)]
+    assert found == [], "import these from fluvial (add them to fluvial/__init__.py)"
 
 
 def test_the_readme_and_getting_started_have_code_that_runs() -> None:

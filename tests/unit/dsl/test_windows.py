@@ -116,21 +116,30 @@ def test_null_keys_are_dropped_and_counted() -> None:
 
 def test_on_window_close_emits_each_window_once_when_it_closes() -> None:
     topology = _count(TimeWindows.of_size_with_no_grace(10), EmitStrategy.on_window_close())
-    with TestDriver(topology, wall_clock_ms=0) as d:
+    with TestDriver(topology) as d:
         out = d.output_topic("out")
         _pipe(d, ("a", 1), ("a", 5))
         assert _rows(out) == []
-        # as Kafka Streams, closed windows are looked for at most once a second (wall clock)
-        d.advance_wall_clock(1000)
-        _pipe(d, ("b", 12))
+        _pipe(d, ("b", 12))                 # stream time 12 closes [0,10)
         assert _rows(out) == [("a", 0, 10, 2, 5)]
         _pipe(d, ("b", 25))
-        assert _rows(out) == []  # [10,20) closed, but the last look was under a second ago
-        d.advance_wall_clock(1000)
-        _pipe(d, ("b", 26))
-        assert _rows(out) == [("b", 10, 20, 1, 12)]  # [20,30) is still open
-        _pipe(d, ("a", 8))
+        assert _rows(out) == [("b", 10, 20, 1, 12)]
+        _pipe(d, ("b", 26), ("a", 8))       # nothing more closed; 8 is late
+        assert _rows(out) == []
         assert d.dropped_records == 1
+
+
+def test_on_window_close_looks_for_closed_windows_once_a_second_in_an_app() -> None:
+    topology = _count(TimeWindows.of_size_with_no_grace(10), EmitStrategy.on_window_close())
+    with TestDriver(topology, wall_clock_ms=0) as d:
+        for task in d._unique_tasks():
+            task.emit_interval_ms = 1000    # the runtime's setting (Kafka Streams' default)
+        out = d.output_topic("out")
+        _pipe(d, ("a", 1), ("b", 12))       # the look at 1 found nothing; none again yet
+        assert _rows(out) == []
+        d.advance_wall_clock(1000)
+        _pipe(d, ("b", 13))
+        assert _rows(out) == [("a", 0, 10, 1, 1)]
 
 
 def test_windowed_keys_are_written_as_kafka_streams_writes_them() -> None:
@@ -268,12 +277,25 @@ def test_session_keys_are_written_as_kafka_streams_writes_them() -> None:
 def test_session_on_window_close() -> None:
     topology = _count(SessionWindows.of_inactivity_gap_with_no_grace(10),
                       EmitStrategy.on_window_close())
-    with TestDriver(topology, wall_clock_ms=0) as d:
+    with TestDriver(topology) as d:
         out = d.output_topic("out")
         _pipe(d, ("a", 0), ("a", 5))
-        d.advance_wall_clock(1000)
         _pipe(d, ("b", 30))  # sessions ending before 30 - 10 = 20 are closed
         assert _rows(out) == [("a", 0, 5, 2, 5)]
+
+
+def test_session_on_window_close_merges_only_sessions_within_retention() -> None:
+    topology = _count(SessionWindows.of_inactivity_gap_with_no_grace(25),
+                      EmitStrategy.on_window_close())
+    with TestDriver(topology) as d:
+        out = d.output_topic("out")
+        _pipe(d, ("b", 86), ("a", 111), ("b", 96))
+        # at stream time 111, [86,86] has passed its retention (gap + grace = 25): 96 starts
+        # a session of its own, as in Kafka Streams, though the on-close store still holds
+        # [86,86] for the emitter
+        _pipe(d, ("a", 200))
+        assert _rows(out) == [("b", 86, 86, 1, 86), ("b", 96, 96, 1, 96),
+                              ("a", 111, 111, 1, 111)]
 
 
 def test_windowed_count_of_int64_values_reads_back() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 import pytest
 from examples.airline.flights import columns, parse_columns, parse_line
-from examples.airline.train import Trained
+from examples.airline.train import Trained, train
 
 from fluvial import StreamsBuilder, TestDriver, Topology
 from fluvial.ml import (
@@ -48,6 +48,13 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(ml_compiled.CACHE_ENV, str(path))
         yield path
+
+
+@pytest.fixture(scope="module")
+def full(lines: list[str]) -> Trained:
+    """Trained on the whole file like the demo's model, with fewer trees (30, not 100) so that
+    compiling it takes seconds: the same features, the same 2,000-value categorical splits."""
+    return train(lines, trees=30, threads=1, trained_at="2024-01-01T00:00:00+00:00")
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +128,10 @@ def test_the_operator_scores_batches_as_single_records(
     values = [line.encode() for line in lines[:400]]
 
     def run(batch: int) -> list[Any]:
+        """Batches of ``batch`` records: column-wise, or one by one through ``predict_row``."""
         b = StreamsBuilder()
         score(b.stream("in", value_serde="string"), model, featurize=parse_line,
-              featurize_batch=parse_columns,
+              featurize_batch=parse_columns if batch > 1 else None,
               output=lambda _v, p: [p.probability, p.version]).to("out")
         runner = batch_runner(b.build())
         for i in range(0, len(values), batch):

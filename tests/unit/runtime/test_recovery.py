@@ -111,3 +111,27 @@ def test_instance_slots_are_stable_and_exclusive(tmp_path: Path) -> None:
     assert (again.slot, again.instance_id) == (0, first_id)
     again.release()
     second.release()
+
+
+def test_local_state_that_cannot_be_opened_is_wiped_and_restored(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Seen in the chaos run: RocksDB killed -9 while creating its database leaves a WAL and
+    no manifest, and opening it fails ("wal_dir contains existing log file"). The task's
+    local state is derived data: wipe it, restore from the changelog, go on."""
+    broken = tmp_path / "wc" / "1_0" / "rocksdb" / "counts"
+    broken.mkdir(parents=True)
+    (broken / "000016.log").write_bytes(b"\0" * 64)
+    lines = _lines(500)
+    broker = _broker_with_input(lines)
+    app = App(_wordcount(_crashing_split([False])), "wc", broker=broker,
+              processing_guarantee="exactly_once", state_dir=tmp_path)
+    with caplog.at_level("WARNING", "fluvial.runtime"):
+        app.start()
+        try:
+            _wait_committed(broker)
+            _wait_drained(broker)
+        finally:
+            app.close()
+    assert app.error is None, app.error
+    assert "task 1_0: local state" in caplog.text and "cannot be opened" in caplog.text
+    assert _latest(_outputs(broker)) == dict(_expected(lines))

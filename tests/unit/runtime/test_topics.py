@@ -57,7 +57,9 @@ def test_an_internal_topic_of_the_wrong_size_is_refused() -> None:
 
 def two_in_two_out() -> fluvial.Topology:
     builder = fluvial.StreamsBuilder()
-    builder.stream("in-a").to("out-a")
+    a = builder.stream("in-a")
+    a.to("out-a")
+    a.to(lambda key, value, record: f"out-{key}")  # a topic known per record: not checked
     builder.stream("in-b").to("out-b")
     return builder.build()
 
