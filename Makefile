@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos
+        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -36,9 +36,9 @@ demo-cluster: $(STAMP) kafka-fetch
 demo-wordcount: $(STAMP)
 	$(PY) -m examples.wordcount.demo
 
-## Lint, type-check, unit tests, then integration tests on a real Kafka broker that the
-## tests start (and stop) themselves.
-test: $(STAMP) kafka-fetch lint
+## Lint, type-check, unit tests, the short conformance suite, then integration tests on a
+## real Kafka broker that the tests start (and stop) themselves.
+test: $(STAMP) kafka-fetch conformance-oracle lint
 	$(PY) tools/run_pytest.py tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -46,6 +46,21 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP) kafka-fetch
 	$(PY) tools/run_pytest.py tests/integration $(PYTEST_ARGS)
+
+## Conformance with Java Kafka Streams (docs/conformance.md): the oracle is a small Java
+## program on Kafka Streams' TopologyTestDriver, built once with Maven into
+## tools/conformance/target; `make conformance` runs every case on more seeds and inputs.
+CONFORMANCE_ORACLE := tools/conformance/target/.built
+$(CONFORMANCE_ORACLE): tools/conformance/pom.xml $(wildcard tools/conformance/src/main/java/dev/fluvial/conformance/*.java)
+	@command -v mvn >/dev/null 2>&1 || { echo "the conformance oracle (tools/conformance) is built with Maven: install Maven (mvn) and Java 17+"; exit 1; }
+	@command -v java >/dev/null 2>&1 || { echo "the conformance oracle needs Java 17+ (java on PATH)"; exit 1; }
+	mvn -q -f tools/conformance/pom.xml package -DskipTests
+	@touch $@
+
+conformance-oracle: $(CONFORMANCE_ORACLE)
+
+conformance: $(STAMP) $(CONFORMANCE_ORACLE)
+	FLUVIAL_CONFORMANCE=full $(PY) tools/run_pytest.py tests/conformance $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests tools examples
@@ -90,7 +105,7 @@ BENCH_ARGS  ?=
 $(BENCH_STAMP): pyproject.toml | check-python
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install --quiet --upgrade pip
-	$(BENCH_PY) -m pip install --quiet -e ".[ml]" $(BENCH_TOOLS)
+	$(BENCH_PY) -m pip install --quiet -e ".[ml,models]" $(BENCH_TOOLS)
 	@for p in $(BENCH_PEERS); do $(BENCH_PY) -m pip install --quiet $$p || \
 	  echo "bench: could not install $$p; it will be reported unavailable"; done
 	@touch $(BENCH_STAMP)
@@ -109,4 +124,4 @@ bench-smoke: $(BENCH_STAMP) bench-java
 
 clean:
 	-$(PY) tools/kafka_cluster.py down 2>/dev/null
-	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache tools/conformance/target

@@ -39,8 +39,8 @@ def ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, A
     rows = []
     for workload in doc["workloads"]:
         for only, ours, peer, metric, target in TARGETS:
-            if only is not None and only != workload:
-                continue
+            if (only is not None and only != workload) or peer not in doc["systems"]:
+                continue  # another workload's target, or a peer this run left out
             ours = fluvial if ours == "fluvial-1w" else ours
             a, b = cases.get((ours, workload)), cases.get((peer, workload))
             row = {"workload": workload, "fluvial": ours, "peer": peer, "metric": metric,
@@ -92,6 +92,60 @@ def batch_ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[
     return rows
 
 
+# Scoring backends (issue 15): each backend's airline workloads against the talk's design
+# (fluvial's map_values calling LightGBM per record, ``airline-per-record``), same run.
+# (backend, batched workload, per-record workload, batched target, per-record target)
+BACKENDS: list[tuple[str, str, str, float | None, float | None]] = [
+    ("LightGBM", "airline", "airline-per-record", 10.0, None),
+    ("compiled trees", "airline-compiled", "airline-per-record-compiled", 10.0, 3.0),
+    ("ONNX Runtime", "airline-onnx", "airline-per-record-onnx", 10.0, None),
+]
+TALKS_DESIGN = ("fluvial-1w", "airline-per-record")
+
+
+def backend_ratios(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per backend: fluvial's and the ceiling's records/s and CPU s/M, batched and per record,
+    and fluvial's records/s ÷ the talk's design."""
+    cases = _cases(doc)
+    talk = cases.get(TALKS_DESIGN)
+    rows = []
+    for backend, batched, per_record, batch_target, record_target in BACKENDS:
+        if batched not in doc["workloads"] and per_record not in doc["workloads"]:
+            continue
+        row: dict[str, Any] = {"backend": backend, "batched": batched, "per_record": per_record}
+        for mode, workload, target in (("batched", batched, batch_target),
+                                       ("per_record", per_record, record_target)):
+            ours, ceiling = cases.get(("fluvial-1w", workload)), cases.get(("ceiling", workload))
+            row[f"{mode}_rps"] = ours.get("throughput") if _measured(ours) else None
+            row[f"{mode}_cpu_s_per_m"] = ours.get("cpu_s_per_m") if _measured(ours) else None
+            row[f"{mode}_ceiling_rps"] = ceiling.get("throughput") if _measured(ceiling) \
+                else None
+            ratio = (round(ours["throughput"] / talk["throughput"], 2)
+                     if _measured(ours) and _measured(talk) else None)
+            row[f"{mode}_vs_talk"] = ratio
+            row[f"{mode}_target"] = target
+            row[f"{mode}_met"] = None if target is None or ratio is None else ratio >= target
+        rows.append(row)
+    return rows
+
+
+def _backend_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "Scoring backends (fluvial 1 worker; ratio = records/s ÷ the talk's design, "
+             "fluvial's `map_values` calling LightGBM per record, `airline-per-record`):", "",
+             "| backend | batched rec/s | CPU s/M | ÷ talk | target | ceiling rec/s | "
+             "per record rec/s | CPU s/M | ÷ talk | target | ceiling rec/s |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        cells = [r["backend"]]
+        for mode in ("batched", "per_record"):
+            met = {True: "yes", False: "**no**", None: ""}[r[f"{mode}_met"]]
+            target = f"≥ {r[f'{mode}_target']} {met}" if r[f"{mode}_target"] else "-"
+            cells += [_fmt(r[f"{mode}_rps"]), _fmt(r[f"{mode}_cpu_s_per_m"], 1),
+                      _fmt(r[f"{mode}_vs_talk"], 2), target, _fmt(r[f"{mode}_ceiling_rps"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m, s, v = doc["machine"], doc["settings"], doc["versions"]
     lines = [f"# Benchmark run {doc['run_id']}", ""]
@@ -140,20 +194,23 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{_fmt(c.get('peak_rss_mb'))} | {_fmt(c.get('cpu_s_per_m'), 1)} | "
                 f"{_fmt(c.get('outputs'))} | {status} |")
         lines.append("")
-    lines += ["## Against issue 5's targets (fluvial with 1 worker, one process like each peer)",
-              "", "| workload | metric | fluvial ÷ peer | ratio | target | met |",
-              "|---|---|---|---:|---:|---|"]
+    if doc.get("ratios"):  # none when the run left every peer out
+        lines += ["## Against issue 5's targets (fluvial with 1 worker, one process like each "
+                  "peer)", "", "| workload | metric | fluvial ÷ peer | ratio | target | met |",
+                  "|---|---|---|---:|---:|---|"]
     for r in doc.get("ratios", []):
         what = ("records/s" if r["metric"] == "throughput" else "p99 (peer ÷ fluvial)")
         met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
         ratio = _fmt(r["ratio"], 2) if r["ratio"] is not None else f"- ({r.get('why', '')})"
         lines.append(f"| {r['workload']} | {what} | {r['fluvial']} ÷ {r['peer']} | {ratio} | "
                      f"≥ {r['target']} | {met} |")
-    lines += ["", "Same ratios for fluvial with 2 workers (two processes, so not like for like):",
-              "", "| workload | metric | peer | ratio | target |", "|---|---|---|---:|---:|"]
-    for r in doc.get("ratios_2w", []):
-        lines.append(f"| {r['workload']} | {r['metric']} | {r['peer']} | "
-                     f"{_fmt(r['ratio'], 2)} | ≥ {r['target']} |")
+    if any(r["ratio"] is not None for r in doc.get("ratios_2w", [])):
+        lines += ["", "Same ratios for fluvial with 2 workers (two processes, so not like for "
+                  "like):", "", "| workload | metric | peer | ratio | target |",
+                  "|---|---|---|---:|---:|"]
+        for r in doc["ratios_2w"]:
+            lines.append(f"| {r['workload']} | {r['metric']} | {r['peer']} | "
+                         f"{_fmt(r['ratio'], 2)} | ≥ {r['target']} |")
     if doc.get("batch_ratios"):
         lines += ["", "Batched airline scoring (`airline`, fluvial 1 worker, `fluvial.ml.score`) "
                   "÷ per-record scoring (`airline-per-record`):", "",
@@ -162,6 +219,8 @@ def markdown(doc: dict[str, Any]) -> str:
             met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
             target = f"≥ {r['target']}" if r["target"] is not None else "-"
             lines.append(f"| {r['what']} | {_fmt(r['ratio'], 1)} | {target} | {met} |")
+    if doc.get("backend_ratios"):
+        lines += _backend_table(doc["backend_ratios"])
     lines += ["", "## Systems", ""]
     for key, sysinfo in doc["systems"].items():
         ver = ", ".join(f"{k} {val}" for k, val in sysinfo.get("versions", {}).items())
@@ -263,6 +322,7 @@ def write_report(doc: dict[str, Any], out: Path) -> None:
     doc["ratios"] = ratios(doc)
     doc["ratios_2w"] = [r for r in ratios(doc, "fluvial-2w") if r["metric"] == "throughput"]
     doc["batch_ratios"] = batch_ratios(doc)
+    doc["backend_ratios"] = backend_ratios(doc)
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     (out / "results.md").write_text(markdown(doc))
     chart(doc, out / "results.png")

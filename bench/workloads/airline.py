@@ -25,6 +25,15 @@ The model is trained once (``examples.airline.demo.load_or_train``: seed 42, 100
 ``bench/results/tmp/airline-model.json`` by the driver, and every system loads that file
 (``fluvial.ml.LightGBMModel.load``, 1 LightGBM thread). Java Kafka Streams is not run: there
 is no Java scorer for this model here.
+
+The same workloads with the other scoring backends (issue 15), fluvial and the ceiling only:
+``airline-compiled`` / ``airline-per-record-compiled`` (the same trees compiled to machine
+code, ``fluvial.ml.compiled``) and ``airline-onnx`` / ``airline-per-record-onnx`` (exported
+to ONNX, ``fluvial.ml.onnx``). The driver exports the model to
+``bench/results/tmp/airline-model.<backend>.json`` (and compiles it, so no system compiles);
+each expected score is that backend's own (its batch and per-record scores are equal). Their
+per-record scorers use ``predict_row``, the backends' one-record path; the talk's design
+(``airline-per-record``) stays LightGBM's ``predict_proba`` on a one-row batch.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import random
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -43,25 +52,37 @@ MODEL_PATH = Path(__file__).resolve().parents[1] / "results" / "tmp" / "airline-
 ROW_SEED = 20240905
 TOLERANCE = 1e-9
 
-_model: Any = None
+BACKENDS = ("lightgbm", "compiled", "onnx")
+
+_models: dict[str, Any] = {}
 
 
-def load_model() -> Any:
-    """The benchmark's model: trained once (cached by data sha256 + training settings)."""
-    global _model
-    if _model is None:
-        from examples.airline.demo import load_or_train
-
-        MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-        _model, _ = load_or_train(MODEL_PATH, say=lambda *_a: None)
-    return _model
+def model_path(backend: str) -> Path:
+    return MODEL_PATH if backend == "lightgbm" else MODEL_PATH.with_suffix(f".{backend}.json")
 
 
-def _system_model() -> Any:
+def load_model(backend: str = "lightgbm") -> Any:
+    """The benchmark's model: trained once (cached by data sha256 + training settings), then
+    exported to ``backend`` (and compiled, for ``compiled``) if it is another."""
+    if backend not in _models:
+        if backend == "lightgbm":
+            from examples.airline.demo import load_or_train
+
+            MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
+            _models[backend], _ = load_or_train(MODEL_PATH, say=lambda *_a: None)
+        else:
+            from examples.airline.train import export
+
+            _models[backend] = export(load_model("lightgbm"), backend)
+            _models[backend].save(model_path(backend))
+    return _models[backend]
+
+
+def _system_model(backend: str) -> Any:
     """In a system's process: load the file the driver wrote (never train there)."""
     from fluvial import ml
 
-    return ml.LightGBMModel.load(MODEL_PATH)
+    return ml.load_model(model_path(backend))
 
 
 def _labels(model: Any) -> tuple[str, str, float]:
@@ -85,29 +106,34 @@ def batch_scorer(model: Any) -> Callable[[list[bytes]], list[bytes]]:
     return score
 
 
-def record_scorer(model: Any) -> Callable[[bytes], dict[str, Any]]:
-    """One CSV line → its output dict, one model call per line (the talk's design)."""
+def record_scorer(model: Any, one_row: bool = False) -> Callable[[bytes], dict[str, Any]]:
+    """One CSV line → its output dict, one model call per line: the talk's design
+    (``predict_proba`` on a batch of one), or with ``one_row`` the model's ``predict_row``."""
     from examples.airline.flights import parse_line
 
     features = model.features
     negative, positive, threshold = _labels(model)
-    predict = model.predict_proba
+    predict, predict_row = model.predict_proba, model.predict_row
 
     def score(line: bytes) -> dict[str, Any]:
         flight = parse_line(line)
         p = float(predict({f: [flight[f]] for f in features})[0])
         return {"prediction": positive if p >= threshold else negative, "probability": p}
 
-    return score
+    def score_row(line: bytes) -> dict[str, Any]:
+        p = predict_row(parse_line(line))
+        return {"prediction": positive if p >= threshold else negative, "probability": p}
+
+    return score_row if one_row else score
 
 
 class _Rows:
     """The data file's rows in a fixed order, each with its key and expected output."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str) -> None:
         from examples.airline.flights import flight_key, parse_line, read_lines
 
-        model = load_model()
+        model = load_model(backend)
         lines = read_lines()
         random.Random(ROW_SEED).shuffle(lines)
         flights = [parse_line(line) for line in lines]
@@ -172,18 +198,18 @@ class Airline(Workload):
     systems = ALL_SYSTEMS - {"java"}
     default_records = 100_000
     per_record = False
-    _rows: _Rows | None = None
+    backend = "lightgbm"
+    _rows: ClassVar[dict[str, _Rows]] = {}
 
     @property
     def fluvial_target(self) -> str:
-        return "bench.workloads.airline:" + ("fluvial_per_record" if self.per_record
-                                             else "fluvial_topology")
+        return f"bench.workloads.airline:fluvial_{self.name.replace('-', '_')}"
 
     def generate(self, rng: random.Random, start: int, count: int,
                  partitions: int) -> list[Input]:
-        if Airline._rows is None:
-            Airline._rows = _Rows()
-        rows = Airline._rows
+        if self.backend not in Airline._rows:
+            Airline._rows[self.backend] = _Rows(self.backend)
+        rows = Airline._rows[self.backend]
         n = len(rows.values)
         out = []
         for i in range(start, start + count):
@@ -206,11 +232,11 @@ class Airline(Workload):
         import fluvial
         from fluvial import ml, serdes
 
-        model = _system_model()
+        model = _system_model(self.backend)
         builder = fluvial.StreamsBuilder()
         lines = builder.stream(os.environ["BENCH_INPUT"], value_serde=serdes.Bytes())
         if self.per_record:  # the talk's design: the model inside a per-record map
-            scored = lines.map_values(record_scorer(model))
+            scored = lines.map_values(record_scorer(model, self.backend != "lightgbm"))
         else:  # one model call per poll batch of a partition
             scored = ml.score(lines, model, featurize=parse_line, featurize_batch=parse_columns,
                               output=lambda _line, p: {"prediction": p.label,
@@ -222,15 +248,15 @@ class Airline(Workload):
     def ceiling_loop(self, args: Any) -> Any:
         from bench.systems.ceiling import CeilingLoop
 
-        model = _system_model()
-        per_record = self.per_record
+        model = _system_model(self.backend)
+        per_record, one_row = self.per_record, self.backend != "lightgbm"
 
         class Loop(CeilingLoop):
             def process(self, msgs: list[Any]) -> None:
                 out = self.args.output
                 produce = self.producer.produce
                 if per_record:
-                    one, dumps = record_scorer(model), orjson.dumps
+                    one, dumps = record_scorer(model, one_row), orjson.dumps
                     values = [dumps(one(m.value())) for m in msgs]
                 else:
                     values = batch_scorer(model)([m.value() for m in msgs])
@@ -243,14 +269,14 @@ class Airline(Workload):
         return Loop(args)
 
     def quix_build(self, app: Any, input_topic: str, output_topic: str) -> Any:
-        score = record_scorer(_system_model())  # no batch operator: per record
+        score = record_scorer(_system_model(self.backend))  # no batch operator: per record
         sdf = app.dataframe(app.topic(input_topic, value_deserializer="bytes"))
         sdf = sdf.apply(score)
         sdf.to_topic(app.topic(output_topic, value_serializer="json"))
         return sdf
 
     def faust_build(self, app: Any, input_topic: str, output_topic: str) -> Any:
-        score = record_scorer(_system_model())  # per record in the agent
+        score = record_scorer(_system_model(self.backend))  # per record in the agent
         source = app.topic(input_topic, key_serializer="raw", value_serializer="raw")
         sink = app.topic(output_topic, key_serializer="raw", value_serializer="json")
 
@@ -270,11 +296,50 @@ class AirlinePerRecord(Airline):
     per_record = True
 
 
-def fluvial_topology() -> Any:
-    """For ``fluvial run bench.workloads.airline:fluvial_topology`` (batched)."""
-    return Airline().fluvial_topology()
+@register
+class AirlineCompiled(Airline):
+    name = "airline-compiled"
+    title = "(3) airline scoring, batched, compiled trees (fluvial.ml.compiled)"
+    systems = frozenset({"fluvial", "ceiling"})
+    backend = "compiled"
 
 
-def fluvial_per_record() -> Any:
-    """For ``fluvial run bench.workloads.airline:fluvial_per_record`` (the talk's design)."""
-    return AirlinePerRecord().fluvial_topology()
+@register
+class AirlineOnnx(Airline):
+    name = "airline-onnx"
+    title = "(3) airline scoring, batched, ONNX Runtime (fluvial.ml.onnx)"
+    systems = frozenset({"fluvial", "ceiling"})
+    default_records = 30_000
+    backend = "onnx"
+
+
+@register
+class AirlinePerRecordCompiled(AirlinePerRecord):
+    name = "airline-per-record-compiled"
+    title = "(3) airline scoring, per record in a map_values, compiled trees (predict_row)"
+    systems = frozenset({"fluvial", "ceiling"})
+    backend = "compiled"
+
+
+@register
+class AirlinePerRecordOnnx(AirlinePerRecord):
+    name = "airline-per-record-onnx"
+    title = "(3) airline scoring, per record in a map_values, ONNX Runtime (predict_row)"
+    systems = frozenset({"fluvial", "ceiling"})
+    default_records = 10_000
+    backend = "onnx"
+
+
+def __getattr__(name: str) -> Callable[[], Any]:
+    """``fluvial_<workload>`` (dashes as underscores): the topology function that ``fluvial run
+    bench.workloads.airline:fluvial_airline_compiled`` calls, one per airline workload."""
+    from bench.workloads import get
+
+    workloads = {f"fluvial_{w.replace('-', '_')}": w for w in _AIRLINE}
+    if name not in workloads:
+        raise AttributeError(name)
+    return get(workloads[name]).fluvial_topology
+
+
+_AIRLINE = ("airline", "airline-per-record", "airline-compiled", "airline-onnx",
+            "airline-per-record-compiled", "airline-per-record-onnx")

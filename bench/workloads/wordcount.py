@@ -53,8 +53,12 @@ class WordCountTracker(Tracker):
                 self._occurrences.setdefault(word, []).append(ts)
                 self._incomplete.add(word)
 
+    def unit(self, key: bytes | None) -> str:
+        """What an output key counts (a word here; a key's window for windowed counts)."""
+        return (key or b"").decode()
+
     def _seen(self, key: bytes | None, value: bytes | None, append_ms: int) -> None:
-        word = (key or b"").decode()
+        word = self.unit(key)
         if value is None or len(value) != 8:
             self.bad.append(f"{word}: value {value!r} is not a Long")
             return

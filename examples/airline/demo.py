@@ -61,9 +61,10 @@ from examples.airline.replay import (
     replay,
     source_lines,
 )
-from examples.airline.train import split, train
+from examples.airline.train import EXPORTS, export, split, train
 from fluvial import ml
 from fluvial.io.client import Clients, TopicPartition, TopicSpec
+from fluvial.ml.compiled import is_compiled
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "airline-model.json"
@@ -423,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-inject", action="store_true",
                    help="replay only flights (no malformed or odd lines)")
     p.add_argument("--retrain", action="store_true", help="train even if a model is cached")
+    p.add_argument("--backend", choices=EXPORTS, default="lightgbm",
+                   help="scoring backend of the model published: lightgbm (default), compiled "
+                   "(machine code, lleaves) or onnx (ONNX Runtime); docs/ml.md")
     p.add_argument("--model-cache", type=Path, default=CACHE,
                    help=f"the model file to reuse or write (default {_rel(CACHE)})")
     p.add_argument("--timeout", type=float, default=180.0,
@@ -452,7 +456,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     print("fluvial airline demo: flight-delay predictions inside a stream\n")
     model, _ = load_or_train(args.model_cache, retrain=args.retrain)
-    info = model.info
+    if args.backend == "compiled" and not is_compiled(model.info, model.booster.model_to_string()):
+        print("compiling the model to machine code (once: it is cached) ...")
+    scorer = export(model, args.backend)
+    info = scorer.info
     data = list(source_lines(args.source, limit=args.limit))
     if args.source == "file":
         held_out = held_out_lines(read_lines(), model)
@@ -484,9 +491,10 @@ def _run(args: argparse.Namespace) -> int:
                                                      args.replication_factor)])
         clients.admin().create_topics([TopicSpec(dead_letter, 1, args.replication_factor)])
         have = clients.admin().partition_counts([topics["input"], topics["output"]])
-        ml.publish_model(target, topics["models"], model.to_bytes())
+        ml.publish_model(target, topics["models"], scorer.to_bytes())
         print(f"model {info.name} {info.version} ({info.training.get('trees')} trees, threshold "
-              f"{info.threshold}) published to {topics['models']} on {where}")
+              f"{info.threshold}, backend {info.type}) published to {topics['models']} on "
+              f"{where}")
 
         if args.bootstrap_servers is None:
             state_dir = stack.enter_context(tempfile.TemporaryDirectory())
@@ -625,4 +633,8 @@ def summary(args: argparse.Namespace, stream: Stream, c: Collector, send_s: floa
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: the clean-ups ran on the way out; no traceback
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,12 +1,14 @@
 """How fast the scoring operator is, one record per batch against whole batches.
 
     python -m examples.airline.scoring_speed [--model FILE] [--rows 20000]
+        [--backend lightgbm|compiled|onnx]
 
 Runs CSV lines through the scoring processor of a real task (parse, featurize, one model
 call per batch, output dicts), with batches of 1, 10, 100 and 1,000 records: featurized a
 line at a time (``featurize=parse_line``) and a batch at a time
 (``featurize_batch=parse_columns``), and the model alone on the same rows. Without
-``--model`` it trains the default model first.
+``--model`` it trains the default model first; ``--backend`` exports it to another scoring
+backend first (docs/ml.md, "Backends").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import fluvial
 from examples.airline.flights import columns, parse_columns, parse_line, read_lines
-from examples.airline.train import train
+from examples.airline.train import EXPORTS, export, train
 from fluvial import ml
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.processing.errors import ErrorPolicy
@@ -67,8 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m examples.airline.scoring_speed")
     p.add_argument("--model", type=Path, default=None, help="model file (default: train one)")
     p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--backend", choices=EXPORTS, default=None,
+                   help="export the (LightGBM) model to this backend first")
     args = p.parse_args(argv)
-    model = ml.load_model(args.model) if args.model else train().model
+    model: ml.Model = ml.load_model(args.model) if args.model else train().model
+    if args.backend is not None:
+        if not isinstance(model, ml.LightGBMModel):
+            p.error("--backend exports a LightGBM model; this file is of another type")
+        model = export(model, args.backend)
     lines = read_lines()[:args.rows]
     print(f"model {model.name} {model.version}; {len(lines):,} rows; rows/s")
     print(f"{'batch':>6} {'operator':>10} {'columnwise':>11} {'model alone':>12}")

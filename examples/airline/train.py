@@ -1,13 +1,16 @@
 """Train the flight-delay model: LightGBM on the talk model's 11 features → IsDepDelayed.
 
     python -m examples.airline.train [--data FILE] [--out FILE] [--seed 42] [--trees 100] ...
+        [--export lightgbm|compiled|onnx]
 
 The flights are split by a seeded permutation into fit / validation / test (``split``): the
 model is fit on the first, the decision threshold chosen on the second (best accuracy), AUC
 and accuracy reported on the third, which the model never saw. The same seed, data and
 thread count give the same model, byte for byte (but for ``training.trained_at``). The file
 written is a fluvial model file (docs/ml.md): load it with ``fluvial.ml.load_model``, publish
-it with ``fluvial.ml.publish_model``.
+it with ``fluvial.ml.publish_model``. ``--export compiled`` writes the same trees as a
+``lightgbm-compiled`` file (and compiles it into the cache, so that a service on this machine
+loads it at once), ``--export onnx`` as an ONNX model (docs/ml.md, "Backends").
 """
 
 from __future__ import annotations
@@ -34,10 +37,19 @@ from examples.airline.flights import (
     parse_lines,
     read_lines,
 )
-from fluvial.ml import LightGBMModel, accuracy, best_threshold, encode, fit_categories, roc_auc
+from fluvial.ml import (
+    LightGBMModel,
+    MatrixModel,
+    accuracy,
+    best_threshold,
+    encode,
+    fit_categories,
+    roc_auc,
+)
 
 MODEL_NAME = "airline-delay"
 DEFAULT_OUT = Path("build/models/airline-delay.json")
+EXPORTS = ("lightgbm", "compiled", "onnx")
 
 
 @dataclass
@@ -157,11 +169,35 @@ def train(lines: Sequence[str] | None = None, *, data: str | Path = DATA_FILE,
     return Trained(model, metrics)
 
 
+def export(model: LightGBMModel, backend: str) -> MatrixModel:
+    """The trained model for a scoring backend: ``lightgbm`` (itself), ``compiled`` (compiled
+    now, into the cache) or ``onnx``; the version says which (``<version>-compiled``)."""
+    if backend == "lightgbm":
+        return model
+    if backend == "compiled":
+        from fluvial.ml.compiled import CompiledTreeModel
+
+        return CompiledTreeModel.from_lightgbm(model)
+    if backend == "onnx":
+        from fluvial.ml.onnx import OnnxModel
+
+        return OnnxModel.from_lightgbm(model)
+    raise ValueError(f"backend {backend!r} is not one of {', '.join(EXPORTS)}")
+
+
+def export_path(out: Path, backend: str) -> Path:
+    """``airline-delay.json`` → ``airline-delay.compiled.json`` (the default file names)."""
+    return out if backend == "lightgbm" else out.with_suffix(f".{backend}.json")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m examples.airline.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA_FILE, help="CSV(.gz) data file")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model file to write")
+    p.add_argument("--out", type=Path, default=None, help="model file to write (default "
+                   f"{DEFAULT_OUT}, or .compiled.json / .onnx.json with --export)")
+    p.add_argument("--export", choices=EXPORTS, default="lightgbm",
+                   help="scoring backend of the file written (default lightgbm)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--test-size", type=float, default=0.2, help="share of rows held out")
     p.add_argument("--validation-size", type=float, default=0.2,
@@ -185,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    num_leaves=args.num_leaves, learning_rate=args.learning_rate,
                    threads=args.threads, threshold=args.threshold, name=args.name,
                    version=args.version)
-    path = result.model.save(args.out)
+    exported = export(result.model, args.export)
+    path = exported.save(args.out or export_path(DEFAULT_OUT, args.export))
     m, info = result.metrics, result.model.info
     print(f"trained {info.name} version {info.version} on {info.training['fit_rows']} flights "
           f"({info.training['trees']} trees, seed {args.seed}) in "
@@ -193,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"held-out {m['test_rows']} flights: AUC {m['test_auc']:.4f}, accuracy "
           f"{m['test_accuracy']:.4f} at threshold {info.threshold} "
           f"({m['test_accuracy_at_0.5']:.4f} at 0.5; {m['test_positive_rate']:.1%} delayed)")
-    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    print(f"wrote {path} ({path.stat().st_size:,} bytes; type {exported.info.type}, version "
+          f"{exported.version})")
     return 0
 
 

@@ -67,4 +67,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: the clean-ups ran on the way out; no traceback
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)

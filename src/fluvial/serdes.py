@@ -6,5 +6,8 @@ from fluvial.io.serdes import Int64Serde as Int64
 from fluvial.io.serdes import JsonSerde as Json
 from fluvial.io.serdes import Serde, SerdeError
 from fluvial.io.serdes import StringSerde as String
+from fluvial.io.windowed_serdes import SessionWindowedSerde as SessionWindowed
+from fluvial.io.windowed_serdes import TimeWindowedSerde as TimeWindowed
 
-__all__ = ["Bytes", "Float64", "Int64", "Json", "Serde", "SerdeError", "String"]
+__all__ = ["Bytes", "Float64", "Int64", "Json", "Serde", "SerdeError", "SessionWindowed",
+           "String", "TimeWindowed"]

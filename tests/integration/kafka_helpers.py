@@ -314,6 +314,27 @@ class KafkaTestBroker:
         finally:
             consumer.close()
 
+    def counts_reaching(self, topic: str, expected: Mapping[T, int],
+                        key: Callable[[bytes], T], timeout: float = 60.0) -> dict[T, int]:
+        """The last count (a Kafka Long value) per key on ``topic``, read from the start
+        until every key of ``expected`` has reached its count (more is allowed: at-least-once
+        may count a record twice) or ``timeout``; ``key`` reads an output key."""
+        consumer = self.consumer({"isolation.level": "read_committed"})
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                         for p in sorted(self.topic_partitions(topic))])
+        latest: dict[T, int] = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and any(latest.get(k, 0) < n
+                                                      for k, n in expected.items()):
+                for m in consumer.consume(num_messages=500, timeout=0.2):
+                    k, value = m.key(), m.value()
+                    if m.error() is None and k is not None and value is not None:
+                        latest[key(k)] = int.from_bytes(value, "big", signed=True)
+        finally:
+            consumer.close()
+        return latest
+
     def committed_offsets(self, group_id: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
         """partition -> committed offset of a consumer group (-1001 if none)."""
         consumer = self.consumer({"group.id": group_id})

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import struct
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from examples.wordcount.app import build
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
 from tests.integration.wordcount_support import Instance, make_lines, word_counts
@@ -36,21 +35,7 @@ def counts_reaching(kafka: KafkaTestBroker, topic: str, expected: dict[str, int]
     Committed *input* offsets do not mean the counting sub-topology is done: it still has the
     repartition topic to work through (after a fail-over, from a restored store).
     """
-    consumer = kafka.consumer({"isolation.level": "read_committed"})
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
-                     for p in sorted(kafka.topic_partitions(topic))])
-    latest: dict[str, int] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and any(latest.get(w, 0) < n
-                                                  for w, n in expected.items()):
-            for m in consumer.consume(num_messages=500, timeout=0.2):
-                key, value = m.key(), m.value()
-                if m.error() is None and key is not None and value is not None:
-                    latest[key.decode()] = struct.unpack(">q", value)[0]
-    finally:
-        consumer.close()
-    return latest
+    return kafka.counts_reaching(topic, expected, bytes.decode, timeout)
 
 
 def test_wordcount_in_process(kafka: KafkaTestBroker, unique_topic: Callable[[str], str],
@@ -205,8 +190,10 @@ def test_stop_policy_commits_nothing_past_the_bad_record(kafka: KafkaTestBroker,
 def test_missing_source_topic_is_a_clear_error(kafka: KafkaTestBroker,
                                                unique_topic: Callable[[str], str],
                                                tmp_path: Path) -> None:
+    source, sink = unique_topic("nope"), unique_topic("out")
     builder = fluvial.StreamsBuilder()
-    builder.stream(unique_topic("nope")).to(unique_topic("out"))
-    with pytest.raises(TopologyError, match="source topic\\(s\\) missing"):
+    builder.stream(source).to(sink)
+    missing = f"source topic(s) {source} and sink topic(s) {sink} missing"
+    with pytest.raises(TopologyError, match=re.escape(missing)):
         App(builder.build(), unique_topic("app"), bootstrap_servers=kafka.bootstrap_servers,
             state_dir=tmp_path).start()

@@ -1,4 +1,9 @@
-"""``fluvial``: run a topology, describe it."""
+"""``fluvial``: run a topology, describe it, feed and read the embedded broker.
+
+Every failure a user can cause or meet (a bad module, no broker, refused credentials, a
+state directory in use, a missing topic) ends as one line on stderr and exit code 2;
+``--debug`` adds the traceback. Ctrl-C ends with exit code 130 and no traceback.
+"""
 
 from __future__ import annotations
 
@@ -12,29 +17,42 @@ import click
 from fluvial.errors import FluvialError
 
 GC_THRESHOLDS = (100_000, 50, 100)  # what `fluvial run` sets; see _run_one
+EXIT_FAILURE = 2
+EXIT_INTERRUPTED = 130
 
 _SETTINGS = [
     click.option("--application-id", "-a", envvar="FLUVIAL_APPLICATION_ID",
                  help="Names the consumer group, internal topics and state directory."),
     click.option("--bootstrap-servers", "-b", envvar="FLUVIAL_BOOTSTRAP_SERVERS",
-                 help="Kafka brokers; unset: the embedded in-process broker."),
+                 help="Kafka brokers; unset: the embedded broker (see --embedded)."),
     click.option("--processing-guarantee",
                  type=click.Choice(["at_least_once", "exactly_once"]), default=None,
                  help="exactly_once: outputs, state and offsets commit in one transaction."),
     click.option("--group-protocol", type=click.Choice(["consumer", "classic"]), default=None,
                  help="Kafka group protocol: consumer (KIP-848, incremental; default) or "
                       "classic (eager range)."),
-    click.option("--state-dir", type=click.Path(file_okay=False), default=None),
+    click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+                 help="Where local state lives (default: $TMPDIR/fluvial); one instance "
+                      "per directory."),
     click.option("--commit-interval-ms", type=click.IntRange(min=1), default=None),
+    click.option("--connect-timeout-ms", type=click.IntRange(min=1), default=None,
+                 help="How long to wait at start-up for a Kafka broker to answer "
+                      "(default 30000)."),
     click.option("--on-error", type=click.Choice(["stop", "skip", "dead_letter"]),
                  default=None, help="What to do with a record that fails (default: stop)."),
     click.option("--dead-letter-topic", default=None),
     click.option("--replication-factor", type=int, default=None,
                  help="Of internal topics (-1: the broker's default)."),
-    click.option("--http-port", type=click.IntRange(0, 65535), default=None,
-                 envvar="FLUVIAL_HTTP_PORT",
-                 help="Serve /healthz, /readyz and /metrics here (worker i: port + i)."),
 ]
+
+_EMBEDDED = click.option(
+    "--embedded", "embedded", type=click.Path(file_okay=False), default=None,
+    envvar="FLUVIAL_EMBEDDED",
+    help="The embedded broker kept in this directory, shared with `fluvial produce` and "
+         "`fluvial consume` on the same directory.")
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s [{instance}] %(name)s: %(message)s"
+_debug = False  # --debug: failures show their traceback
 
 
 def _with_settings(fn: Any) -> Any:
@@ -43,59 +61,142 @@ def _with_settings(fn: Any) -> Any:
     return fn
 
 
-@click.group()
-@click.option("--log-level", default="INFO", show_default=True,
+@click.group(invoke_without_command=True, context_settings={"help_option_names":
+                                                            ["-h", "--help"]})
+@click.version_option(version=None, package_name="fluvial", prog_name="fluvial",
+                      message="%(prog)s %(version)s")
+@click.option("--log-level", default="INFO", show_default=True, envvar="FLUVIAL_LOG_LEVEL",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def cli(log_level: str) -> None:
-    """fluvial: stateful, fault-tolerant streaming microservices on Apache Kafka."""
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+@click.option("--debug", is_flag=True, envvar="FLUVIAL_DEBUG",
+              help="Show the traceback of a failure.")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str, debug: bool) -> None:
+    """fluvial: stateful, fault-tolerant streaming microservices on Apache Kafka.
+
+    \b
+    Try an app from the shell with nothing installed:
+      fluvial run examples.wordcount.app:build -a wordcount --embedded data &
+      echo "hello kafka streams" | fluvial produce --embedded data TextLinesTopic
+      fluvial consume --embedded data WordsWithCountsTopic --value-serde int64 --print-key
+    """
+    global _debug
+    _debug = debug
+    ctx.obj = {"log_level": log_level.upper()}
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def configure_logging(level: str | int, application_id: str, worker: int | None) -> None:
+    """Log lines that name the application and the instance (host/pid, and the worker)."""
+    from fluvial.runtime.banner import instance_name
+
+    instance = f"{application_id} {instance_name()}"
+    if worker is not None:
+        instance += f" worker {worker}"
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT.format(instance=instance)))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 @cli.command()
 @click.argument("target")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to run; each is an instance in the same consumer group.")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=None,
+              envvar="FLUVIAL_HTTP_PORT",
+              help="Serve /healthz, /readyz and /metrics here (worker i: port + i).")
+@_EMBEDDED
 @_with_settings
-def run(target: str, workers: int, **settings: Any) -> None:
+@click.pass_context
+def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
+        embedded: str | None, **settings: Any) -> None:
     """Run the topology TARGET (MODULE:OBJECT) until SIGTERM or Ctrl-C."""
     from fluvial.cli.loading import load_topology
+    from fluvial.runtime import state_lock
     from fluvial.runtime.config import StreamsConfig
 
     settings = {k: v for k, v in settings.items() if v is not None}
-    http_port = settings.pop("http_port", None)
-    load_topology(target)  # fail here, once, before any worker starts
     config = StreamsConfig.create(**settings)
-    if workers > 1:
-        if config.bootstrap_servers is None:
-            raise click.UsageError("--workers > 1 needs --bootstrap-servers: the embedded "
-                                   "broker lives inside one process")
-        from fluvial.runtime.workers import run_workers
+    if embedded is not None and config.bootstrap_servers is not None:
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
+    log_level = ctx.obj["log_level"]
+    if workers == 1:
+        configure_logging(log_level, config.application_id, None)
+        _run_app(load_topology(target), settings, http_port, embedded)
+        return
+    if config.bootstrap_servers is None:
+        raise click.UsageError("--workers > 1 needs --bootstrap-servers: the embedded "
+                               "broker lives inside one process")
+    from fluvial.runtime.workers import run_workers
 
-        sys.exit(run_workers(workers, _run_one, (target, settings, http_port)))
-    _run_one(0, target, settings, http_port)
+    load_topology(target)  # fail here, once, before any worker starts
+    state_root = config.state_dir / config.application_id
+    state_lock.acquire(state_root)  # the workers are one instance: they share the lock
+    try:
+        sys.exit(run_workers(workers, _run_one,
+                             (target, settings, http_port, log_level, _debug)))
+    finally:
+        state_lock.release(state_root)
 
 
-def _run_one(worker: int, target: str, settings: dict[str, Any], http_port: int | None) -> None:
+def _run_one(worker: int, target: str, settings: dict[str, Any], http_port: int | None,
+             log_level: str = "INFO", debug: bool = False) -> None:
+    """One ``--workers`` process: its own topology, app and log lines."""
     from fluvial.cli.loading import load_topology
+
+    global _debug
+    _debug = debug
+    configure_logging(log_level, str(settings.get("application_id")), worker)
+    port = None if http_port is None else (http_port + worker if http_port else 0)
+    try:
+        _run_app(load_topology(target), settings, port, None)
+    except BaseException as exc:
+        sys.exit(_report(exc))
+
+
+def _run_app(topology: Any, settings: dict[str, Any], http_port: int | None,
+             embedded: str | None) -> None:
     from fluvial.runtime.app import App
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log = logging.getLogger("fluvial.cli")
     # The process is ours: a poll batch allocates tens of thousands of objects that die
     # young (records, decoded values); the cyclic GC's default (a collection every 700
     # allocations) cost 10-20 % of the loop's CPU. Records form no cycles to wait for.
     gc.set_threshold(*GC_THRESHOLDS)
-    app = App(load_topology(target), **settings)
-    if http_port is not None:
-        from fluvial.server import AppServer
+    owned = None
+    if embedded is not None:
+        from fluvial.io.embedded.shared import own
 
-        port = http_port + worker if http_port else 0
-        server = AppServer(app, port=port).start()
-        logging.getLogger("fluvial.cli").info(
-            "worker %d: /healthz /readyz /metrics on port %d", worker, server.port)
-    app.run()
+        owned = own(embedded)
+        log.info("embedded broker in %s: feed it with `fluvial produce --embedded %s TOPIC`, "
+                 "read it with `fluvial consume --embedded %s TOPIC`",
+                 owned.data_dir, embedded, embedded)
+    elif "bootstrap_servers" not in settings and not _env_bootstrap():
+        log.warning("no --bootstrap-servers: running on a private in-process broker that "
+                    "nothing outside this process can reach; --embedded DIR shares it with "
+                    "`fluvial produce` / `fluvial consume`")
+    try:
+        app = App(topology, broker=owned.broker if owned else None, **settings)
+        if http_port is not None:
+            from fluvial.server import AppServer
+
+            server = AppServer(app, port=http_port).start()
+            app.http_port = server.port
+            log.info("/healthz /readyz /metrics on port %d", server.port)
+        app.run()
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _env_bootstrap() -> bool:
+    import os
+
+    return bool(os.environ.get("FLUVIAL_BOOTSTRAP_SERVERS"))
 
 
 @cli.command()
@@ -107,14 +208,112 @@ def describe(target: str) -> None:
     click.echo(load_topology(target).describe())
 
 
+_SERDE = click.Choice(["string", "json", "int64", "float64", "bytes"])
+
+
+def _broker_options(fn: Any) -> Any:
+    """``--embedded DIR`` or ``-b HOST:PORT``: where produce/consume/create-topics go."""
+    fn = click.option("--bootstrap-servers", "-b", envvar="FLUVIAL_BOOTSTRAP_SERVERS",
+                      default=None, help="A Kafka cluster.")(fn)
+    return click.option("--embedded", type=click.Path(file_okay=False), default=None,
+                        envvar="FLUVIAL_EMBEDDED",
+                        help="The embedded broker's data directory (shared with "
+                             "`fluvial run --embedded`).")(fn)
+
+
+@cli.command()
+@click.argument("topic")
+@click.argument("values", nargs=-1)
+@_broker_options
+@click.option("--key-separator", default=None,
+              help="Split each record at the first SEP into key and value (default: no key).")
+@click.option("--key-serde", type=_SERDE, default="string", show_default=True)
+@click.option("--value-serde", type=_SERDE, default="string", show_default=True)
+@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True,
+              help="On the embedded broker: of the topic, if it does not exist yet.")
+def produce(topic: str, values: tuple[str, ...], embedded: str | None,
+            bootstrap_servers: str | None, key_separator: str | None, key_serde: str,
+            value_serde: str, partitions: int) -> None:
+    """Write VALUES (or stdin, one record per line) to TOPIC."""
+    from fluvial.cli.shell import produce_lines, topics_on
+
+    lines = values or (line.rstrip("\n") for line in sys.stdin)
+    with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
+        count = produce_lines(broker, topic, lines, key_separator, key_serde, value_serde,
+                              partitions if embedded is not None else None)
+    click.echo(f"{count} record(s) to {topic}", err=True)
+
+
+@cli.command()
+@click.argument("topic")
+@_broker_options
+@click.option("--key-serde", type=_SERDE, default="string", show_default=True)
+@click.option("--value-serde", type=_SERDE, default="string", show_default=True)
+@click.option("--print-key", is_flag=True, help="Print KEY<TAB>VALUE.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new records until Ctrl-C.")
+@click.option("--max-records", "-n", type=click.IntRange(min=1), default=None,
+              help="Stop after this many records (waiting up to --timeout for them).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="With --max-records: seconds to wait for them.")
+def consume(topic: str, embedded: str | None, bootstrap_servers: str | None, key_serde: str,
+            value_serde: str, print_key: bool, follow: bool, max_records: int | None,
+            timeout: float) -> None:
+    """Print TOPIC's records from the beginning of every partition."""
+    from fluvial.cli.shell import consume_records, topics_on
+
+    printed = 0
+    with topics_on(embedded, bootstrap_servers) as session:
+        for key, value in consume_records(session, topic, key_serde, value_serde, follow,
+                                          max_records, timeout):
+            click.echo(f"{key}\t{value}" if print_key else value)
+            printed += 1
+    if max_records is not None and printed < max_records:
+        raise FluvialError(f"topic {topic!r}: {printed} of {max_records} record(s) within "
+                           f"{timeout:g} s")
+
+
+@cli.command("create-topics")
+@click.argument("topics", nargs=-1, required=True)
+@_broker_options
+@click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
+def create_topics_command(topics: tuple[str, ...], embedded: str | None,
+                          bootstrap_servers: str | None, partitions: int) -> None:
+    """Create TOPICS that do not exist yet (with the broker's default replication)."""
+    from fluvial.cli.shell import create_topics, topics_on
+
+    with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
+        created = create_topics(broker, topics, partitions)
+    click.echo(f"created: {', '.join(created) or 'none (all exist)'}", err=True)
+
+
+def _report(exc: BaseException) -> int:
+    """Print ``exc`` as the user should see it; the exit code for it."""
+    if isinstance(exc, SystemExit):
+        raise exc
+    if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):  # click: Ctrl-C is Abort
+        click.echo("fluvial: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    if _debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, FluvialError):
+        click.echo(f"fluvial: error: {exc}", err=True)
+        return EXIT_FAILURE
+    click.echo(f"fluvial: error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
+    return 1
+
+
 def main() -> None:
     try:
-        cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except FluvialError as exc:
-        click.echo(f"fluvial: error: {exc}", err=True)
-        sys.exit(2)
+        cli(standalone_mode=False, prog_name="fluvial")
+    except BaseException as exc:
+        sys.exit(_report(exc))
+
+
+if __name__ == "__main__":
+    main()
+

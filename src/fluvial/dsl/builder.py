@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fluvial.dsl.options import Materialized, as_materialized
 from fluvial.io.serdes import Serde, resolve
-from fluvial.processing.table import Materialize
+from fluvial.processing.table import Forwarding, Materialize
+from fluvial.processing.timestamps import Extractor, as_extractor
 from fluvial.topology.builder import TopologyBuilder
 from fluvial.topology.nodes import GlobalStoreSpec, StoreSpec
 from fluvial.topology.topology import Topology
@@ -37,19 +38,23 @@ class StreamsBuilder:
         return resolve(serde, self.default_value_serde)
 
     def stream(self, topics: str | Sequence[str], key_serde: Serde | str | None = None,
-               value_serde: Serde | str | None = None, name: str | None = None) -> Stream:
+               value_serde: Serde | str | None = None, name: str | None = None,
+               timestamp_extractor: Extractor | None = None) -> Stream:
+        """``timestamp_extractor``: where event time comes from (``ValueFieldTimestamp``,
+        ``WallClockTimestamp``, or ``fn(record, partition_time) -> ms``); default: the Kafka
+        record's timestamp."""
         from fluvial.dsl.stream import Stream
 
         topic_list = [topics] if isinstance(topics, str) else list(topics)
         ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
         node = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), topic_list,
-                                     ks, vs)
+                                     ks, vs, timestamp_extractor=as_extractor(timestamp_extractor))
         return Stream(self, node, ks, vs)
 
     def table(self, topic: str, key_serde: Serde | str | None = None,
               value_serde: Serde | str | None = None,
               materialized: Materialized | str | None = None,
-              name: str | None = None) -> Table:
+              name: str | None = None, timestamp_extractor: Extractor | None = None) -> Table:
         from fluvial.dsl.table import Table
 
         ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
@@ -57,11 +62,13 @@ class StreamsBuilder:
         store = self.add_store(as_materialized(materialized), ks, vs,
                                f"{topic}-STATE-STORE-")
         source = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), [topic],
-                                       ks, vs)
+                                       ks, vs, timestamp_extractor=as_extractor(
+                                           timestamp_extractor))
         table_source = f"{name}-table-source" if name else self.graph.new_name("KTABLE-SOURCE-")
-        node = self.graph.add_processor(table_source, lambda: Materialize(store), [source],
-                                        [store])
-        return Table(self, node, ks, vs, store)
+        forwarding = Forwarding(named=as_materialized(materialized).name is not None)
+        node = self.graph.add_processor(table_source, lambda: Materialize(store, forwarding),
+                                        [source], [store])
+        return Table(self, node, ks, vs, store, forwarding=forwarding)
 
     def global_table(self, topic: str, key_serde: Serde | str | None = None,
                      value_serde: Serde | str | None = None,
@@ -92,11 +99,12 @@ class StreamsBuilder:
                                               persistent=persistent, logged=logging))
 
     def add_store(self, m: Materialized, key_serde: Serde, value_serde: Serde,
-                  prefix: str) -> str:
+                  prefix: str, **fields: Any) -> str:
+        """``fields``: more ``StoreSpec`` fields (``kind``, ``retention_ms``, ...)."""
         name = m.name or self.graph.new_name(prefix)
         return self.graph.add_store(StoreSpec(
             name, resolve(m.key_serde, key_serde), resolve(m.value_serde, value_serde),
-            persistent=m.persistent, logged=m.logging))
+            persistent=m.persistent, logged=m.logging, **fields))
 
     def build(self) -> Topology:
         return self.graph.build()

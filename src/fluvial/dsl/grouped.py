@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from fluvial.dsl.options import Materialized, as_materialized
 from fluvial.io.serdes import Int64Serde, Serde
 from fluvial.processing import aggregate
 from fluvial.processing.codec import ChangeSerde
 from fluvial.processing.processor import Processor
+from fluvial.windows import SessionWindows, SlidingWindows, TimeWindows
 
 if TYPE_CHECKING:
     from fluvial.dsl.stream import Stream
     from fluvial.dsl.table import Table
+    from fluvial.dsl.windowed import SessionWindowedStream, TimeWindowedStream
 
 
 class GroupedStream:
@@ -50,16 +52,38 @@ class GroupedStream:
                                lambda store: aggregate.StreamAggregate(
                                    store, initializer, aggregator))
 
+    @overload
+    def windowed_by(self, windows: TimeWindows | SlidingWindows) -> TimeWindowedStream: ...
+    @overload
+    def windowed_by(self, windows: SessionWindows) -> SessionWindowedStream: ...
+
+    def windowed_by(self, windows: TimeWindows | SlidingWindows | SessionWindows,
+                    ) -> TimeWindowedStream | SessionWindowedStream:
+        """Aggregate per window: ``TimeWindows`` (tumbling, hopping), ``SlidingWindows``
+        or ``SessionWindows``; the result is a table keyed by ``Windowed``."""
+        from fluvial.dsl.windowed import SessionWindowedStream, TimeWindowedStream
+
+        if isinstance(windows, SessionWindows):
+            return SessionWindowedStream(self, windows)
+        if isinstance(windows, TimeWindows | SlidingWindows):
+            return TimeWindowedStream(self, windows)
+        raise TypeError(f"windowed_by takes TimeWindows, SlidingWindows or SessionWindows, "
+                        f"not {type(windows).__name__}")
+
     def _aggregate(self, m: Materialized, name: str | None, prefix: str,
                    result_serde: Serde | None,
-                   make: Callable[[str], Processor]) -> Table:
+                   make: Callable[[str], Processor],
+                   store_fields: dict[str, Any] | None = None,
+                   windowed_key: Callable[[Serde], Serde] | None = None) -> Table:
+        """``store_fields``: extra ``StoreSpec`` fields (a window or session store);
+        ``windowed_key`` wraps the key serde for the resulting table's windowed keys."""
         from fluvial.dsl.table import Table
 
         b = self._stream._builder
         graph = b.graph
         # names drawn in Kafka Streams' order: store, aggregate, then the repartition nodes
         store = b.add_store(m, self._key_serde, b.value_serde(m.value_serde or result_serde),
-                            f"{prefix}STATE-STORE-")
+                            f"{prefix}STATE-STORE-", **(store_fields or {}))
         name = name or graph.new_name(prefix)
         parent = self._stream.node
         if self._repartition_required:
@@ -68,7 +92,8 @@ class GroupedStream:
                 self._name or store, self._key_serde, self._value_serde, drop_null_keys=True)
         node = graph.add_processor(name, lambda: make(store), [parent], [store])
         spec = graph.stores[store]
-        return Table(b, node, spec.key_serde, spec.value_serde, store)
+        key_serde = spec.key_serde if windowed_key is None else windowed_key(spec.key_serde)
+        return Table(b, node, key_serde, spec.value_serde, store)
 
 
 class GroupedTable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fluvial.io.serdes import Serde
 
@@ -16,6 +17,9 @@ class Materialized:
     value_serde: Serde | str | None = None
     persistent: bool = True  # RocksDB; False = in memory (restored from the changelog)
     logging: bool = True     # backed by a changelog topic
+    #: how long a window or session store keeps windows (timedelta or ms); default: the
+    #: window size (or session gap) plus the grace period, as Kafka Streams
+    retention: timedelta | int | None = None
 
     @classmethod
     def as_(cls, name: str) -> Materialized:

@@ -10,7 +10,7 @@ from fluvial.errors import TopologyError
 from fluvial.io.serdes import Serde
 from fluvial.processing import stateless
 from fluvial.processing.processor import Processor
-from fluvial.processing.table import Materialize
+from fluvial.processing.table import Forwarding, Materialize
 
 if TYPE_CHECKING:
     from fluvial.dsl.builder import StreamsBuilder
@@ -166,12 +166,15 @@ class Stream:
         ks, vs = b.key_serde(self.key_serde), b.value_serde(self.value_serde)
         # names drawn in Kafka Streams' order: processor, store, repartition nodes
         name = name or b.graph.new_name("KSTREAM-TOTABLE-")
-        store = b.add_store(as_materialized(materialized), ks, vs, "KSTREAM-TOTABLE-STATE-STORE-")
+        m = as_materialized(materialized)
+        store = b.add_store(m, ks, vs, "KSTREAM-TOTABLE-STATE-STORE-")
         parent = self.node
         if self._repartition_required:
             parent = self._through_repartition(name, ks, vs, drop_null_keys=True)
-        node = b.graph.add_processor(name, lambda: Materialize(store), [parent], [store])
-        return Table(b, node, ks, vs, store)
+        forwarding = Forwarding(named=m.name is not None)
+        node = b.graph.add_processor(name, lambda: Materialize(store, forwarding), [parent],
+                                     [store])
+        return Table(b, node, ks, vs, store, forwarding=forwarding)
 
     def group_by(self, selector: Callable[[Any, Any], Any],
                  grouped: Grouped | str | None = None) -> GroupedStream:

@@ -37,6 +37,7 @@ from fluvial.io.client import (
     TransactionAbortableError,
     UnknownTopicOrPartitionError,
 )
+from fluvial.io.kafka_logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -587,7 +588,9 @@ class KafkaClients:
     def __init__(self, bootstrap_servers: str,
                  extra_config: Mapping[str, Any] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self._base = {**(extra_config or {}), "bootstrap.servers": bootstrap_servers}
+        # librdkafka logs through Python logging, rate-limited (io/kafka_logging.py)
+        self._base = {"logger": librdkafka_logger(), **(extra_config or {}),
+                      "bootstrap.servers": bootstrap_servers}
 
     def consumer(self, group_id: str | None, config: dict[str, Any]) -> KafkaConsumer:
         conf = {**self._CONSUMER_DEFAULTS, **self._base, **config}

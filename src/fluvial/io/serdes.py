@@ -67,6 +67,7 @@ class Int64Serde:
     """Big-endian signed 64-bit, byte-compatible with Kafka's LongSerializer."""
 
     name = "int64"
+    fast_serialize = staticmethod(_LONG.pack)
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:
@@ -88,6 +89,7 @@ class Float64Serde:
     """Big-endian IEEE 754 double, byte-compatible with Kafka's DoubleSerializer."""
 
     name = "float64"
+    fast_serialize = staticmethod(_DOUBLE.pack)
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:

@@ -3,8 +3,10 @@
 Needs the ``ml`` extra (``pip install 'fluvial[ml]'``: numpy, lightgbm). See docs/ml.md.
 
 - ``Model``: the interface (``predict_proba(feature batch) -> P(positive)``, ``name``,
-  ``version``, ``features``, ``threshold``); ``LightGBMModel`` implements it;
-  ``load_model`` reads any registered type from a model file.
+  ``version``, ``features``, ``threshold``); ``LightGBMModel`` implements it, and with the
+  ``models`` extra ``fluvial.ml.compiled.CompiledTreeModel`` (LightGBM compiled to machine
+  code) and ``fluvial.ml.onnx.OnnxModel`` (ONNX Runtime); ``load_model`` reads any
+  registered type from a model file, whose ``"type"`` picks the backend.
 - ``score(stream, model, featurize=, output=, shadow=, metrics=)``: the scoring operator.
 - ``ModelTopic(builder, topic).model(name)``: a model read from a compacted topic, swapped
   live between batches; ``publish_model`` / ``withdraw_model`` write that topic.
@@ -14,6 +16,7 @@ from fluvial.ml.lgbm import LightGBMModel
 from fluvial.ml.metrics import accuracy, best_threshold, roc_auc
 from fluvial.ml.model import (
     FeatureBatch,
+    MatrixModel,
     Model,
     ModelError,
     ModelInfo,
@@ -43,8 +46,8 @@ from fluvial.ml.sources import (
 )
 
 __all__ = [
-    "VERSION_HEADER", "FeatureBatch", "FixedModel", "LightGBMModel", "Model", "ModelError",
-    "ModelInfo", "ModelSource", "ModelTopic", "ModelUnavailableError", "Prediction",
+    "VERSION_HEADER", "FeatureBatch", "FixedModel", "LightGBMModel", "MatrixModel", "Model",
+    "ModelError", "ModelInfo", "ModelSource", "ModelTopic", "ModelUnavailableError", "Prediction",
     "ScoreProcessor", "ScoringMetrics", "TopicModel", "accuracy", "best_threshold",
     "default_output", "encode", "ensure_models_topic", "fit_categories", "load_model",
     "publish_model", "read_envelope", "register_model_type", "roc_auc", "score",

@@ -16,12 +16,10 @@ from typing import Any
 import numpy as np
 
 from fluvial.ml.model import (
-    FeatureBatch,
+    MatrixModel,
     ModelError,
     ModelInfo,
-    category_index,
     dump_envelope,
-    encode,
     read_envelope,
     register_model_type,
 )
@@ -29,7 +27,7 @@ from fluvial.ml.model import (
 TYPE = "lightgbm"
 
 
-class LightGBMModel:
+class LightGBMModel(MatrixModel):
     """A LightGBM booster with the metadata that scoring needs; implements ``Model``.
 
     ``num_threads`` is LightGBM's thread count for scoring (default 1: fluvial scales with
@@ -37,16 +35,9 @@ class LightGBMModel:
     """
 
     def __init__(self, booster: Any, info: ModelInfo, num_threads: int = 1) -> None:
+        super().__init__(info)
         self.booster = booster
-        self.info = info
-        self.name = info.name
-        self.version = info.version
-        self.features = info.features
-        self.threshold = info.threshold
-        self.categories = info.categories
-        self.classes = info.classes
         self.num_threads = num_threads
-        self._index = category_index(info.categories)
         if booster.num_feature() != len(info.features):
             raise ModelError(f"the LightGBM model has {booster.num_feature()} features, its "
                              f"metadata names {len(info.features)}")
@@ -94,27 +85,11 @@ class LightGBMModel:
         return cls(booster, replace(info, version=version))
 
     def to_bytes(self) -> bytes:
-        """The model file (see ``fluvial.ml.model``): what ``save`` writes and topics carry."""
         return dump_envelope(self.info, self.booster.model_to_string())
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(self.to_bytes())
-        tmp.replace(p)
-        return p
 
     # -- scoring -------------------------------------------------------------------------
 
-    def encode(self, batch: FeatureBatch) -> np.ndarray:
-        return encode(batch, self.features, self.categories, self._index)
-
-    def predict_proba(self, batch: FeatureBatch) -> np.ndarray:
-        return self.predict_matrix(self.encode(batch))
-
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """P(positive) for rows already encoded by ``encode``."""
         if matrix.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
         out = self.booster.predict(matrix, num_threads=self.num_threads)

@@ -133,12 +133,53 @@ def read_envelope(data: bytes) -> tuple[ModelInfo, str]:
 
 
 Loader = Callable[[ModelInfo, str], Model]
-_LOADERS: dict[str, Loader] = {}
+#: The slow, idempotent part of loading a type (compiling it), run off the scoring thread.
+Builder = Callable[[ModelInfo, str], object]
+#: Whether ``Builder`` has already run for this file (its output is in the cache dir).
+Built = Callable[[ModelInfo, str], bool]
 
 
-def register_model_type(type_name: str, loader: Loader) -> None:
-    """Teach ``load_model`` a model type: ``loader(info, payload) -> Model``."""
-    _LOADERS[type_name] = loader
+@dataclass(frozen=True)
+class ModelType:
+    """How ``load_model`` reads one ``"type"``; ``build``/``built`` for types that must be
+    compiled first, so that a models topic can compile a new version while the previous one
+    keeps scoring."""
+
+    load: Loader
+    build: Builder | None = None
+    built: Built | None = None
+
+    def ready(self, info: ModelInfo, payload: str) -> bool:
+        """True when ``load`` is quick: nothing to build, or built already."""
+        return self.build is None or (self.built is not None and self.built(info, payload))
+
+
+_TYPES: dict[str, ModelType] = {}
+#: Types that fluvial ships, registered when their module is first imported.
+_BUILTIN_TYPES = {"lightgbm": "fluvial.ml.lgbm", "lightgbm-compiled": "fluvial.ml.compiled",
+                  "onnx": "fluvial.ml.onnx"}
+
+
+def register_model_type(type_name: str, loader: Loader, *, build: Builder | None = None,
+                        built: Built | None = None) -> None:
+    """Teach ``load_model`` a model type: ``loader(info, payload) -> Model``. A type that is
+    compiled before it scores passes ``build(info, payload)`` (compile into a cache; safe to
+    call from another thread) and ``built(info, payload)`` (already compiled?)."""
+    _TYPES[type_name] = ModelType(loader, build, built)
+
+
+def model_type(info: ModelInfo) -> ModelType:
+    """The registered type of a model file; ``ModelError`` if none reads it."""
+    if info.type not in _TYPES and info.type in _BUILTIN_TYPES:
+        import importlib
+
+        importlib.import_module(_BUILTIN_TYPES[info.type])  # registers itself
+    found = _TYPES.get(info.type)
+    if found is None:
+        raise ModelError(f"model type {info.type!r} is unknown; known: "
+                         f"{', '.join(sorted({*_TYPES, *_BUILTIN_TYPES}))} "
+                         f"(register_model_type adds one)")
+    return found
 
 
 def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike[str]) -> bytes:
@@ -148,16 +189,74 @@ def _read_source(source: bytes | bytearray | memoryview | str | os.PathLike[str]
 
 
 def load_model(source: bytes | bytearray | memoryview | str | os.PathLike[str]) -> Model:
-    """A model from a file's bytes or its path, whatever its type (``"type"`` picks)."""
+    """A model from a file's bytes or its path, whatever its type (``"type"`` picks); a type
+    that needs compiling is compiled here (once: the result is cached)."""
     info, payload = read_envelope(_read_source(source))
-    if info.type not in _LOADERS and info.type == "lightgbm":
-        import fluvial.ml.lgbm  # noqa: F401  (registers itself)
-    loader = _LOADERS.get(info.type)
-    if loader is None:
-        raise ModelError(f"model type {info.type!r} is unknown; known: "
-                         f"{', '.join(sorted(_LOADERS)) or 'none'} "
-                         f"(register_model_type adds one)")
-    return loader(info, payload)
+    kind = model_type(info)
+    if kind.build is not None and not kind.ready(info, payload):
+        kind.build(info, payload)
+    return kind.load(info, payload)
+
+
+class MatrixModel:
+    """The part every fluvial backend shares: metadata, and raw features → a float64 matrix
+    (``encode``) that the backend's ``predict_matrix`` scores. ``predict_row`` is the
+    one-record path: it skips the column building that a batch of one would pay for."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        self.name = info.name
+        self.version = info.version
+        self.features = info.features
+        self.threshold = info.threshold
+        self.categories = info.categories
+        self.classes = info.classes
+        self._index = category_index(info.categories)
+        nan = float("nan")
+        # per feature: its category → code (as a float) lookup, or None for a number
+        self._row_plan = tuple((f, {v: float(i) for v, i in self._index[f].items()}.get
+                                if f in self._index else None) for f in info.features)
+        self._nan = nan
+
+    def encode(self, batch: FeatureBatch) -> np.ndarray:
+        return encode(batch, self.features, self.categories, self._index)
+
+    def encode_row(self, row: Mapping[str, Any]) -> list[float]:
+        """One record's raw features → its encoded values, as ``encode`` would give them."""
+        nan = self._nan
+        try:
+            return [nan if (v := row[f]) is None else float(v) if code is None
+                    else code(v, nan) for f, code in self._row_plan]
+        except (KeyError, TypeError, ValueError):
+            # the batch encoder names the feature and says why
+            self.encode({f: [row[f]] for f in self.features if f in row})
+            raise
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """P(positive) for rows already encoded by ``encode``."""
+        raise NotImplementedError
+
+    def predict_proba(self, batch: FeatureBatch) -> np.ndarray:
+        return self.predict_matrix(self.encode(batch))
+
+    def predict_row(self, row: Mapping[str, Any]) -> float:
+        """P(positive) of one record (``{feature: raw value}``): equal, bit for bit, to its
+        score in a batch."""
+        x = np.array([self.encode_row(row)], dtype=np.float64)
+        return float(self.predict_matrix(x)[0])
+
+    def to_bytes(self) -> bytes:
+        """The model file (see above): what ``save`` writes and models topics carry."""
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model file (atomically: a reader never sees half of it)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_bytes(self.to_bytes())
+        tmp.replace(p)
+        return p
 
 
 def encode(batch: FeatureBatch, features: Sequence[str],

@@ -350,4 +350,7 @@ def _predict(model: Model, batch: FeatureBatch, rows: int) -> list[float]:
 
 
 def _predict_rows(model: Model, rows: Rows) -> list[float]:
+    predict_row = getattr(model, "predict_row", None)
+    if predict_row is not None and len(rows) == 1:  # no columns to build for one record
+        return [float(predict_row(rows[0]))]
     return _predict(model, columns(rows, model.features), len(rows))

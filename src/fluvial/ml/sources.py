@@ -12,11 +12,19 @@ import gzip
 import hashlib
 import logging
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fluvial.dsl.options import Materialized
 from fluvial.io.client import Clients, TopicSpec
-from fluvial.ml.model import Model, ModelError, ModelInfo, load_model, read_envelope
+from fluvial.ml.model import (
+    Model,
+    ModelError,
+    ModelInfo,
+    load_model,
+    model_type,
+    read_envelope,
+)
 from fluvial.processing.processor import ProcessorContext
 
 if TYPE_CHECKING:
@@ -60,11 +68,14 @@ class FixedModel:
 
 class ModelCache:
     """Loaded models by the sha256 of their file, so that the tasks of a process share one
-    copy and a rollback to a recent version loads nothing."""
+    copy and a rollback to a recent version loads nothing. Files of a type that must be
+    compiled first can be compiled in the background (``build``)."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
         self._models: OrderedDict[str, Model] = OrderedDict()
+        self._builds: dict[str, Future[None]] = {}
+        self._builder: ThreadPoolExecutor | None = None
         self.loads = 0
 
     def get(self, data: bytes) -> Model:
@@ -79,6 +90,36 @@ class ModelCache:
         else:
             self._models.move_to_end(digest)
         return model
+
+    def ready(self, data: bytes) -> bool:
+        """Whether ``get(data)`` is quick: loaded already, or a type with nothing to compile
+        (or compiled already). A file that does not parse is "ready": ``get`` says why."""
+        if hashlib.sha256(data).hexdigest() in self._models:
+            return True
+        try:
+            info, payload = read_envelope(data)
+            return model_type(info).ready(info, payload)
+        except ModelError:
+            return True
+
+    def build(self, data: bytes) -> Future[None]:
+        """Compile ``data``'s model on a background thread (one compile at a time); the
+        future fails with the reason if it cannot be."""
+        digest = hashlib.sha256(data).hexdigest()
+        future = self._builds.get(digest)
+        if future is None or (future.done() and future.exception() is not None):
+            if self._builder is None:
+                self._builder = ThreadPoolExecutor(1, thread_name_prefix="fluvial-model-build")
+            future = self._builder.submit(_build, data)
+            self._builds[digest] = future
+        return future
+
+
+def _build(data: bytes) -> None:
+    info, payload = read_envelope(data)
+    kind = model_type(info)
+    if kind.build is not None:
+        kind.build(info, payload)
 
 
 class ModelTopic:
@@ -120,7 +161,9 @@ class TopicModelReader:
     """Looks the model up once per batch; loads a new file once, through the cache.
 
     A file that does not load is logged and counted in ``load_errors``; the model in use
-    stays (a bad publish never stops scoring). A tombstone withdraws the model.
+    stays (a bad publish never stops scoring). A file that must be compiled first is compiled
+    in the background while the model in use keeps scoring, and swapped in at the first batch
+    after; with no model in use yet, the batch waits for it. A tombstone withdraws the model.
     """
 
     def __init__(self, store: Any, name: str, cache: ModelCache, topic: str) -> None:
@@ -130,33 +173,56 @@ class TopicModelReader:
         self._topic = topic
         self._raw: bytes | None = None
         self._model: Model | None = None
+        self._building: Future[None] | None = None
         self.load_errors = 0
 
     def current(self) -> Model | None:
         entry = self._store.get(self._name)
         raw = None if entry is None else entry[0]  # global stores keep (value, timestamp)
         if raw is self._raw or (raw is not None and raw == self._raw):
+            if self._building is not None and self._building.done():
+                self._swap_built()
             return self._model
         self._raw = raw
+        self._building = None
         if raw is None:
             if self._model is not None:
                 log.warning("model %r withdrawn from topic %r (tombstone)", self._name,
                             self._topic)
             self._model = None
             return None
+        if self._model is not None and not self._cache.ready(raw):
+            log.info("model %r: compiling a new version off the scoring path; %s scores "
+                     "meanwhile", self._name, self._model.version)
+            self._building = self._cache.build(raw)
+            return self._model
+        self._load(raw)
+        return self._model
+
+    def _swap_built(self) -> None:
+        assert self._building is not None and self._raw is not None
+        failed = self._building.exception()
+        self._building = None
+        if failed is not None:
+            self._failed(failed)
+        else:
+            self._load(self._raw)
+
+    def _load(self, raw: bytes) -> None:
         try:
             model = self._cache.get(raw)
         except Exception as exc:
-            self.load_errors += 1
-            log.error("model %r on topic %r does not load (%s); still using %s", self._name,
-                      self._topic, exc,
-                      "none" if self._model is None else repr(self._model.version))
-            return self._model
+            self._failed(exc)
+            return
         if self._model is not None and model is not self._model:
             log.info("model %r: version %s replaces %s", self._name, model.version,
                      self._model.version)
         self._model = model
-        return model
+
+    def _failed(self, exc: BaseException) -> None:
+        self.load_errors += 1
+        log.error("model %r on topic %r does not load (%s); still using %s", self._name,
+                  self._topic, exc, "none" if self._model is None else repr(self._model.version))
 
 
 def as_source(model: Model | ModelSource) -> ModelSource:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from fluvial.errors import ConfigError
+from fluvial.record import Headers
 
 log = logging.getLogger("fluvial.errors")
 
@@ -33,3 +34,17 @@ class ErrorPolicy:
 
     def topic(self, application_id: str) -> str:
         return self.dead_letter_topic or f"{application_id}-dead-letter"
+
+
+def dead_letter_headers(original: Headers | None, message: str, stage: str, topic: str,
+                        partition: int, offset: int, task_id: str | None) -> Headers:
+    """A dead letter's headers: the record's own, then what failed, where and why."""
+    headers: Headers = [*(original or []),
+                        ("fluvial.error", message.encode()),
+                        ("fluvial.stage", stage.encode()),
+                        ("fluvial.topic", topic.encode()),
+                        ("fluvial.partition", str(partition).encode()),
+                        ("fluvial.offset", str(offset).encode())]
+    if task_id is not None:
+        headers.append(("fluvial.task", task_id.encode()))
+    return headers

@@ -62,6 +62,9 @@ class ProcessorContext(Protocol):
     @property
     def collector(self) -> Collector: ...
     @property
+    def emit_interval_ms(self) -> int:
+        """How often (wall clock) on-window-close operators look for closed windows."""
+    @property
     def caching(self) -> bool:
         """Whether the record cache is on: aggregates then emit one update per key per batch."""
 
@@ -78,6 +81,10 @@ class ProcessorContext(Protocol):
 
     def on_error(self, record: Record, error: BaseException, stage: str) -> None:
         """Apply the error policy to a record that failed: raise, or log/dead-letter and go on."""
+
+    def record_dropped(self, record: Record, reason: str) -> None:
+        """Count a record the operator dropped by its semantics (late for a closed window);
+        not an error: the error policy does not see it."""
 
 
 class Processor:

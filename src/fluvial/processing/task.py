@@ -19,7 +19,7 @@ from typing import Any
 from fluvial.errors import ProcessingError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
-from fluvial.processing.errors import ErrorPolicy, OnError
+from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
 from fluvial.processing.fused import FusedChain
 from fluvial.processing.processor import (
     Collector,
@@ -29,7 +29,8 @@ from fluvial.processing.processor import (
 )
 from fluvial.processing.sink import Sink
 from fluvial.processing.stateless import Split
-from fluvial.record import Headers, Record
+from fluvial.processing.timestamps import TimestampExtractor
+from fluvial.record import Record
 from fluvial.state.store import KeyValueStore, StateStore
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
 from fluvial.topology.topology import SubTopology
@@ -66,6 +67,7 @@ class _Context:
     wall_clock_time = property(lambda self: self._task.clock())
     collector = property(lambda self: self._task.collector)
     caching = property(lambda self: self._task.caching)
+    emit_interval_ms = property(lambda self: self._task.emit_interval_ms)
 
     def forward(self, batch: list[Record], child: str | None = None) -> None:
         targets = self._children if child is None else [self._by_name[child]]
@@ -102,6 +104,11 @@ class _Context:
     def on_error(self, record: Record, error: BaseException, stage: str) -> None:
         self._task.on_error(record, error, stage)
 
+    def record_dropped(self, record: Record, reason: str) -> None:
+        self._task.dropped += 1
+        log.debug("task %s dropped a record at %s: %s", self._task.task_id, record.where(),
+                  reason)
+
 
 class Task:
     def __init__(self, task_id: str, subtopology: SubTopology, partition: int,
@@ -121,8 +128,14 @@ class Task:
         self.policy = policy
         self.clock = clock
         self.caching = caching
+        #: how often (wall clock) on-window-close aggregations look for closed windows:
+        #: Kafka Streams' 1 s; the TestDriver sets 0 (every record), as TopologyTestDriver
+        self.emit_interval_ms = 1000
         self.stream_time = -1
         self.skipped = 0
+        #: records operators dropped by their semantics (late for a closed window, a null key
+        #: a windowed aggregation cannot group): Kafka Streams' dropped-records metric
+        self.dropped = 0
         self._schedules: list[_Schedule] = []
         self._current: list[Message] = []
         self.depth_first = False
@@ -133,6 +146,9 @@ class Task:
         self._mixed = [False] * len(nodes)
         self._processors: list[Processor | None] = []
         self._sources: dict[str, tuple[int, Serde, Serde, Any, Any]] = {}
+        self._extractors: dict[str, TimestampExtractor] = {}
+        #: per source topic: the largest event time extracted so far (what extractors see)
+        self._partition_time: dict[str, int] = {}
         self._source_contexts: dict[int, _Context] = {}
         child_indexes: list[list[int]] = []
         for i, node in enumerate(nodes):
@@ -147,6 +163,8 @@ class Task:
                     ks, vs = node.key_serde or _BYTES, node.value_serde or _BYTES
                     self._sources[real] = (i, ks, vs, fast_deserializer(ks),
                                            fast_deserializer(vs))
+                    if node.timestamp_extractor is not None:
+                        self._extractors[real] = node.timestamp_extractor
             elif isinstance(node, ProcessorNode):
                 assert node.supplier is not None
                 processor = node.supplier()
@@ -165,6 +183,8 @@ class Task:
         #: source topic -> its fused chain, where the sub-topology below it is one
         self.fused: dict[str, FusedChain] = {}
         for topic, (i, _, _, kd, vd) in self._sources.items():
+            if topic in self._extractors:  # the fused chain keeps the record's timestamp
+                continue
             chain = FusedChain.find(child_indexes, parents, self._processors, i, kd, vd)
             if chain is not None:
                 self.fused[topic] = chain
@@ -186,6 +206,9 @@ class Task:
         except Exception:  # a tombstone for a fast path, or a bad record: go one by one
             records = self._decode_one_by_one(topic, messages, key_serde.deserialize,
                                               value_serde.deserialize)
+        extractor = self._extractors.get(topic)
+        if extractor is not None or (records and min(map(_timestamp, records)) < 0):
+            records = self._event_times(topic, extractor, records)
         if records:
             latest = max(map(_timestamp, records))
             self._source_contexts[index].forward(records)
@@ -194,6 +217,30 @@ class Task:
                 self.stream_time = latest
                 self._punctuate(PunctuationType.STREAM_TIME, latest)
         self._current = []
+
+    def _event_times(self, topic: str, extractor: TimestampExtractor | None,
+                     records: list[Record]) -> list[Record]:
+        """Give each record its event time from the source's extractor (or check its own);
+        a failing extractor or a negative time sends the record to the error policy."""
+        kept: list[Record] = []
+        partition_time = self._partition_time.get(topic, -1)
+        for r in records:
+            try:
+                ts = r.timestamp if extractor is None else extractor.extract(r, partition_time)
+                if not isinstance(ts, int):
+                    raise TypeError(f"the timestamp extractor returned {ts!r}, not an int")
+                if ts < 0:
+                    raise ValueError(f"invalid (negative) timestamp {ts}: event time must be "
+                                     f">= 0; use a timestamp extractor that gives one")
+            except Exception as exc:
+                self.on_error(r, exc, "extracting the timestamp")
+                continue
+            r.timestamp = ts
+            if ts > partition_time:
+                partition_time = ts
+            kept.append(r)
+        self._partition_time[topic] = partition_time
+        return kept
 
     def _decode_one_by_one(self, topic: str, messages: list[Message], kd: Any,
                            vd: Any) -> list[Record]:
@@ -281,14 +328,9 @@ class Task:
             log.warning("skipped: %s", message)
             return
         raw = self._raw(record)
-        original = (raw.headers() if raw is not None else None) or []
-        headers: Headers = [*original,
-                            ("fluvial.error", message.encode()),
-                            ("fluvial.stage", stage.encode()),
-                            ("fluvial.topic", record.topic.encode()),
-                            ("fluvial.partition", str(record.partition).encode()),
-                            ("fluvial.offset", str(record.offset).encode()),
-                            ("fluvial.task", self.task_id.encode())]
+        headers = dead_letter_headers(raw.headers() if raw is not None else None, message,
+                                      stage, record.topic, record.partition, record.offset,
+                                      self.task_id)
         key = raw.key() if raw is not None else None
         value = raw.value() if raw is not None else None
         self.collector.send(self.policy.topic(self.application_id), key, value,

@@ -7,12 +7,14 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from fluvial.errors import ConfigError
 from fluvial.io.client import Clients
-from fluvial.runtime import topics
+from fluvial.runtime import state_lock, topics
+from fluvial.runtime.banner import banner
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.global_stores import GlobalStores
 from fluvial.runtime.instance import InstanceSlot, claim_slot
@@ -70,20 +72,52 @@ class App:
         self.stream_thread: StreamThread | None = None
         self.global_stores: GlobalStores | None = None
         self.instance: InstanceSlot | None = None
+        self.http_port: int | None = None  # set by the AppServer serving this app
 
     # -- running --------------------------------------------------------------------------
 
     def _setup(self) -> StreamThread:
+        self._preflight()
+        state_lock.acquire(self._state_root)
+        try:
+            thread = self._setup_topics_and_thread()
+        except BaseException:
+            state_lock.release(self._state_root)
+            raise
+        return thread
+
+    @property
+    def _state_root(self) -> Path:
+        return self.config.state_dir / self.config.application_id
+
+    def _preflight(self) -> None:
+        """On a real cluster: a broker answers and accepts us, or one clear error, quickly."""
+        if self.config.bootstrap_servers is not None:
+            from fluvial.io.kafka_check import check_cluster
+
+            check_cluster(self.config.bootstrap_servers, self.config.consumer_config,
+                          self.config.connect_timeout_ms / 1000, self._stop)
+            if self._stop.is_set():  # SIGINT/SIGTERM while waiting: nothing started yet
+                raise KeyboardInterrupt
+
+    def _broker_name(self) -> str:
+        if self.config.bootstrap_servers is not None:
+            return self.config.bootstrap_servers
+        data_dir = getattr(getattr(self.clients, "broker", None), "data_dir", None)
+        return f"embedded, data in {data_dir}" if data_dir else "embedded, in-process"
+
+    def _setup_topics_and_thread(self) -> StreamThread:
         cfg = self.config
         admin = self.clients.admin()
         dead_letter = cfg.error_policy.topic(cfg.application_id) if cfg.on_error.value == \
             "dead_letter" else None
         plan = topics.plan(self.topology, cfg.application_id, admin, cfg.replication_factor,
-                           dead_letter, create_missing_sources=cfg.bootstrap_servers is None)
+                           dead_letter, create_missing=cfg.bootstrap_servers is None)
         topics.ensure(admin, plan)
         if self.topology.global_stores:
             self.global_stores = GlobalStores(self.topology.global_stores, self.clients,
-                                              cfg.state_dir / cfg.application_id / "global")
+                                              cfg.state_dir / cfg.application_id / "global",
+                                              cfg.error_policy, cfg.application_id)
             self.global_stores.bootstrap()
         self.instance = claim_slot(cfg.state_dir / cfg.application_id)
         thread = StreamThread(self.topology, cfg, self.clients, plan,
@@ -119,6 +153,7 @@ class App:
                     self.global_stores.close()
                 if self.instance is not None:
                     self.instance.release()
+                state_lock.release(self._state_root)
 
     def run(self) -> None:
         """Run in this thread until ``close()``, SIGTERM or SIGINT; re-raise a fatal error."""
@@ -129,10 +164,15 @@ class App:
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             self.stream_thread = self._setup()
+            self._announce()
             self._loop()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _announce(self) -> None:
+        """The start-up banner, once the app is set up."""
+        log.info(banner(self.config, self.topology, self._broker_name(), self.http_port))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         """Finish the batch in hand, commit it, close the tasks (checkpointing their state)
@@ -145,6 +185,7 @@ class App:
         self.stream_thread = self._setup()
         self._thread = threading.Thread(target=self._run_background, name="fluvial-app",
                                         daemon=True)
+        self._announce()
         self._thread.start()
         self._started.wait(30)
         return self

@@ -57,6 +57,7 @@ class StreamsConfig:
     on_error: OnError = OnError.STOP
     dead_letter_topic: str | None = None
     replication_factor: int = -1  # of internal topics; -1: the broker's default
+    connect_timeout_ms: int = 30_000  # at start-up, how long to wait for a broker to answer
     group_protocol: GroupProtocol = GroupProtocol.CONSUMER
     partition_assignment_strategy: str | None = None  # classic only; None: "range"
     group_instance_id: str | None = None  # static membership (group.instance.id)
@@ -104,7 +105,8 @@ class StreamsConfig:
         if not _APP_ID.fullmatch(self.application_id):
             raise ConfigError(f"application_id {self.application_id!r} may only use letters, "
                               f"digits, '.', '_' and '-' (it names topics and the group)")
-        for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms"):
+        for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
+                     "connect_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.replication_factor == 0 or self.replication_factor < -1:
@@ -127,7 +129,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Turn strings (from the environment or the command line) into each field's type."""
     out = dict(values)
     for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
-                 "replication_factor"):
+                 "replication_factor", "connect_timeout_ms"):
         if name in out and not isinstance(out[name], int):
             try:
                 out[name] = int(out[name])

@@ -1,26 +1,39 @@
 """Global tables: every partition of a topic, on every instance, loaded before processing.
 
 The source topic is the changelog: a global store is rebuilt from it at start-up and then
-follows it, so it needs no checkpoint and no topic of its own.
+follows it, so it needs no checkpoint and no topic of its own. A record whose key or value
+the table's serdes cannot read goes through the app's error policy: stop (the app stops,
+naming topic, partition and offset), skip, or dead-letter (its bytes, with the error in
+headers, to the dead-letter topic).
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from fluvial.errors import TopologyError
-from fluvial.io.client import Clients, Consumer, Message, TopicPartition
+from fluvial.errors import ProcessingError, TopologyError
+from fluvial.io.client import Clients, Consumer, Message, Producer, TopicPartition
+from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
 from fluvial.runtime.changelog_reader import read_to_end
 from fluvial.state.stack import open_store
 from fluvial.state.store import KeyValueStore
 from fluvial.topology.nodes import GlobalStoreSpec
 
+log = logging.getLogger("fluvial.global")
+
 
 class GlobalStores:
-    def __init__(self, specs: list[GlobalStoreSpec], clients: Clients, directory: Path) -> None:
+    def __init__(self, specs: list[GlobalStoreSpec], clients: Clients, directory: Path,
+                 policy: ErrorPolicy | None = None, application_id: str = "") -> None:
         self.specs = {g.topic: g for g in specs}
+        self.policy = policy or ErrorPolicy()
+        self.application_id = application_id
+        self.skipped = 0  # records skipped or dead-lettered
+        self._clients = clients
+        self._dead_letters: Producer | None = None
         self.stores: dict[str, KeyValueStore] = {}
         self._by_topic: dict[str, tuple[KeyValueStore, GlobalStoreSpec]] = {}
         shutil.rmtree(directory, ignore_errors=True)
@@ -59,17 +72,45 @@ class GlobalStores:
     def _apply(self, tp: TopicPartition, messages: list[Message]) -> None:
         store, g = self._by_topic[tp.topic]
         for m in messages:
-            key = g.key_serde.deserialize(m.key())
-            value = g.value_serde.deserialize(m.value())
-            if key is None:
-                continue
-            store.put(key, None if value is None else (value, m.timestamp()[1]))
+            try:
+                key = g.key_serde.deserialize(m.key())
+                value = g.value_serde.deserialize(m.value())
+                if key is None:
+                    continue
+                store.put(key, None if value is None else (value, m.timestamp()[1]))
+            except Exception as exc:
+                self._on_error(m, exc, f"global table {g.store.name!r}")
+
+    def _on_error(self, m: Message, error: Exception, stage: str) -> None:
+        message = (f"application {self.application_id!r} {stage}: reading failed on topic "
+                   f"{m.topic()!r} partition {m.partition()} offset {m.offset()}: "
+                   f"{type(error).__name__}: {error}")
+        mode = self.policy.on_error
+        if mode is OnError.STOP:
+            raise ProcessingError(message, application_id=self.application_id,
+                                  topic=m.topic(), partition=m.partition(), offset=m.offset(),
+                                  stage=stage) from error
+        self.skipped += 1
+        if mode is OnError.SKIP:
+            log.warning("skipped: %s", message)
+            return
+        if self._dead_letters is None:
+            self._dead_letters = self._clients.producer({})
+        headers = dead_letter_headers(m.headers(), message, stage, m.topic(), m.partition(),
+                                      m.offset(), None)
+        self._dead_letters.produce(self.policy.topic(self.application_id), m.key(), m.value(),
+                                   m.timestamp()[1], headers, None)
+        log.warning("dead-lettered: %s", message)
 
     def _flush(self) -> None:
         for store in self.stores.values():
             store.flush()
+        if self._dead_letters is not None:
+            self._dead_letters.flush(60.0)
 
     def close(self) -> None:
         self._consumer.close()
+        if self._dead_letters is not None:
+            self._dead_letters.close()
         for store in self.stores.values():
             store.close()

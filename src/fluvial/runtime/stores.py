@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fluvial.io.client import Clients, Message, Producer, TopicPartition
 from fluvial.runtime.changelog_reader import read_to_end
+from fluvial.runtime.restore_progress import RestoreProgress
 from fluvial.state.cache import ChangelogSend
 from fluvial.state.checkpoint import Checkpoint
 from fluvial.state.stack import open_store
@@ -67,11 +68,14 @@ class TaskStores:
                 end[s.changelog] = high
                 by_tp[s.changelog] = s
             applied = {s.spec.name: 0 for tp, s in by_tp.items() if start[tp] < end[tp]}
+            progress = RestoreProgress(self.directory.name, {
+                s.spec.name: end[tp] - start[tp] for tp, s in by_tp.items() if start[tp] < end[tp]})
 
             def apply(tp: TopicPartition, messages: list[Message]) -> None:
                 s = by_tp[tp]
                 s.store.restore([(m.key(), m.value(), m.timestamp()[1]) for m in messages])
                 applied[s.spec.name] += len(messages)
+                progress.report(applied)
 
             read_to_end(reader, start, end, apply, timeout,
                         f"restoring the stores of {self.directory.name}")

@@ -481,7 +481,8 @@ class StreamThread:
             del self._pending[tp]
 
     def stores_named(self, name: str) -> list[Any]:
-        return [a.stores.stores[name].store for a in self.tasks.values()
+        # a copy first: other threads (interactive queries) call this while tasks come and go
+        return [a.stores.stores[name].store for a in list(self.tasks.values())
                 if name in a.stores.stores]
 
 

@@ -22,24 +22,37 @@ class TopicPlan:
         return {t: st for st, topics in self.source_topics.items() for t in topics}
 
 
-def plan(topology: Topology, application_id: str, admin: Admin, replication: int,
-         dead_letter_topic: str | None, create_missing_sources: bool = False) -> TopicPlan:
-    """Check sources exist and are co-partitioned, then size repartition and changelog topics.
+def output_topics(topology: Topology) -> list[str]:
+    """The topics the app writes by name (a topic chosen per record is known only then)."""
+    return sorted({s.topic for st in topology.subtopologies for s in st.sinks
+                   if not s.internal and isinstance(s.topic, str)})
 
-    ``create_missing_sources`` is for the embedded broker, where nobody else could have
-    created them; on a real cluster a missing source topic is an error.
+
+def plan(topology: Topology, application_id: str, admin: Admin, replication: int,
+         dead_letter_topic: str | None, create_missing: bool = False) -> TopicPlan:
+    """Check the topics the app reads and writes exist and that sources are co-partitioned,
+    then size repartition and changelog topics.
+
+    ``create_missing`` is for the embedded broker, where nobody else could have created them:
+    there, missing source and sink topics are created; on a real cluster every missing one
+    is named in one error.
     """
     external = sorted(set(topology.external_source_topics()))
-    counts = admin.partition_counts(external)
-    missing = [t for t in external if t not in counts]
-    if missing and create_missing_sources:
-        admin.create_topics([TopicSpec(t, -1, replication) for t in missing])
-        counts = admin.partition_counts(external)
-        missing = [t for t in external if t not in counts]
-    if missing:
-        raise TopologyError(f"application {application_id!r}: source topic(s) missing: "
-                            f"{', '.join(missing)}; create them first (fluvial does not "
-                            f"create the topics it reads)")
+    outputs = sorted(set(output_topics(topology)) - set(external))
+    counts = admin.partition_counts(external + outputs)
+    if create_missing:
+        admin.create_topics([TopicSpec(t, -1, replication) for t in external + outputs
+                             if t not in counts])
+        counts = admin.partition_counts(external + outputs)
+    missing_in = [t for t in external if t not in counts]
+    missing_out = [t for t in outputs if t not in counts]
+    if missing_in or missing_out:
+        named = [f"{kind} topic(s) {', '.join(ts)}" for kind, ts in
+                 (("source", missing_in), ("sink", missing_out)) if ts]
+        raise TopologyError(f"application {application_id!r}: {' and '.join(named)} missing; "
+                            f"create them first (fluvial creates only its internal topics on "
+                            f"a Kafka cluster)")
+    counts = {t: n for t, n in counts.items() if t in external}
     sinks_by_topic = {s.topic: s for s in topology.repartition_topics()}
     writer: dict[str, SubTopology] = {}
     for st in topology.subtopologies:

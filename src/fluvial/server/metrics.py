@@ -49,6 +49,9 @@ class AppCollector(Collector):
         yield counter("records_skipped", "Records skipped or dead-lettered by the error policy "
                       "(tasks now assigned)",
                       sum(a.task.skipped for a in thread.tasks.values()))
+        yield counter("records_dropped", "Records operators dropped by their semantics: late "
+                      "for a closed window, a null key (tasks now assigned)",
+                      sum(a.task.dropped for a in thread.tasks.values()))
         yield gauge("tasks_assigned", "Tasks this instance runs", len(thread.tasks))
         yield gauge("last_poll_age_seconds", "Seconds since the loop last polled",
                     time.monotonic() - thread.last_poll)

@@ -31,6 +31,8 @@ class BytesStore(Protocol):
              reverse: bool = False) -> Iterator[tuple[bytes, bytes]]: ...
     def delete_range(self, lo: bytes, hi: bytes) -> None: ...
     def count(self) -> int: ...
+    def read(self, key: bytes) -> bytes | None:
+        """``get`` for other threads: ``None`` once the store is closed."""
     def snapshot(self) -> list[tuple[bytes, bytes]]:
         """Every entry, as of one point between write batches (for other threads)."""
     def flush(self) -> None: ...
@@ -72,6 +74,9 @@ class MemoryBytesStore:
 
     def count(self) -> int:
         return len(self._data)
+
+    def read(self, key: bytes) -> bytes | None:
+        return self._data.get(key)  # one dict lookup: atomic under the GIL
 
     def snapshot(self) -> list[tuple[bytes, bytes]]:
         with self._lock:

@@ -37,23 +37,26 @@ class StoreCodec:
         return self.key_serde.deserialize(data)
 
     def encode_value(self, value: Any) -> bytes | None:
+        """A value's bytes (``None`` for ``None``): ``(value, timestamp)`` when timestamped."""
         if value is None:
             return None
         if self.timestamped:
             try:
                 inner, ts = value
-            except (TypeError, ValueError):
-                raise SerdeError(f"a timestamped store needs (value, timestamp), got {value!r}"
-                                 ) from None
-            return TIMESTAMP.pack(ts) + self.encode_plain(inner)
+                head = TIMESTAMP.pack(ts)
+            except (TypeError, ValueError, struct.error):
+                raise SerdeError(f"a timestamped store needs (value, int timestamp), got "
+                                 f"{value!r}") from None
+            return head + self.encode_plain(inner)
         return self.encode_plain(value)
 
     def encode_plain(self, value: Any) -> bytes:
+        """A value's own bytes, without a timestamp."""
         if value is None:
             return b""
         try:
             data = self._fast_value(value)
-        except Exception:
+        except Exception:  # the fast writer of another type: let the serde explain
             data = self.value_serde.serialize(value)
         return data if data is not None else b""
 

@@ -67,6 +67,10 @@ class RocksDBBytesStore:
     def count(self) -> int:
         return sum(1 for _ in self._db.keys())  # noqa: SIM118 (Rdict is not iterable)
 
+    def read(self, key: bytes) -> bytes | None:
+        with self._lock:
+            return cast(bytes | None, self._db.get(key)) if self._open else None
+
     def snapshot(self) -> list[tuple[bytes, bytes]]:
         with self._lock:
             if not self._open:

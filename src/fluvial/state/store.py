@@ -51,6 +51,16 @@ class KeyValueStore:
         codec = self.codec
         self.cache.put(codec.encode_key(key), codec.encode_value(value))
 
+    def encode(self, value: Any) -> bytes | None:
+        """A value's bytes, for ``put_encoded``: where a batch operator checks each value as
+        it is made and writes only the last per key."""
+        return self.codec.encode_value(value)
+
+    def put_encoded(self, entries: list[tuple[Any, bytes | None]]) -> None:
+        """Write values ``encode`` made (``None`` deletes)."""
+        encode_key = self.codec.encode_key
+        self.cache.put_many([(encode_key(k), v) for k, v in entries])
+
     def put_if_absent(self, key: Any, value: Any) -> Any:
         old = self.get(key)
         if old is None:
@@ -91,7 +101,7 @@ class KeyValueStore:
     # -- reads from other threads: the backend as of the last flush, never the cache ------
 
     def committed_get(self, key: Any) -> Any:
-        return self.codec.decode_value(self.backend.get(self.codec.encode_key(key)))
+        return self.codec.decode_value(self.backend.read(self.codec.encode_key(key)))
 
     def committed_items(self) -> list[tuple[Any, Any]]:
         decode_key, decode_value = self.codec.decode_key, self.codec.decode_value

@@ -2,7 +2,7 @@
 
 Like Kafka Streams' TopologyTestDriver: every topic has one partition, each piped record is
 processed (through repartition topics too) and committed before ``pipe`` returns, so every
-intermediate update is visible; the record cache is off.
+intermediate update is visible; the record cache is off unless ``record_cache=True``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class TestDriver(CollectorBase):
 
     def __init__(self, topology: Topology, application_id: str = "test-app",
                  on_error: str | OnError = OnError.STOP, dead_letter_topic: str | None = None,
-                 wall_clock_ms: int | None = None) -> None:
+                 wall_clock_ms: int | None = None, record_cache: bool = False) -> None:
         self.topology = topology
         self.application_id = application_id
         self._clock = int(time.time() * 1000) if wall_clock_ms is None else wall_clock_ms
@@ -68,7 +68,8 @@ class TestDriver(CollectorBase):
                 stores[spec.name] = open_store(spec, None, changelog)
                 self._stores[spec.name] = stores[spec.name]
             task = Task(f"{st.id}_0", st, 0, application_id, stores, self, policy,
-                        self._now, global_stores=global_stores)
+                        self._now, caching=record_cache, global_stores=global_stores)
+            task.emit_interval_ms = 0  # closed windows emitted after every record, as TTD does
             for topic in st.source_topics(application_id):
                 self._tasks[topic] = task
 
@@ -166,6 +167,11 @@ class TestDriver(CollectorBase):
                      value_serde: Serde | str | None = None) -> TestOutputTopic:
         ks, vs = self._sink_serdes(name)
         return TestOutputTopic(self, name, resolve(key_serde, ks), resolve(value_serde, vs))
+
+    @property
+    def dropped_records(self) -> int:
+        """Records operators dropped by their semantics (late for a closed window, ...)."""
+        return sum(task.dropped for task in self._unique_tasks())
 
     def store(self, name: str) -> Any:
         """A key-value store's committed state (values without timestamps); a window,

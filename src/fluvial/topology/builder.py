@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fluvial.errors import TopologyError
 from fluvial.io.serdes import Serde
 from fluvial.processing.processor import Processor
+from fluvial.processing.timestamps import TimestampExtractor
 from fluvial.topology.nodes import (
     GlobalStoreSpec,
     Node,
@@ -47,7 +48,8 @@ class TopologyBuilder:
         return node.name
 
     def add_source(self, name: str, topics: list[str], key_serde: Serde | None,
-                   value_serde: Serde | None, internal: bool = False) -> str:
+                   value_serde: Serde | None, internal: bool = False,
+                   timestamp_extractor: TimestampExtractor | None = None) -> str:
         if not topics:
             raise TopologyError("a source needs at least one topic")
         for topic in topics:
@@ -57,7 +59,8 @@ class TopologyBuilder:
                                     f"read it once and reuse the stream")
             self._source_topics[topic] = name
         return self._add(SourceNode(name, topics=list(topics), key_serde=key_serde,
-                                    value_serde=value_serde, internal=internal), [])
+                                    value_serde=value_serde, internal=internal,
+                                    timestamp_extractor=timestamp_extractor), [])
 
     def add_processor(self, name: str, supplier: Callable[[], Processor], parents: list[str],
                       stores: list[str] | None = None) -> str:

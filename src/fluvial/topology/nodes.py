@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fluvial.io.serdes import Serde
 from fluvial.processing.processor import Processor
+from fluvial.processing.timestamps import TimestampExtractor
 
 _CHANGELOG_EXTRA_RETENTION_MS = 24 * 3600 * 1000  # Kafka Streams' default, for time-bound stores
 
@@ -56,6 +57,8 @@ class SourceNode(Node):
     key_serde: Serde | None = None
     value_serde: Serde | None = None
     internal: bool = False  # reads a repartition topic, named without the application id
+    #: where records' event time comes from; None = the Kafka record's timestamp
+    timestamp_extractor: TimestampExtractor | None = None
 
 
 @dataclass

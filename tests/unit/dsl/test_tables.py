@@ -36,11 +36,24 @@ def test_table_without_a_name_is_still_materialized() -> None:
         assert d.store(table.store_name).get("u1") == "A"
 
 
-def test_table_delete_of_an_absent_key_emits_nothing() -> None:
-    # fluvial keeps old values, so it knows nothing changed (Kafka Streams forwards a tombstone)
+def test_table_delete_of_an_absent_key_forwards_a_tombstone() -> None:
+    # as Kafka Streams: the source table forwards every delete, present key or not
     with _driver(lambda b: b.table("t").to_stream().to("out")) as d:
         d.input_topic("t").pipe(None, key="ghost")
-        assert d.output_topic("out").is_empty()
+        assert d.output_topic("out").read_key_values() == [("ghost", None)]
+
+
+@pytest.mark.parametrize("materialized", [None, "t-store"])
+def test_with_the_record_cache_a_named_table_forwards_no_delete_of_an_absent_key(
+        materialized: str | None) -> None:
+    # as Kafka Streams: only a table it materializes (named) goes through its cache, which
+    # drops a change absent before and after
+    with _driver(lambda b: b.table("t", materialized=materialized).to_stream().to("out"),
+                 record_cache=True) as d:
+        d.input_topic("t").pipe_key_values([("ghost", None), ("k", "v"), ("k", None)])
+        expected = [("k", "v"), ("k", None)]
+        assert d.output_topic("out").read_key_values() == (
+            expected if materialized else [("ghost", None), *expected])
 
 
 def test_table_skips_null_keys() -> None:
@@ -52,22 +65,44 @@ def test_table_skips_null_keys() -> None:
 
 # -- filter --------------------------------------------------------------------------------
 
+AGES = [
+    ("ann", 20),   # in
+    ("bob", 10),   # never in
+    ("ann", 15),   # leaves: tombstone
+    ("bob", 12),   # still out
+    ("bob", 30),   # in
+    ("bob", None), # deleted while in: tombstone
+    ("ann", None), # deleted while out
+]
+
+
 @pytest.mark.parametrize("materialized", [None, "adults"])
-def test_table_filter_emits_tombstone_when_a_key_leaves(materialized: str | None) -> None:
+def test_table_filter_below_an_unnamed_table_forwards_every_tombstone(
+        materialized: str | None) -> None:
+    # as Kafka Streams: the table above cannot send old values, so the filter cannot tell
+    # "was out, still out" from "left", and forwards a tombstone for every record it keeps out
     def build(b: StreamsBuilder) -> None:
         (b.table("ages").filter(lambda k, age: age >= 18, materialized=materialized)
          .to_stream().to("out"))
 
     with _driver(build) as d:
-        d.input_topic("ages").pipe_key_values([
-            ("ann", 20),   # in
-            ("bob", 10),   # never in: nothing
-            ("ann", 15),   # leaves: tombstone
-            ("bob", 12),   # still out: nothing
-            ("bob", 30),   # in
-            ("bob", None), # deleted while in: tombstone
-            ("ann", None), # deleted while out: nothing
-        ])
+        d.input_topic("ages").pipe_key_values(AGES)
+        assert d.output_topic("out").read_key_values() == [
+            ("ann", 20), ("bob", None), ("ann", None), ("bob", None), ("bob", 30),
+            ("bob", None), ("ann", None)]
+        if materialized:
+            assert d.store(materialized).to_dict() == {}
+
+
+@pytest.mark.parametrize("materialized", [None, "adults"])
+def test_table_filter_below_a_named_table_emits_tombstone_only_when_a_key_leaves(
+        materialized: str | None) -> None:
+    def build(b: StreamsBuilder) -> None:
+        (b.table("ages", materialized="ages-store")
+         .filter(lambda k, age: age >= 18, materialized=materialized).to_stream().to("out"))
+
+    with _driver(build) as d:
+        d.input_topic("ages").pipe_key_values(AGES)
         assert d.output_topic("out").read_key_values() == [
             ("ann", 20), ("ann", None), ("bob", 30), ("bob", None)]
         if materialized:
@@ -84,7 +119,8 @@ def test_table_filter_store_holds_only_passing_rows() -> None:
 
 
 def test_table_filter_not() -> None:
-    with _driver(lambda b: b.table("ages").filter_not(lambda k, a: a >= 18, materialized="kids")
+    with _driver(lambda b: b.table("ages", materialized="ages-store")
+                 .filter_not(lambda k, a: a >= 18, materialized="kids")
                  .to_stream().to("out")) as d:
         d.input_topic("ages").pipe_key_values([("ann", 20), ("bob", 10), ("bob", 19)])
         assert d.output_topic("out").read_key_values() == [("bob", 10), ("bob", None)]
@@ -183,6 +219,19 @@ def test_regroup_selector_must_return_a_pair() -> None:
         d.input_topic("t").pipe("abc", key="k")      # 3 items: not a (key, value) pair
         d.input_topic("t").pipe("ab", key="j")       # "a", "b": a pair
         assert d.store("c").to_dict() == {"a": 1}
+
+
+@pytest.mark.parametrize("selected", [("A", None), (None, "u")], ids=["null value", "null key"])
+def test_regroup_to_a_null_key_or_value_joins_no_group(selected: tuple[Any, Any]) -> None:
+    # as Kafka Streams: no group is created for it (fluvial emitted ("A", 0) before)
+    def build(b: StreamsBuilder) -> None:
+        (b.table("users").group_by(lambda user, region: selected if user == "ghost"
+                                   else (region, user)).count("c").to_stream().to("out"))
+
+    with _driver(build) as d:
+        d.input_topic("users").pipe_key_values([("ghost", "A"), ("u1", "B"), ("ghost", None)])
+        assert d.output_topic("out").read_key_values() == [("B", 1)]
+        assert d.store("c").to_dict() == {"B": 1}
 
 
 def test_grouped_table_aggregate_with_subtractor() -> None:

@@ -53,3 +53,28 @@ def test_an_internal_topic_of_the_wrong_size_is_refused() -> None:
     plan = topics.plan(builder.build(), "app", admin, -1, None)
     with pytest.raises(TopologyError, match="has 2 partitions but the topology needs 4"):
         topics.ensure(admin, plan)
+
+
+def two_in_two_out() -> fluvial.Topology:
+    builder = fluvial.StreamsBuilder()
+    a = builder.stream("in-a")
+    a.to("out-a")
+    a.to(lambda key, value, record: f"out-{key}")  # a topic known per record: not checked
+    builder.stream("in-b").to("out-b")
+    return builder.build()
+
+
+def test_every_missing_source_and_sink_topic_is_named_in_one_error() -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic("in-a", 1)
+    with pytest.raises(TopologyError) as info:
+        topics.plan(two_in_two_out(), "app", EmbeddedAdmin(broker), -1, None)
+    assert str(info.value) == (
+        "application 'app': source topic(s) in-b and sink topic(s) out-a, out-b missing; "
+        "create them first (fluvial creates only its internal topics on a Kafka cluster)")
+
+
+def test_the_embedded_broker_gets_missing_source_and_sink_topics_created() -> None:
+    broker = EmbeddedBroker(default_partitions=2)
+    topics.plan(two_in_two_out(), "app", EmbeddedAdmin(broker), -1, None, create_missing=True)
+    assert broker.partition_counts() == {"in-a": 2, "in-b": 2, "out-a": 2, "out-b": 2}

@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 
 from fluvial.errors import ConfigError
@@ -55,6 +56,7 @@ class EmbeddedBroker:
         if default_partitions < 1:
             raise ConfigError(f"default_partitions must be >= 1, got {default_partitions}")
         self.default_partitions = default_partitions
+        self.data_dir = Path(data_dir) if data_dir is not None else None
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._logs: dict[str, list[list[EmbeddedMessage]]] = {}
@@ -186,6 +188,18 @@ class EmbeddedBroker:
             if partition is None:
                 return [m for log in logs for m in log]
             return list(self._log_locked(TopicPartition(topic, partition)))
+
+    def read(self, tp: TopicPartition, offset: int, max_records: int,
+             timeout: float = 0.0) -> list[EmbeddedMessage]:
+        """Up to ``max_records`` records from ``offset`` on, waiting up to ``timeout`` seconds
+        for the first one to be appended."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            log = self._log_locked(tp)
+            while len(log) <= offset and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+                log = self._log_locked(tp)
+            return log[offset:offset + max_records]
 
     def watermarks(self, tp: TopicPartition) -> tuple[int, int]:
         """(low, high): low is always 0 since nothing is ever deleted from a live topic."""

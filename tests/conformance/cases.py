@@ -1,0 +1,237 @@
+"""The conformance cases and their seeded inputs.
+
+A case is a topology spec (chains of operators, see docs/conformance.md) and the topics to
+compare; its inputs come from ``generate(case, seed, count)``: small key spaces so updates
+collide, null keys and values, tombstones for tables, ties and out-of-order timestamps.
+Window, suppress and join cases add entries to ``CASES`` the same way.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+S, L = "string", "long"
+KEYS = ["a", "b", "c", "d"]
+WORDS = ["", "x", "ab", "abc", "abcd", "yz", "xyz", "b"]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    topology: list[dict[str, Any]]
+    outputs: list[str]
+    #: chance that a value is null (a tombstone, for a table's topic)
+    null_values: float = 0.1
+    notes: str = field(default="", compare=False)
+
+    def sources(self) -> list[dict[str, Any]]:
+        return [c["start"] for c in self.topology if isinstance(c["start"], dict)]
+
+
+def stream(topic: str, value_serde: str = L) -> dict[str, Any]:
+    return {"stream": topic, "key_serde": S, "value_serde": value_serde}
+
+
+def table(topic: str, value_serde: str = L, store: str | None = None) -> dict[str, Any]:
+    return {"table": topic, "key_serde": S, "value_serde": value_serde, "store": store}
+
+
+def op(name: str, fn: str | None = None, **params: Any) -> dict[str, Any]:
+    return {"op": name, **({"fn": fn} if fn else {}), **params}
+
+
+def to(topic: str, value_serde: str = L, key_serde: str = S) -> dict[str, Any]:
+    return op("to", topic=topic, key_serde=key_serde, value_serde=value_serde)
+
+
+def serdes(value_serde: str = L, key_serde: str = S, store: str | None = None) -> dict[str, Any]:
+    return {"key_serde": key_serde, "value_serde": value_serde, "store": store}
+
+
+def chain(start: Any, *ops: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    return {"start": start, "ops": list(ops), "name": name}
+
+
+def _out(*ops: dict[str, Any], value_serde: str = L) -> tuple[dict[str, Any], ...]:
+    """An aggregation's table written out: to_stream, then to ``out``."""
+    return (*ops, op("to_stream"), to("out", value_serde))
+
+
+CASES = [
+    Case("stream_filter_map_values", [
+        chain(stream("in"), name="s"),
+        chain("s", op("filter", "value_even"), op("map_values", "double"), to("out1")),
+        chain("s", op("filter_not", "value_small"), op("flat_map_values", "pair_if_even"),
+              to("out2")),
+        chain("s", op("map_values", "null_if_odd"), op("filter_not", "key_a_or_b"), to("out3")),
+    ], ["out1", "out2", "out3"]),
+    Case("stream_rekey", [
+        chain(stream("in"), name="s"),
+        chain("s", op("map", "mod3"), to("out1")),
+        chain("s", op("select_key", "key_upper"), op("map_values", "str"), to("out2", S)),
+        chain("s", op("flat_map", "fan"), to("out3")),
+    ], ["out1", "out2", "out3"]),
+    Case("stream_split_repartition", [
+        chain(stream("in"), op("peek"), op("split", preds=["value_even", "key_a_or_b"]),
+              name="split"),
+        chain("split", op("branch", index=0), op("map_values", "half"), to("out0")),
+        chain("split", op("branch", index=1), op("select_key", "mod3"),
+              op("repartition", **serdes()), to("out1")),
+        chain("split", op("branch", index=2), op("repartition", **serdes()),
+              op("filter", "value_small"), to("out2")),
+    ], ["out0", "out1", "out2"]),
+    Case("stream_merge", [
+        chain(stream("in2"), name="other"),
+        chain(stream("in1"), op("merge", **{"with": "other"}), op("map_values", "half"), to("out")),
+    ], ["out"]),
+    Case("stream_count", [chain(stream("in"), *_out(
+        op("group_by_key", **serdes()), op("count", **serdes())))], ["out"]),
+    Case("stream_group_by_count", [chain(stream("in"), *_out(
+        op("group_by", "mod3", **serdes()), op("count", **serdes(store="counts"))))], ["out"]),
+    Case("stream_reduce_sum", [chain(stream("in"), *_out(
+        op("group_by_key", **serdes()), op("reduce", "sum", **serdes())))], ["out"]),
+    Case("stream_rekeyed_reduce_concat", [chain(stream("in", S), *_out(
+        op("group_by", "first_char", **serdes(S)), op("reduce", "concat", **serdes(S)),
+        value_serde=S))], ["out"]),
+    Case("stream_aggregate", [chain(stream("in", S), *_out(
+        op("group_by_key", **serdes(S)),
+        op("aggregate", "add_len", init="zero", **serdes())))], ["out"]),
+    Case("stream_map_then_aggregate", [chain(stream("in"), op("map", "mod3"), *_out(
+        op("group_by_key", **serdes()), op("aggregate", "sum", init="zero", **serdes())))],
+        ["out"]),
+    Case("stream_to_table", [
+        chain(stream("in"), op("to_table", **serdes()), name="t"),
+        chain("t", op("to_stream"), to("out1")),
+        chain("t", op("filter", "value_even"), op("to_stream"), to("out2")),
+    ], ["out1", "out2"]),
+    Case("table_source", [chain(table("in"), op("to_stream"), to("out"))], ["out"],
+         null_values=0.3),
+    Case("table_filter", [
+        chain(table("in"), name="t"),
+        chain("t", op("filter", "value_even"), op("to_stream"), to("out1")),
+        chain("t", op("filter_not", "value_small", **serdes(store="big")), op("to_stream"),
+              to("out2")),
+    ], ["out1", "out2"], null_values=0.3),
+    Case("table_map_values_filter", [chain(
+        table("in", store="source"), op("map_values", "double"), op("filter", "value_small"),
+        op("map_values", "null_if_odd", **serdes(store="mapped")), op("to_stream"),
+        to("out"))], ["out"], null_values=0.3),
+    Case("table_group_by_count", [chain(table("in"), *_out(
+        op("group_by", "mod3", **serdes()), op("count", **serdes())))], ["out"],
+        null_values=0.25),
+    Case("table_group_by_reduce", [chain(table("in"), *_out(
+        op("group_by", "mod3", **serdes()), op("reduce", "sum", sub="minus", **serdes())))],
+        ["out"], null_values=0.25),
+    Case("table_group_by_null_value", [chain(table("in"), *_out(
+        op("group_by", "mod3_null_big", **serdes()),
+        op("aggregate", "sum", sub="minus", init="zero", **serdes())))], ["out"],
+        null_values=0.25),
+    Case("table_group_by_null_key", [chain(table("in"), *_out(
+        op("group_by", "null_key_odd", **serdes()), op("count", **serdes())))], ["out"],
+        null_values=0.25),
+    Case("table_filter_group_by", [chain(table("in"), op("filter", "value_even"), *_out(
+        op("group_by", "mod3", **serdes()), op("count", **serdes())))], ["out"],
+        null_values=0.25),
+    Case("table_strings_group_by", [chain(table("in", S), op("filter", "value_short"), *_out(
+        op("group_by", "first_char_len", **serdes()),
+        op("aggregate", "sum", sub="minus", init="zero", **serdes())))], ["out"],
+        null_values=0.25),
+    Case("stream_count_having", [chain(
+        stream("in"), op("group_by_key", **serdes()), op("count", **serdes()),
+        op("filter", "value_even"), op("to_stream"), to("out"))], ["out"],
+        notes="ksqlDB's HAVING: a filter below an aggregation"),
+    Case("stream_count_regrouped", [chain(
+        stream("in"), op("group_by_key", **serdes()), op("count", **serdes()), *_out(
+            op("group_by", "mod3", **serdes()), op("reduce", "sum", sub="minus", **serdes())))],
+        ["out"]),
+    Case("table_aggregate_having", [chain(
+        table("in"), op("group_by", "mod3", **serdes()),
+        op("reduce", "sum", sub="minus", **serdes()), op("filter_not", "value_small"),
+        op("to_stream"), to("out"))], ["out"], null_values=0.25),
+    Case("table_named_source_filters", [
+        chain(table("in", store="source"), op("filter", "value_even"), name="even"),
+        chain("even", op("to_stream"), to("out1")),
+        chain("even", op("filter", "value_small", **serdes(store="small")), op("to_stream"),
+              to("out2")),
+        chain("even", op("map_values", "null_if_odd"), op("to_stream"), to("out3")),
+    ], ["out1", "out2", "out3"], null_values=0.3),
+    Case("table_filter_chain_group_by", [
+        chain(table("in"), op("filter", "value_small"), name="small"),
+        chain("small", op("to_stream"), to("out1")),
+        chain("small", op("filter", "value_even", **serdes(store="even")), name="even"),
+        chain("even", op("to_stream"), to("out2")),
+        chain("even", op("group_by", "mod3", **serdes()), op("count", **serdes()),
+              op("to_stream"), to("out3")),
+    ], ["out1", "out2", "out3"], null_values=0.3),
+    Case("stream_fan_out_merge_count", [
+        chain(stream("in"), op("split", preds=["value_small"]), name="split"),
+        chain("split", op("branch", index=1), op("flat_map", "fan"), name="fanned"),
+        chain("split", op("branch", index=0), op("merge", **{"with": "fanned"}),
+              op("to", topic="merged", key_serde=S, value_serde=L), *_out(
+                  op("group_by_key", **serdes()), op("reduce", "max", **serdes()))),
+    ], ["merged", "out"]),
+    Case("table_to_stream_aggregate", [chain(
+        table("in"), op("to_stream"), op("group_by", "mod3", **serdes()), *_out(
+            op("aggregate", "sum", init="zero", **serdes())))], ["out"], null_values=0.25),
+    Case("table_map_values_null_group_by", [chain(
+        table("in", store="source"), op("map_values", "null_if_odd"), *_out(
+            op("group_by", "mod3", **serdes()),
+            op("aggregate", "sum", sub="minus", init="zero", **serdes(store="sums"))))],
+        ["out"], null_values=0.25),
+    Case("stream_rekeyed_to_table_count", [chain(
+        stream("in"), op("select_key", "mod3"), op("to_table", **serdes(store="latest")),
+        *_out(op("group_by", "mod3", **serdes()), op("count", **serdes())))], ["out"]),
+    Case("stream_to_table_group_by", [chain(
+        stream("in"), op("to_table", **serdes()), op("map_values", "half"), *_out(
+            op("group_by", "mod3", **serdes()), op("reduce", "sum", sub="minus", **serdes())))],
+        ["out"]),
+]
+CASES_BY_NAME = {c.name: c for c in CASES}
+
+
+def _encode(value: Any, serde: str) -> str | None:
+    if value is None:
+        return None
+    if serde == L:
+        return struct.pack(">q", value).hex()
+    return str(value).encode().hex()
+
+
+def generate(case: Case, seed: int, count: int) -> list[dict[str, Any]]:
+    """``count`` input records for the case's source topics, the same for every run of a seed.
+
+    Timestamps mostly rise, with ties (the previous timestamp again) and records that arrive
+    late (up to half a second behind).
+    """
+    rng = random.Random(f"{case.name}/{seed}")
+    sources = case.sources()
+    records = []
+    ts = 1000
+    for i in range(count):
+        source = rng.choice(sources)
+        roll = rng.random()
+        if roll < 0.15:
+            pass  # a tie with the previous record
+        elif roll < 0.25:
+            ts = max(0, 1000 + 10 * i - rng.randint(50, 500))  # late
+        else:
+            ts = 1000 + 10 * i + rng.randint(0, 9)
+        key = None if rng.random() < 0.08 else rng.choice(KEYS)
+        value: Any = None
+        if rng.random() >= case.null_values:
+            value = rng.randint(0, 99) if source["value_serde"] == L else rng.choice(WORDS)
+        records.append({"topic": source.get("stream") or source["table"],
+                        "key": _encode(key, S), "value": _encode(value, source["value_serde"]),
+                        "ts": ts})
+    return records
+
+
+def spec(case: Case, seed: int, count: int, record_cache: bool = False) -> dict[str, Any]:
+    """What the oracle reads: one case with one seed's inputs, with the record cache on or
+    off on both sides."""
+    return {"id": f"{case.name}/{seed}{'/cached' if record_cache else ''}",
+            "topology": case.topology, "inputs": generate(case, seed, count),
+            "outputs": case.outputs, "record_cache": record_cache}

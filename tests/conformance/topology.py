@@ -1,0 +1,156 @@
+"""Build a conformance case's topology with fluvial's DSL and run it in fluvial's TestDriver.
+
+The spec is the one the Java oracle reads (tools/conformance, TopologyFromSpec.java): a list
+of chains, each starting at a source (or at an earlier chain's result, by name) and applying
+its operators in order; docs/conformance.md describes the format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conformance import functions as fn
+from tests.conformance.records import Output, Outputs
+
+from fluvial.dsl import StreamsBuilder
+from fluvial.dsl.grouped import GroupedStream, GroupedTable
+from fluvial.dsl.options import Grouped, Materialized, Repartitioned
+from fluvial.dsl.stream import Stream
+from fluvial.dsl.table import Table
+from fluvial.testing.driver import TestDriver
+from fluvial.topology.topology import Topology
+
+Op = dict[str, Any]
+
+
+def materialized(op: Op) -> Materialized:
+    return Materialized(name=op.get("store"), key_serde=op["key_serde"],
+                        value_serde=op["value_serde"])
+
+
+def grouped(op: Op) -> Grouped:
+    return Grouped(key_serde=op["key_serde"], value_serde=op["value_serde"])
+
+
+def build(chains: list[dict[str, Any]]) -> Topology:
+    builder = StreamsBuilder(default_key_serde="string", default_value_serde="string")
+    named: dict[str, Any] = {}
+    for chain in chains:
+        current = _start(builder, named, chain["start"])
+        for op in chain["ops"]:
+            current = _apply(current, op, named)
+        if chain.get("name"):
+            named[chain["name"]] = current
+    return builder.build()
+
+
+def _start(builder: StreamsBuilder, named: dict[str, Any], start: Any) -> Any:
+    if isinstance(start, str):
+        return named[start]
+    if "stream" in start:
+        return builder.stream(start["stream"], start["key_serde"], start["value_serde"])
+    return builder.table(start["table"], start["key_serde"], start["value_serde"],
+                         materialized=materialized(start) if start.get("store") else None)
+
+
+def _apply(current: Any, op: Op, named: dict[str, Any]) -> Any:
+    name, f = op["op"], op.get("fn", "")
+    if isinstance(current, list):  # a split's branches, the default last
+        if name != "branch":
+            raise ValueError(f"a split has no operator {name!r}; take a branch first")
+        return current[op["index"]]
+    if isinstance(current, Stream):
+        return _stream(current, name, f, op, named)
+    if isinstance(current, Table):
+        return _table(current, name, f, op)
+    if isinstance(current, GroupedStream):
+        if name == "count":
+            return current.count(materialized(op))
+        if name == "reduce":
+            return current.reduce(fn.named(fn.REDUCERS, f, "reducer"), materialized(op))
+        if name == "aggregate":
+            return current.aggregate(fn.named(fn.INITIALIZERS, op["init"], "initializer"),
+                                     fn.named(fn.AGGREGATORS, f, "aggregator"), materialized(op))
+    if isinstance(current, GroupedTable):
+        if name == "count":
+            return current.count(materialized(op))
+        if name == "reduce":
+            return current.reduce(fn.named(fn.REDUCERS, f, "reducer"),
+                                  fn.named(fn.REDUCERS, op["sub"], "reducer"), materialized(op))
+        if name == "aggregate":
+            return current.aggregate(fn.named(fn.INITIALIZERS, op["init"], "initializer"),
+                                     fn.named(fn.AGGREGATORS, f, "aggregator"),
+                                     fn.named(fn.AGGREGATORS, op["sub"], "aggregator"),
+                                     materialized(op))
+    raise ValueError(f"{type(current).__name__} has no operator {name!r}")
+
+
+def _stream(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
+    simple = {
+        "filter": lambda: s.filter(fn.named(fn.PREDICATES, f, "predicate")),
+        "filter_not": lambda: s.filter_not(fn.named(fn.PREDICATES, f, "predicate")),
+        "map_values": lambda: s.map_values(fn.named(fn.VALUE_MAPPERS, f, "value mapper")),
+        "map": lambda: s.map(fn.named(fn.PAIR_MAPPERS, f, "pair mapper")),
+        "select_key": lambda: s.select_key(fn.named(fn.KEY_SELECTORS, f, "key selector")),
+        "flat_map_values": lambda: s.flat_map_values(
+            fn.named(fn.FLAT_VALUE_MAPPERS, f, "flat value mapper")),
+        "flat_map": lambda: s.flat_map(fn.named(fn.FLAT_MAPPERS, f, "flat mapper")),
+        "merge": lambda: s.merge(named[op["with"]]),
+        "to_table": lambda: s.to_table(materialized(op)),
+        "peek": lambda: s.peek(lambda k, v: None),
+        "repartition": lambda: s.repartition(Repartitioned(key_serde=op["key_serde"],
+                                                           value_serde=op["value_serde"])),
+        "group_by_key": lambda: s.group_by_key(grouped(op)),
+        "group_by": lambda: s.group_by(fn.named(fn.KEY_SELECTORS, f, "key selector"),
+                                       grouped(op)),
+    }
+    if name == "to":
+        s.to(op["topic"], op["key_serde"], op["value_serde"])
+        return s
+    if name == "split":
+        branched = s.split(name="split-")
+        for i, predicate in enumerate(op["preds"]):
+            branched.branch(fn.named(fn.PREDICATES, predicate, "predicate"), name=str(i))
+        by_name = branched.default_branch(name="default")
+        return [by_name[f"split-{i}"] for i in range(len(op["preds"]))] + [
+            by_name["split-default"]]
+    if name not in simple:
+        raise ValueError(f"a stream has no operator {name!r}")
+    return simple[name]()
+
+
+def _table(t: Table, name: str, f: str, op: Op) -> Any:
+    m = materialized(op) if op.get("store") else None
+    if name == "filter":
+        return t.filter(fn.named(fn.PREDICATES, f, "predicate"), materialized=m)
+    if name == "filter_not":
+        return t.filter_not(fn.named(fn.PREDICATES, f, "predicate"), materialized=m)
+    if name == "map_values":
+        return t.map_values(fn.named(fn.VALUE_MAPPERS, f, "value mapper"), materialized=m)
+    if name == "to_stream":
+        return t.to_stream()
+    if name == "group_by":
+        return t.group_by(fn.named(fn.PAIR_MAPPERS, f, "pair mapper"), grouped(op))
+    raise ValueError(f"a table has no operator {name!r}")
+
+
+def run(case: dict[str, Any]) -> Outputs:
+    """Pipe the case's input bytes through fluvial's TestDriver; the output topics' records."""
+    with TestDriver(build(case["topology"]), application_id="conformance",
+                    record_cache=case.get("record_cache", False)) as driver:
+        topics = {}
+        for r in case["inputs"]:
+            topic = topics.get(r["topic"])
+            if topic is None:
+                topic = topics[r["topic"]] = driver.input_topic(r["topic"], "bytes", "bytes")
+            topic.pipe(to_bytes(r["value"]), key=to_bytes(r["key"]), timestamp=r["ts"])
+        return {name: [Output(to_hex(m.key()), to_hex(m.value()), m.timestamp()[1])
+                       for m in driver.read(name)] for name in case["outputs"]}
+
+
+def to_bytes(hex_text: str | None) -> bytes | None:
+    return None if hex_text is None else bytes.fromhex(hex_text)
+
+
+def to_hex(data: bytes | None) -> str | None:
+    return None if data is None else data.hex()
