@@ -58,6 +58,12 @@ _FETCH_TRANSIENT = frozenset({
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._WAIT_COORD, ck.KafkaError._TIMED_OUT,
     ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN})
 OFFSET_FETCH_RETRY_S = 0.2
+# a partition's leader moving: answers that a retry soon fixes (seen during a broker kill)
+_LEADER_MOVING = frozenset({
+    ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE,
+    ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._TIMED_OUT, ck.KafkaError._TRANSPORT,
+    ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError.UNKNOWN_LEADER_EPOCH,
+    ck.KafkaError.FENCED_LEADER_EPOCH})
 TXN_GRACE_S = 5.0  # beyond a transactional call's own timeout before it is given up
 
 
@@ -260,15 +266,23 @@ class KafkaConsumer:
             time.sleep(OFFSET_FETCH_RETRY_S)
 
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
-        try:
-            low, high = self._c.get_watermark_offsets(
-                ck.TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False)
-        except ck.KafkaException as e:
-            err = e.args[0]
-            if err.code() in _UNKNOWN:
-                raise UnknownTopicOrPartitionError(f"{tp}: {err.str()}") from e
-            raise FluvialError(f"watermarks of {tp}: {err.str()}") from e
-        return (low, high)
+        """(low, high); waits out a leader moving (a broker failover) up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                low, high = self._c.get_watermark_offsets(
+                    ck.TopicPartition(tp.topic, tp.partition),
+                    timeout=max(deadline - time.monotonic(), 0.1), cached=False)
+                return (low, high)
+            except ck.KafkaException as e:
+                err = e.args[0]
+                if err.code() in _UNKNOWN:
+                    raise UnknownTopicOrPartitionError(f"{tp}: {err.str()}") from e
+                transient = err.retriable() or err.code() in _LEADER_MOVING
+                if not transient or time.monotonic() >= deadline:
+                    raise FluvialError(f"watermarks of {tp}: {err.str()}") from e
+                log.info("watermarks of %s: %s; retrying", tp, err.str())
+                time.sleep(OFFSET_FETCH_RETRY_S)
 
     def position(self, tp: TopicPartition) -> int | None:
         if self._pending is not None and tp in self._pending:
