@@ -67,7 +67,13 @@ def test_three_workers_score_every_flight_once(kafka: KafkaTestBroker,
                              message="the group never had 3 members sharing the partitions")
     finally:
         proc.terminate()
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the workers did not stop within 60 s of SIGTERM:\n"
+                                 + log.read_text(errors="replace")[-6000:]) from None
     text = log.read_text(errors="replace")
     assert proc.returncode == 0, text
 
