@@ -1,0 +1,327 @@
+"""SELECT analysis: resolve names and types, check ksqlDB's rules, and plan the query.
+
+The plan says what to compute, with every expression already compiled to a closure; the
+compiler (``compiler.py``) turns it into DSL calls. Rows are ``dict`` column -> value; a
+source row carries its key columns, value columns and ROWTIME.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fluvial.sql import aggregates, ast
+from fluvial.sql import types as t
+from fluvial.sql.catalog import (
+    PSEUDO_COLUMNS,
+    WINDOWEND,
+    WINDOWSTART,
+    Column,
+    DataSource,
+    Schema,
+    WindowInfo,
+)
+from fluvial.sql.errors import SqlAnalysisError, at
+from fluvial.sql.expressions import (
+    AGGREGATE_NAMES,
+    Compiled,
+    Evaluator,
+    Row,
+    Scope,
+    compile_expr,
+    text,
+    walk,
+)
+
+DEFAULT_GRACE_MS = 24 * 3_600_000  # ksqlDB's grace period when a window names none
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The output row: ``key`` evaluators (in key-column order) and ``value`` ones."""
+
+    schema: Schema
+    key: tuple[Evaluator, ...]
+    value: tuple[tuple[str, Evaluator], ...]
+
+    def key_of(self, row: Row) -> tuple[Any, ...]:
+        return tuple(f(row) for f in self.key)
+
+    def value_of(self, row: Row) -> dict[str, Any]:
+        return {name: f(row) for name, f in self.value}
+
+
+@dataclass(frozen=True)
+class AggregateCall:
+    function: aggregates.Aggregate
+    argument: Evaluator | None  # None: COUNT(*)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    group_by: tuple[Evaluator, ...]
+    by_source_key: bool  # grouped by exactly the source's key: no repartition
+    calls: tuple[AggregateCall, ...]
+    window: ast.WindowSpec | None
+    having: Evaluator | None  # over the aggregate row
+    emit_final: bool
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    source: DataSource
+    result_kind: str  # STREAM | TABLE
+    where: Evaluator | None
+    partition_by: bool  # the key is recomputed from the source row
+    aggregation: Aggregation | None
+    projection: Projection  # over the source row, or the aggregate row
+    window: WindowInfo | None  # of the result
+
+
+def group_field(i: int) -> str:
+    return f"KSQL_GK_{i}"
+
+
+def aggregate_field(i: int) -> str:
+    return f"KSQL_AGG_{i}"
+
+
+def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPlan:
+    qualifiers = frozenset(n for n in (source.name, query.source_alias) if n)
+    scope = Scope(source.scope_columns(), qualifiers)
+    where = _predicate(query.where, scope, "WHERE") if query.where is not None else None
+    items = _expand_stars(query, source)
+    _check_clauses(query, source)
+    if query.group_by:
+        return _plan_aggregate(query, source, scope, where, items, sink_name)
+    if query.having is not None:
+        raise SqlAnalysisError(at(query.having.pos if hasattr(query.having, "pos") else None,
+                                  "HAVING requires a GROUP BY clause."))
+    _refuse_aggregates(items)
+    key_exprs = query.partition_by or tuple(ast.ColumnRef(c.name) for c in source.schema.key)
+    projection = _project(items, key_exprs, scope, sink_name, bool(query.partition_by))
+    return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
+                     None)
+
+
+def _check_clauses(query: ast.Query, source: DataSource) -> None:
+    if query.limit is not None:
+        raise SqlAnalysisError(at(query.pos, "LIMIT is only supported on transient queries, "
+                                             "not on persistent ones"))
+    if query.window is not None and not query.group_by:
+        raise SqlAnalysisError(at(query.window.pos, "WINDOW clause requires a GROUP BY "
+                                                    "clause."))
+    if query.emit == "FINAL" and query.window is None:
+        raise SqlAnalysisError(at(query.pos, "EMIT FINAL is only supported for windowed "
+                                             "aggregations."))
+    if source.kind == "TABLE" and query.window is not None:
+        raise SqlAnalysisError(at(query.window.pos, "WINDOW clause is not supported on "
+                                                    "tables: aggregate a stream"))
+    if source.kind == "TABLE" and query.partition_by:
+        raise SqlAnalysisError(at(query.pos, f"Unsupported: PARTITION BY on a TABLE "
+                                             f"({source.name}); tables are keyed by their "
+                                             f"PRIMARY KEY"))
+    if query.partition_by and query.group_by:
+        raise SqlAnalysisError(at(query.pos, "PARTITION BY and GROUP BY in one query are not "
+                                             "supported"))
+    if source.window is not None:
+        raise SqlAnalysisError(at(query.source_pos, f"windowed source {source.name} as a "
+                                                    f"query's input is not supported yet"))
+
+
+def _predicate(expr: ast.Expr, scope: Scope, clause: str) -> Evaluator:
+    compiled = compile_expr(expr, scope)
+    if compiled.type not in (t.BOOLEAN, t.NULL):
+        raise SqlAnalysisError(at(getattr(expr, "pos", None),
+                                  f"Type error in {clause} expression: Should evaluate to "
+                                  f"boolean but is {text(expr)} ({compiled.type}) instead."))
+    return compiled.fn
+
+
+def _expand_stars(query: ast.Query, source: DataSource) -> list[tuple[ast.Expr, str | None,
+                                                                    ast.Pos]]:
+    """Select items as (expression, alias, position), ``*`` expanded to every column."""
+    items: list[tuple[ast.Expr, str | None, ast.Pos]] = []
+    for item in query.items:
+        if item.expr is not None:
+            items.append((item.expr, item.alias, item.pos))
+            continue
+        if item.star_source is not None and item.star_source not in (source.name,
+                                                                      query.source_alias):
+            raise SqlAnalysisError(at(item.pos, f"unknown source {item.star_source} in "
+                                                f"{item.star_source}.*"))
+        for column in source.schema.columns:
+            items.append((ast.ColumnRef(column.name), None, item.pos))
+        if source.window is not None:
+            items.extend((ast.ColumnRef(n), None, item.pos) for n in (WINDOWSTART, WINDOWEND))
+    return items
+
+
+def _refuse_aggregates(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> None:
+    for expr, _alias, _pos in items:
+        for e in walk(expr):
+            if isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES:
+                raise SqlAnalysisError(at(e.pos, f"Use of aggregate function {e.name} "
+                                                 f"requires a GROUP BY clause."))
+
+
+def _column_name(expr: ast.Expr, alias: str | None, index: int) -> str:
+    if alias is not None:
+        return alias
+    if isinstance(expr, ast.ColumnRef):
+        return expr.name
+    return f"KSQL_COL_{index}"
+
+
+def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple[ast.Expr, ...],
+             scope: Scope, sink_name: str, repartitioned: bool) -> Projection:
+    """Split the select items into the result's key columns (those equal to ``key_exprs``)
+    and value columns, as ksqlDB requires every key expression in the projection."""
+    names: set[str] = set()
+    key_cols: list[Column | None] = [None] * len(key_exprs)
+    key_fns: list[Evaluator | None] = [None] * len(key_exprs)
+    value_cols: list[Column] = []
+    value_fns: list[tuple[str, Evaluator]] = []
+    for index, (expr, alias, pos) in enumerate(items):
+        name = _column_name(expr, alias, index)
+        if (name in PSEUDO_COLUMNS and name != WINDOWSTART and name != WINDOWEND) or (
+                name in (WINDOWSTART, WINDOWEND) and alias is not None):
+            raise SqlAnalysisError(at(pos, f"Reserved column name in select: `{name}`. "
+                                           f"Please remove or alias the column."))
+        if name in names:
+            raise SqlAnalysisError(at(pos, f"Duplicate value columns found in schema: "
+                                           f"`{name}`"))
+        names.add(name)
+        compiled = compile_expr(expr, scope)
+        type_ = _known_type(compiled, expr, pos)
+        slot = next((i for i, k in enumerate(key_exprs)
+                     if k == expr and key_cols[i] is None), None)
+        if slot is not None:
+            key_cols[slot] = Column(name, type_)
+            key_fns[slot] = compiled.fn
+        else:
+            value_cols.append(Column(name, type_))
+            value_fns.append((name, compiled.fn))
+    for i, column in enumerate(key_cols):
+        if column is None:
+            what = "partitioning expression" if repartitioned else "key column"
+            missing = text(key_exprs[i])
+            raise SqlAnalysisError(
+                f"Key missing from projection (ie, SELECT). The query used to build "
+                f"`{sink_name}` must include the {what} {missing} in its projection "
+                f"(eg, SELECT {missing}...).")
+    schema = Schema(tuple(c for c in key_cols if c is not None), tuple(value_cols))
+    return Projection(schema, tuple(f for f in key_fns if f is not None), tuple(value_fns))
+
+
+def _known_type(compiled: Compiled, expr: ast.Expr, pos: ast.Pos) -> t.SqlType:
+    if compiled.type == t.NULL:
+        raise SqlAnalysisError(at(pos, f"Can't infer a type of null. Please explicitly cast "
+                                       f"it to a required type, e.g. CAST({text(expr)} AS "
+                                       f"VARCHAR)."))
+    return compiled.type
+
+
+# -- aggregation ----------------------------------------------------------------------------
+
+def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
+                    where: Evaluator | None, items: list[tuple[ast.Expr, str | None, ast.Pos]],
+                    sink_name: str) -> QueryPlan:
+    group_compiled = [compile_expr(g, scope) for g in query.group_by]
+    for g, c in zip(query.group_by, group_compiled, strict=True):
+        _known_type(c, g, getattr(g, "pos", (0, 0)))
+    calls: list[AggregateCall] = []
+    replacements: dict[ast.Expr, tuple[str, t.SqlType]] = {
+        g: (group_field(i), c.type)
+        for i, (g, c) in enumerate(zip(query.group_by, group_compiled, strict=True))}
+    found = [e for expr, _a, _p in items for e in walk(expr)]
+    if query.having is not None:
+        found += walk(query.having)
+    for e in found:
+        if not (isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES) or \
+                e in replacements:
+            continue
+        calls.append(_aggregate_call(e, scope, source))
+        replacements[e] = (aggregate_field(len(calls) - 1), calls[-1].function.result_type)
+    columns = dict(scope.columns)
+    if query.window is not None:
+        replacements[ast.ColumnRef(WINDOWSTART)] = (WINDOWSTART, t.BIGINT)
+        replacements[ast.ColumnRef(WINDOWEND)] = (WINDOWEND, t.BIGINT)
+    agg_scope = Scope(columns, scope.qualifiers, replacements,
+                      "Non-aggregate SELECT expression(s) not part of GROUP BY: {name}")
+    having = _predicate(query.having, agg_scope, "HAVING") if query.having else None
+    projection = _project(items, query.group_by, agg_scope, sink_name, True)
+    key_names = [c.name for c in source.schema.key]
+    by_key = [g for g in query.group_by] == [ast.ColumnRef(n) for n in key_names]
+    window = None
+    if query.window is not None:
+        size = None if query.window.kind == "SESSION" else query.window.size_ms
+        window = WindowInfo(query.window.kind, size)
+    aggregation = Aggregation(tuple(c.fn for c in group_compiled), by_key, tuple(calls),
+                              query.window, having, query.emit == "FINAL")
+    return QueryPlan(source, "TABLE", where, False, aggregation, projection, window)
+
+
+def _aggregate_call(call: ast.FunctionCall, scope: Scope,
+                    source: DataSource) -> AggregateCall:
+    if call.star and call.name != "COUNT":
+        raise SqlAnalysisError(at(call.pos, f"{call.name}(*) is not valid: only COUNT(*)"))
+    if not call.star and len(call.args) != 1:
+        raise SqlAnalysisError(at(call.pos, f"Function {call.name} takes 1 argument, got "
+                                            f"{len(call.args)}"))
+    argument: Compiled | None = None
+    if not call.star:
+        for e in walk(call.args[0]):
+            if isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES:
+                raise SqlAnalysisError(at(e.pos, f"Aggregate functions can not be nested: "
+                                                 f"{text(call)}"))
+        argument = compile_expr(call.args[0], scope)
+    try:
+        function = aggregates.make(call.name, argument.type if argument else None)
+    except ValueError as exc:
+        raise SqlAnalysisError(at(call.pos, f"Function {call.name}: {exc}")) from None
+    if source.kind == "TABLE" and function.subtract is None:
+        raise SqlAnalysisError(at(call.pos, f"The aggregation function {call.name} cannot "
+                                            f"be applied to a table source, only to a "
+                                            f"stream source."))
+    return AggregateCall(function, argument.fn if argument else None)
+
+
+def aggregate_row(key: tuple[Any, ...], state: list[Any], calls: tuple[AggregateCall, ...],
+                  window: tuple[int, int] | None) -> Row:
+    """The row HAVING and the projection of an aggregate see: group values, aggregate
+    results and the window's bounds."""
+    row: Row = {group_field(i): v for i, v in enumerate(key)}
+    for i, (call, s) in enumerate(zip(calls, state, strict=True)):
+        row[aggregate_field(i)] = call.function.result(s)
+    if window is not None:
+        row[WINDOWSTART], row[WINDOWEND] = window
+    return row
+
+
+Adder = Callable[[Any, Row, list[Any]], list[Any]]
+
+
+def adder(calls: tuple[AggregateCall, ...], sign: int = 1) -> Adder:
+    """``fn(key, row, state) -> new state``: each call adds (or, ``sign`` -1, subtracts)
+    its argument's value; NULL arguments leave a state as it is."""
+    steps = []
+    for call in calls:
+        f = call.function
+        step = f.add if sign > 0 else f.subtract
+        assert step is not None
+        steps.append((call.argument, step, f.counts_nulls))
+
+    def run(_key: Any, row: Row, state: list[Any]) -> list[Any]:
+        new = list(state)
+        for i, (argument, step, counts_nulls) in enumerate(steps):
+            if argument is None:
+                new[i] = step(new[i], None)
+                continue
+            value = argument(row)
+            if value is not None or counts_nulls:
+                new[i] = step(new[i], value)
+        return new
+    return run
+
