@@ -7,6 +7,7 @@ one record (a division by zero, a bad CAST) give NULL, as ksqlDB's expression ev
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -554,3 +555,25 @@ def walk(expr: ast.Expr) -> list[ast.Expr]:
                 elif isinstance(item, tuple):
                     out.extend(e for x in item if isinstance(x, ast.Expr) for e in walk(x))
     return out
+
+
+def unqualify(expr: ast.Expr, qualifiers: frozenset[str]) -> ast.Expr:
+    """``expr`` with ``source.column`` references to this query's source (its name or alias)
+    written as bare ``column``, so equal expressions compare equal however they are spelled;
+    a qualifier naming another source is refused."""
+    if isinstance(expr, ast.ColumnRef):
+        if expr.source is None:
+            return expr
+        if expr.source not in qualifiers:
+            raise SqlAnalysisError(at(expr.pos, f"unknown source {expr.source} in "
+                                                f"{expr.source}.{expr.name}"))
+        return dataclasses.replace(expr, source=None)
+    changes: dict[str, Any] = {}
+    for name, value in vars(expr).items():
+        if isinstance(value, ast.Expr):
+            changes[name] = unqualify(value, qualifiers)
+        elif isinstance(value, tuple) and value and isinstance(value[0], ast.Expr | tuple):
+            changes[name] = tuple(
+                tuple(unqualify(x, qualifiers) for x in item) if isinstance(item, tuple)
+                else unqualify(item, qualifiers) for item in value)
+    return dataclasses.replace(expr, **changes) if changes else expr

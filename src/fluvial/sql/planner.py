@@ -7,6 +7,7 @@ source row carries its key columns, value columns and ROWTIME.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from fluvial.sql.expressions import (
     Scope,
     compile_expr,
     text,
+    unqualify,
     walk,
 )
 
@@ -89,6 +91,7 @@ def aggregate_field(i: int) -> str:
 
 def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPlan:
     qualifiers = frozenset(n for n in (source.name, query.source_alias) if n)
+    query = _unqualified(query, qualifiers)
     scope = Scope(source.scope_columns(), qualifiers)
     where = _predicate(query.where, scope, "WHERE") if query.where is not None else None
     items = _expand_stars(query, source)
@@ -103,6 +106,19 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
     projection = _project(items, key_exprs, scope, sink_name, bool(query.partition_by))
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
                      None)
+
+
+def _unqualified(query: ast.Query, qualifiers: frozenset[str]) -> ast.Query:
+    def bare(e: ast.Expr) -> ast.Expr:
+        return unqualify(e, qualifiers)
+    return dataclasses.replace(
+        query,
+        items=tuple(dataclasses.replace(i, expr=bare(i.expr)) if i.expr else i
+                    for i in query.items),
+        where=bare(query.where) if query.where else None,
+        group_by=tuple(map(bare, query.group_by)),
+        partition_by=tuple(map(bare, query.partition_by)),
+        having=bare(query.having) if query.having else None)
 
 
 def _check_clauses(query: ast.Query, source: DataSource) -> None:
@@ -166,12 +182,24 @@ def _refuse_aggregates(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> Non
                                                  f"requires a GROUP BY clause."))
 
 
-def _column_name(expr: ast.Expr, alias: str | None, index: int) -> str:
-    if alias is not None:
-        return alias
-    if isinstance(expr, ast.ColumnRef):
-        return expr.name
-    return f"KSQL_COL_{index}"
+def _column_names(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> list[str]:
+    """Each item's alias, or its column's name; other expressions get ``KSQL_COL_n``, ``n``
+    counting up from 0 over the names so generated, skipping names already taken."""
+    taken = {alias or (e.name if isinstance(e, ast.ColumnRef) else None)
+             for e, alias, _pos in items}
+    names = []
+    generated = 0
+    for expr, alias, _pos in items:
+        if alias is not None:
+            names.append(alias)
+        elif isinstance(expr, ast.ColumnRef):
+            names.append(expr.name)
+        else:
+            while f"KSQL_COL_{generated}" in taken:
+                generated += 1
+            names.append(f"KSQL_COL_{generated}")
+            generated += 1
+    return names
 
 
 def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple[ast.Expr, ...],
@@ -183,8 +211,7 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
     key_fns: list[Evaluator | None] = [None] * len(key_exprs)
     value_cols: list[Column] = []
     value_fns: list[tuple[str, Evaluator]] = []
-    for index, (expr, alias, pos) in enumerate(items):
-        name = _column_name(expr, alias, index)
+    for (expr, alias, pos), name in zip(items, _column_names(items), strict=True):
         if (name in PSEUDO_COLUMNS and name != WINDOWSTART and name != WINDOWEND) or (
                 name in (WINDOWSTART, WINDOWEND) and alias is not None):
             raise SqlAnalysisError(at(pos, f"Reserved column name in select: `{name}`. "
