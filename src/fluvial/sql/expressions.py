@@ -174,9 +174,9 @@ def _number_op(op: str, result: SqlType) -> Callable[[Any, Any], Any]:
         if op == "/":
             return _double_div
         if op == "%":
-            return lambda a, b: math.fmod(a, b) if b != 0 else math.nan
+            return lambda a, b: math.fmod(float(a), float(b)) if b != 0 else math.nan
         py = _PY_OPS[op]
-        return lambda a, b: float(py(a, b))
+        return lambda a, b: py(float(a), float(b))
     return _decimal_op(op, result)
 
 

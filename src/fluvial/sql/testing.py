@@ -90,7 +90,8 @@ def run_case(case: dict[str, Any]) -> CaseResult:
 def _drive(engine: Engine, inputs: list[dict[str, Any]]) -> TestDriver:
     driver = TestDriver(engine.topology(), application_id="fluvial-sql-test",
                         on_error="skip", wall_clock_ms=0)
-    read = {t for s in driver.topology.subtopologies for t in s.source_topics(driver.application_id)}
+    read = {t for st in driver.topology.subtopologies
+            for t in st.source_topics(driver.application_id)}
     for topic, key, value, timestamp in engine.inserted:
         if topic in read:  # records to topics no query reads change nothing
             driver.input_topic(topic, "bytes", "bytes").pipe(value, key, timestamp)
@@ -108,7 +109,8 @@ def _drive(engine: Engine, inputs: list[dict[str, Any]]) -> TestDriver:
 def _source_of(engine: Engine, topic: str) -> DataSource | None:
     matches = [s for s in engine.sources.values() if s.topic == topic]
     declared = [s for s in matches if s.query_id is None]
-    return (declared or matches or [None])[0]
+    found = declared or matches
+    return found[0] if found else None
 
 
 def _encode(literal: Any, source: DataSource | None, is_key: bool) -> bytes | None:
