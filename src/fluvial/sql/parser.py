@@ -43,7 +43,8 @@ def _terminal_names() -> dict[str, str]:
     names.update({"IDENTIFIER": "an identifier", "QUOTED_IDENTIFIER": "a quoted identifier",
                   "COMPARE": "a comparison", "EQ": "'='", "ADD_OP": "'+'/'-'",
                   "MUL_OP": "'*'/'/'/'%'", "$END": "end of input", "STRING": "a string",
-                  "INTEGER": "an integer"})
+                  "INTEGER": "an integer", "BOOLEAN": "TRUE/FALSE", "DECIMAL_NUMBER": "a number",
+                  "FLOAT_NUMBER": "a number"})
     return names
 
 
