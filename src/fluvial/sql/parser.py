@@ -44,7 +44,10 @@ def _terminal_names() -> dict[str, str]:
                   "COMPARE": "a comparison", "EQ": "'='", "ADD_OP": "'+'/'-'",
                   "MUL_OP": "'*'/'/'/'%'", "$END": "end of input", "STRING": "a string",
                   "INTEGER": "an integer", "BOOLEAN": "TRUE/FALSE", "DECIMAL_NUMBER": "a number",
-                  "FLOAT_NUMBER": "a number"})
+                  "FLOAT_NUMBER": "a number", "KEY_CONSTRAINT": "'KEY'/'PRIMARY KEY'",
+                  "HEADERS_CONSTRAINT": "'HEADERS'", "SOURCE_KIND": "'STREAM'/'TABLE'",
+                  "SHOWABLE": "'STREAMS'/'TABLES'", "EMIT_KIND": "'CHANGES'/'FINAL'",
+                  "EXTENDED": "'EXTENDED'", "NOT": "'NOT'", "STAR": "'*'"})
     return names
 
 
