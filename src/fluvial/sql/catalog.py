@@ -50,6 +50,7 @@ class Formats:
     key: str  # KAFKA | JSON | DELIMITED | NONE
     value: str
     wrap_single_value: bool = True
+    value_delimiter: str = ","  # of DELIMITED values
 
 
 @dataclass(frozen=True)

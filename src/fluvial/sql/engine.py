@@ -19,13 +19,13 @@ from fluvial.sql.catalog import PSEUDO_COLUMNS, ROWTIME, Column, DataSource, For
 from fluvial.sql.compiler import TopologyCompiler, key_serde, value_serde
 from fluvial.sql.errors import SqlAnalysisError, SqlError, SqlExecutionError, at
 from fluvial.sql.expressions import Scope, cast_function, compile_expr
-from fluvial.sql.formats import KEY_FORMATS, VALUE_FORMATS, codec
+from fluvial.sql.formats import KEY_FORMATS, VALUE_FORMATS, codec, delimiter
 from fluvial.sql.parser import parse
 from fluvial.sql.planner import QueryPlan, plan_query
 from fluvial.topology.topology import Topology
 
 _SOURCE_PROPERTIES = {"KAFKA_TOPIC", "KEY_FORMAT", "VALUE_FORMAT", "FORMAT", "PARTITIONS",
-                      "REPLICAS", "TIMESTAMP", "WRAP_SINGLE_VALUE"}
+                      "REPLICAS", "TIMESTAMP", "WRAP_SINGLE_VALUE", "VALUE_DELIMITER"}
 
 #: ``on_insert(topic, key, value, timestamp)``: where INSERT INTO ... VALUES records go
 Inserter = Callable[[str, bytes | None, bytes | None, int], None]
@@ -303,7 +303,18 @@ def _formats(props: dict[str, Any], inherited: Formats | None, pos: ast.Pos) -> 
     wrap = props.get("WRAP_SINGLE_VALUE")
     if wrap is None:
         wrap = inherited.wrap_single_value if inherited is not None else True
-    return Formats(key, value, bool(wrap))
+    separator = ","
+    if "VALUE_DELIMITER" in props:
+        if value != "DELIMITED":
+            raise SqlAnalysisError(at(pos, f"VALUE_DELIMITER is only valid with the DELIMITED "
+                                           f"value format, not {value}"))
+        try:
+            separator = delimiter(str(props["VALUE_DELIMITER"]))
+        except ValueError as exc:
+            raise SqlAnalysisError(at(pos, str(exc))) from None
+    elif inherited is not None and value == inherited.value:
+        separator = inherited.value_delimiter
+    return Formats(key, value, bool(wrap), separator)
 
 
 def _check_formats(source: DataSource, pos: ast.Pos) -> None:

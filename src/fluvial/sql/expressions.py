@@ -542,18 +542,26 @@ _HANDLERS: dict[type, Callable[[Any, Scope], Compiled]] = {
 }
 
 
-def walk(expr: ast.Expr) -> list[ast.Expr]:
-    """``expr`` and every sub-expression, outermost first."""
-    out = [expr]
+def children(expr: ast.Expr) -> list[ast.Expr]:
+    """The direct sub-expressions of ``expr``."""
+    out: list[ast.Expr] = []
     for value in vars(expr).values():
         if isinstance(value, ast.Expr):
-            out.extend(walk(value))
+            out.append(value)
         elif isinstance(value, tuple):
             for item in value:
                 if isinstance(item, ast.Expr):
-                    out.extend(walk(item))
+                    out.append(item)
                 elif isinstance(item, tuple):
-                    out.extend(e for x in item if isinstance(x, ast.Expr) for e in walk(x))
+                    out.extend(x for x in item if isinstance(x, ast.Expr))
+    return out
+
+
+def walk(expr: ast.Expr) -> list[ast.Expr]:
+    """``expr`` and every sub-expression, outermost first."""
+    out = [expr]
+    for child in children(expr):
+        out.extend(walk(child))
     return out
 
 

@@ -31,6 +31,21 @@ VALUE_FORMATS = ("KAFKA", "JSON", "DELIMITED")
 
 # -- JSON text with exact decimals --------------------------------------------------------
 
+def delimiter(value: str) -> str:
+    """A VALUE_DELIMITER property as the character it means ('TAB', 'SPACE' or one char)."""
+    special = {"TAB": "\t", "SPACE": " "}
+    if value.upper() in special:
+        return special[value.upper()]
+    if not value:
+        raise ValueError("Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, "
+                         "if you meant to have a tab or space for delimiter, please use the "
+                         "special values 'TAB' or 'SPACE'")
+    if len(value) != 1:
+        raise ValueError(f"Configuration VALUE_DELIMITER is invalid: Invalid delimiter value: "
+                         f"'{value}'. Delimiter must be a single character or TAB,SPACE")
+    return value
+
+
 def dump_json(value: Any) -> bytes:
     """JSON bytes of ``value``; Decimals are written as plain numbers, exactly."""
     try:
@@ -226,11 +241,16 @@ def _jsonable(v: Any) -> Any:
 
 
 class _DelimitedCodec(_Codec):
-    """Comma-separated values in column order; an empty field is NULL."""
+    """Values in column order, comma-separated unless another delimiter is given; an empty
+    field is NULL."""
+
+    def __init__(self, columns: Sequence[Column], delimiter: str = ",") -> None:
+        super().__init__(columns)
+        self.delimiter = delimiter
 
     def encode(self, values: Sequence[Any]) -> bytes:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow(
+        csv.writer(buffer, lineterminator="", delimiter=self.delimiter).writerow(
             ["" if v is None else t.to_text(v) for v in values])
         return buffer.getvalue().encode()
 
@@ -239,14 +259,15 @@ class _DelimitedCodec(_Codec):
             line = data.decode()
         except UnicodeDecodeError as exc:
             raise SerdeError(f"not UTF-8: {exc}") from None
-        fields = next(csv.reader([line]), [])
+        fields = next(csv.reader([line], delimiter=self.delimiter), [])
         if len(fields) != len(self.columns):
             raise SerdeError(f"Unexpected field count, csvFields:{len(fields)} "
                              f"schemaFields:{len(self.columns)}")
         return _coerce_all(self.columns, [None if f == "" else f for f in fields])
 
 
-def codec(format_: str, columns: Sequence[Column], wrapped: bool = True) -> _Codec:
+def codec(format_: str, columns: Sequence[Column], wrapped: bool = True,
+          delimiter: str = ",") -> _Codec:
     """The codec of ``columns`` in ``format_``; a single column is unwrapped where the format
     says (always for keys, ``WRAP_SINGLE_VALUE=false`` for values)."""
     if format_ == "KAFKA":
@@ -260,7 +281,7 @@ def codec(format_: str, columns: Sequence[Column], wrapped: bool = True) -> _Cod
     if format_ == "JSON":
         return _JsonCodec(columns, wrapped or len(columns) != 1)
     if format_ == "DELIMITED":
-        return _DelimitedCodec(columns)
+        return _DelimitedCodec(columns, delimiter)
     raise ValueError(f"unknown format {format_!r}; formats: {', '.join(VALUE_FORMATS)}")
 
 
@@ -276,7 +297,7 @@ class KeySerde:
     def serialize(self, value: Any) -> bytes | None:
         if value is None or self._codec is None:
             return None
-        if all(v is None for v in value):
+        if len(self.columns) == 1 and value[0] is None:
             return None
         return self._codec.encode(value)
 
@@ -291,10 +312,11 @@ class KeySerde:
 class ValueSerde:
     """A source's value: ``dict`` of its value columns, None for a tombstone."""
 
-    def __init__(self, format_: str, columns: Sequence[Column], wrapped: bool = True) -> None:
+    def __init__(self, format_: str, columns: Sequence[Column], wrapped: bool = True,
+                 delimiter: str = ",") -> None:
         self.columns = tuple(columns)
         self._names = [c.name for c in columns]
-        self._codec = codec(format_, columns, wrapped)
+        self._codec = codec(format_, columns, wrapped, delimiter)
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:

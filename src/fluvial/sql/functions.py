@@ -73,7 +73,7 @@ NUMBERS = ("INTEGER", "BIGINT", "DOUBLE", "DECIMAL")
 
 def _substring(s: str, pos: int, length: int | None = None) -> str:
     """1-based; a negative position counts from the end, as ksqlDB's SUBSTRING."""
-    start = pos - 1 if pos > 0 else max(len(s) + pos, 0)
+    start = pos - 1 if pos > 0 else 0 if pos == 0 else max(len(s) + pos, 0)
     if length is None:
         return s[start:]
     return s[start:start + max(length, 0)]

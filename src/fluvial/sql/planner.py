@@ -8,7 +8,7 @@ source row carries its key columns, value columns and ROWTIME.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from fluvial.sql.expressions import (
     Evaluator,
     Row,
     Scope,
+    children,
     compile_expr,
     text,
     unqualify,
@@ -103,7 +104,12 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
                                   "HAVING requires a GROUP BY clause."))
     _refuse_aggregates(items)
     key_exprs = query.partition_by or tuple(ast.ColumnRef(c.name) for c in source.schema.key)
-    projection = _project(items, key_exprs, scope, sink_name, bool(query.partition_by))
+    if query.partition_by and any(i.expr is None for i in query.items):
+        # SELECT * ... PARTITION BY: the partitioning expressions join the projection
+        items += [(e, None, query.pos) for e in query.partition_by
+                  if all(e != x for x, _a, _p in items)]
+    kind = "partitioning expression" if query.partition_by else "key column"
+    projection = _project(items, key_exprs, scope, sink_name, kind)
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
                      None)
 
@@ -203,9 +209,11 @@ def _column_names(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> list[str
 
 
 def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple[ast.Expr, ...],
-             scope: Scope, sink_name: str, repartitioned: bool) -> Projection:
+             scope: Scope, sink_name: str, key_kind: str) -> Projection:
     """Split the select items into the result's key columns (those equal to ``key_exprs``)
-    and value columns, as ksqlDB requires every key expression in the projection."""
+    and value columns, as ksqlDB requires every key expression in the projection
+    (``key_kind`` names them in its error: key column, partitioning or grouping
+    expression)."""
     names: set[str] = set()
     key_cols: list[Column | None] = [None] * len(key_exprs)
     key_fns: list[Evaluator | None] = [None] * len(key_exprs)
@@ -222,22 +230,28 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
         names.add(name)
         compiled = compile_expr(expr, scope)
         type_ = _known_type(compiled, expr, pos)
-        slot = next((i for i, k in enumerate(key_exprs)
-                     if k == expr and key_cols[i] is None), None)
-        if slot is not None:
+        slots = [i for i, k in enumerate(key_exprs) if k == expr]
+        if slots and all(key_cols[i] is not None for i in slots):
+            first = key_cols[slots[0]]
+            assert first is not None
+            raise SqlAnalysisError(at(pos, f"The projection contains a key column more than "
+                                           f"once: `{first.name}` and `{name}`."))
+        if slots:
+            slot = next(i for i in slots if key_cols[i] is None)
             key_cols[slot] = Column(name, type_)
             key_fns[slot] = compiled.fn
         else:
             value_cols.append(Column(name, type_))
             value_fns.append((name, compiled.fn))
-    for i, column in enumerate(key_cols):
-        if column is None:
-            what = "partitioning expression" if repartitioned else "key column"
-            missing = text(key_exprs[i])
-            raise SqlAnalysisError(
-                f"Key missing from projection (ie, SELECT). The query used to build "
-                f"`{sink_name}` must include the {what} {missing} in its projection "
-                f"(eg, SELECT {missing}...).")
+    missing = [text(k) for k, c in zip(key_exprs, key_cols, strict=True) if c is None]
+    if missing:
+        listed = missing[0] if len(missing) == 1 else \
+            f"{', '.join(missing[:-1])} and {missing[-1]}"
+        plural = "s" if len(missing) > 1 else ""
+        raise SqlAnalysisError(
+            f"Key missing from projection (ie, SELECT). The query used to build "
+            f"`{sink_name}` must include the {key_kind}{plural} {listed} in its projection "
+            f"(eg, SELECT {', '.join(missing)}...).")
     schema = Schema(tuple(c for c in key_cols if c is not None), tuple(value_cols))
     return Projection(schema, tuple(f for f in key_fns if f is not None), tuple(value_fns))
 
@@ -255,6 +269,12 @@ def _known_type(compiled: Compiled, expr: ast.Expr, pos: ast.Pos) -> t.SqlType:
 def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
                     where: Evaluator | None, items: list[tuple[ast.Expr, str | None, ast.Pos]],
                     sink_name: str) -> QueryPlan:
+    for g in query.group_by:
+        for e in walk(g):
+            if isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES:
+                raise SqlAnalysisError(at(e.pos, f"GROUP BY does not support aggregate "
+                                                 f"functions: {e.name} is an aggregate "
+                                                 f"function."))
     group_compiled = [compile_expr(g, scope) for g in query.group_by]
     for g, c in zip(query.group_by, group_compiled, strict=True):
         _known_type(c, g, getattr(g, "pos", (0, 0)))
@@ -271,14 +291,16 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
             continue
         calls.append(_aggregate_call(e, scope, source))
         replacements[e] = (aggregate_field(len(calls) - 1), calls[-1].function.result_type)
-    columns = dict(scope.columns)
+    if not calls:
+        raise SqlAnalysisError(at(query.pos, "GROUP BY requires aggregate functions in either "
+                                             "the SELECT or HAVING clause."))
     if query.window is not None:
         replacements[ast.ColumnRef(WINDOWSTART)] = (WINDOWSTART, t.BIGINT)
         replacements[ast.ColumnRef(WINDOWEND)] = (WINDOWEND, t.BIGINT)
-    agg_scope = Scope(columns, scope.qualifiers, replacements,
-                      "Non-aggregate SELECT expression(s) not part of GROUP BY: {name}")
+    _refuse_bare_columns(items, query.having, replacements)
+    agg_scope = Scope(scope.columns, scope.qualifiers, replacements)
     having = _predicate(query.having, agg_scope, "HAVING") if query.having else None
-    projection = _project(items, query.group_by, agg_scope, sink_name, True)
+    projection = _project(items, query.group_by, agg_scope, sink_name, "grouping expression")
     key_names = [c.name for c in source.schema.key]
     by_key = [g for g in query.group_by] == [ast.ColumnRef(n) for n in key_names]
     window = None
@@ -290,8 +312,33 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
     return QueryPlan(source, "TABLE", where, False, aggregation, projection, window)
 
 
+def _bare_columns(expr: ast.Expr, replaced: Mapping[ast.Expr, Any]) -> list[ast.ColumnRef]:
+    """The columns ``expr`` reads outside its GROUP BY expressions and aggregates."""
+    if expr in replaced:
+        return []
+    if isinstance(expr, ast.ColumnRef):
+        return [expr]
+    return [c for child in children(expr) for c in _bare_columns(child, replaced)]
+
+
+def _refuse_bare_columns(items: list[tuple[ast.Expr, str | None, ast.Pos]],
+                         having: ast.Expr | None, replaced: Mapping[ast.Expr, Any]) -> None:
+    """ksqlDB's errors for selected (or HAVING) expressions that are neither grouped nor
+    aggregated, naming the whole offending select expressions."""
+    bad = [(e, pos) for e, _alias, pos in items if _bare_columns(e, replaced)]
+    if bad:
+        raise SqlAnalysisError(at(bad[0][1], "Non-aggregate SELECT expression(s) not part of "
+                                             "GROUP BY: " + ", ".join(text(e) for e, _ in bad)))
+    columns = _bare_columns(having, replaced) if having is not None else []
+    if columns:
+        raise SqlAnalysisError(at(columns[0].pos, f"Non-aggregate HAVING expression not part "
+                                                  f"of GROUP BY: {text(columns[0])}"))
+
+
 def _aggregate_call(call: ast.FunctionCall, scope: Scope,
                     source: DataSource) -> AggregateCall:
+    if call.name == "COUNT" and not call.args:
+        call = dataclasses.replace(call, star=True)  # COUNT() is COUNT(*)
     if call.star and call.name != "COUNT":
         raise SqlAnalysisError(at(call.pos, f"{call.name}(*) is not valid: only COUNT(*)"))
     if not call.star and len(call.args) != 1:

@@ -253,7 +253,11 @@ def _check_sources(engine: Engine, expected: Iterable[dict[str, Any]]) -> str | 
 
 
 def _squash(schema: str) -> str:
-    return " ".join(schema.replace(",", " , ").split()).upper()
+    """A schema's text compared loosely: no back-quotes, spacing or type-name aliases."""
+    words = schema.replace("`", "").replace(",", " , ").replace("(", " ( ").replace(
+        ")", " ) ").upper().split()
+    aliases = {"INT": "INTEGER", "VARCHAR": "STRING"}
+    return " ".join(aliases.get(w, w) for w in words)
 
 
 def format_table(results: list[CaseResult]) -> str:
