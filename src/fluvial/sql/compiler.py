@@ -49,8 +49,9 @@ def value_serde(source: DataSource) -> ValueSerde:
 
 class RowReader(RecordProcessor):
     """Decodes a source's records into rows: its key columns, value columns and ROWTIME
-    (from the record's timestamp, or the source's TIMESTAMP column). A stream drops
-    tombstones; a table passes them on as deletes and drops records without a key."""
+    (from the record's timestamp, or the source's TIMESTAMP column). A NULL value passes on
+    as None (a table's delete; a stream's null row, which projections keep and WHERE and
+    GROUP BY drop, as ksqlDB does); a table drops records without a key."""
 
     def __init__(self, source: DataSource) -> None:
         self.source = source
@@ -67,8 +68,7 @@ class RowReader(RecordProcessor):
             self.context.record_dropped(record, "a table's record needs a key")
             return
         if value is None:
-            if self.is_table:
-                self.forward_record(record, key, None)
+            self.forward_record(record, key, None)
             return
         row = dict(value)
         row.update(zip(self.key_names, key, strict=True))
@@ -122,16 +122,16 @@ class TopologyCompiler:
         stream = self._rows(plan.source)
         where = plan.where
         if where is not None:
-            stream = stream.filter(lambda _k, row: where(row) is True)
+            stream = stream.filter(lambda _k, row: row is not None and where(row) is True)
         if plan.aggregation is not None:
-            self._aggregate_stream(query_id, plan, stream, sink)
+            self._aggregate_stream(query_id, plan, stream.filter(_has_row), sink)
             return
-        projection = plan.projection
+        key_of, value_of = plan.projection.key_of, plan.projection.value_of
         if plan.partition_by:
-            stream = stream.map(lambda _k, row: (projection.key_of(row),
-                                                 projection.value_of(row)))
+            stream = stream.map(lambda _k, row: (None, None) if row is None else
+                                (key_of(row), value_of(row)))
         else:
-            stream = stream.map_values(projection.value_of)
+            stream = stream.map_values(lambda row: None if row is None else value_of(row))
         self._sink(stream, sink)
 
     def _add_table_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
@@ -230,6 +230,10 @@ class TopologyCompiler:
                 return key, None
             return key, projection.value_of(row_of(key, state))
         self._sink(table.to_stream().map(output), sink)
+
+
+def _has_row(_key: Any, row: Any) -> bool:
+    return row is not None
 
 
 def _initializer(calls: tuple[planner.AggregateCall, ...]) -> Callable[[], list[Any]]:

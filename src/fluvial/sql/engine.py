@@ -103,10 +103,10 @@ class Engine:
         if "KAFKA_TOPIC" not in props:
             raise SqlAnalysisError(at(s.pos, "Missing required property \"KAFKA_TOPIC\" "
                                              "which has no default value."))
+        formats = _formats(props, None, s.pos)
         if not s.columns:
             raise SqlAnalysisError(at(s.pos, "The statement does not define any columns."))
         schema = _schema(s)
-        formats = _formats(props, None, s.pos)
         timestamp = _timestamp_column(props, schema, s.pos)
         source = DataSource(s.name, s.kind, schema, str(props["KAFKA_TOPIC"]), formats,
                             int(props.get("PARTITIONS", 1)), timestamp, statement=text)
@@ -133,6 +133,8 @@ class Engine:
         props = _properties(s.properties, _SOURCE_PROPERTIES - {"TIMESTAMP"})
         formats = _formats(props, source.formats, s.pos)
         schema = plan.projection.schema
+        if not schema.key and "KEY_FORMAT" not in props and "FORMAT" not in props:
+            formats = replace(formats, key="NONE")  # a result without key columns
         replaced = self.sources.get(s.name)
         query_id = replaced.query_id if replaced and replaced.query_id else \
             self._new_query_id(f"C{s.kind[0]}AS_{s.name}")
@@ -301,13 +303,16 @@ def _formats(props: dict[str, Any], inherited: Formats | None, pos: ast.Pos) -> 
         raise SqlAnalysisError(at(pos, f"Unknown format: {value}; value formats: "
                                        f"{', '.join(VALUE_FORMATS)}"))
     wrap = props.get("WRAP_SINGLE_VALUE")
+    if wrap is True and value in ("DELIMITED", "KAFKA"):
+        raise SqlAnalysisError(at(pos, f"Format '{value}' does not support "
+                                       f"'WRAP_SINGLE_VALUE' set to 'true'."))
     if wrap is None:
         wrap = inherited.wrap_single_value if inherited is not None else True
     separator = ","
     if "VALUE_DELIMITER" in props:
         if value != "DELIMITED":
-            raise SqlAnalysisError(at(pos, f"VALUE_DELIMITER is only valid with the DELIMITED "
-                                           f"value format, not {value}"))
+            raise SqlAnalysisError(at(pos, f"{value} does not support the following configs: "
+                                           f"[delimiter]"))
         try:
             separator = delimiter(str(props["VALUE_DELIMITER"]))
         except ValueError as exc:
@@ -326,7 +331,8 @@ def _check_formats(source: DataSource, pos: ast.Pos) -> None:
                                  "defined. Got: key columns")
             codec(source.formats.key, source.schema.key, wrapped=False)
         if not source.schema.value:
-            raise ValueError(f"The {source.kind.lower()} {source.name} has no value columns")
+            raise ValueError("The projection contains no value columns." if source.query_id
+                             else "The statement does not define any value columns.")
         codec(source.formats.value, source.schema.value, source.formats.wrap_single_value)
     except ValueError as exc:
         raise SqlAnalysisError(at(pos, str(exc))) from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import struct
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -233,6 +234,8 @@ class _JsonCodec(_Codec):
 
 
 def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"
     if isinstance(v, bytes):
         import base64
 
@@ -292,12 +295,13 @@ class KeySerde:
 
     def __init__(self, format_: str, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
+        self.format = format_
         self._codec = codec(format_, columns, wrapped=False) if columns else None
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None or self._codec is None:
             return None
-        if len(self.columns) == 1 and value[0] is None:
+        if all(v is None for v in value) and (len(value) == 1 or self.format != "JSON"):
             return None
         return self._codec.encode(value)
 

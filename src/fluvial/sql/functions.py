@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from fluvial.sql import types as t
@@ -143,8 +143,14 @@ def _round_type(args: Sequence[SqlType]) -> SqlType:
     if first.name == "DOUBLE":
         return t.BIGINT
     if first.name == "DECIMAL":
-        return t.decimal(max(first.precision - first.scale + 1, 1), 0)
+        return t.decimal(max(first.precision - first.scale, 1), 0)
     return first
+
+
+def _half_up(v: Decimal, places: int) -> Decimal:
+    with localcontext() as ctx:
+        ctx.prec = 100
+        return v.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def _round(types: Sequence[SqlType], result: SqlType) -> Callable[..., Any]:
@@ -153,17 +159,13 @@ def _round(types: Sequence[SqlType], result: SqlType) -> Callable[..., Any]:
         if kind == "DOUBLE":
             return lambda v: math.floor(v + 0.5)  # Java's Math.round: half toward +infinity
         if kind == "DECIMAL":
-            return lambda v: v.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+            return lambda v: _half_up(v, 0)
         return lambda v: v
     if kind == "DOUBLE":
-        return lambda v, places: float(Decimal(repr(v)).quantize(
-            Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+        return lambda v, places: float(_half_up(Decimal(repr(v)), places))
     if kind == "DECIMAL":
-        return lambda v, places: v.quantize(Decimal(1).scaleb(-places),
-                                            rounding=ROUND_HALF_UP).quantize(
-            Decimal(1).scaleb(-result.scale))
-    return lambda v, places: v if places >= 0 else int(
-        Decimal(v).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+        return lambda v, places: t.quantize(_half_up(v, places), result)
+    return lambda v, places: v if places >= 0 else int(_half_up(Decimal(v), places))
 
 
 def _floor_ceil_type(args: Sequence[SqlType]) -> SqlType:

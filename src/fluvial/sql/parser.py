@@ -41,6 +41,7 @@ def _terminal_names() -> dict[str, str]:
         else:
             names[t.name] = t.name.lower().replace("_", " ")
     names.update({"IDENTIFIER": "an identifier", "QUOTED_IDENTIFIER": "a quoted identifier",
+                  "DIGIT_IDENTIFIER": "an identifier",
                   "COMPARE": "a comparison", "EQ": "'='", "ADD_OP": "'+'/'-'",
                   "MUL_OP": "'*'/'/'/'%'", "$END": "end of input", "STRING": "a string",
                   "INTEGER": "an integer", "BOOLEAN": "TRUE/FALSE", "DECIMAL_NUMBER": "a number",

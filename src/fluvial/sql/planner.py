@@ -103,10 +103,14 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
         raise SqlAnalysisError(at(query.having.pos if hasattr(query.having, "pos") else None,
                                   "HAVING requires a GROUP BY clause."))
     _refuse_aggregates(items)
-    key_exprs = query.partition_by or tuple(ast.ColumnRef(c.name) for c in source.schema.key)
+    if query.partition_by == (ast.Literal(None),):
+        key_exprs: tuple[ast.Expr, ...] = ()  # PARTITION BY NULL: a stream without a key
+    else:
+        key_exprs = query.partition_by or tuple(ast.ColumnRef(c.name)
+                                                for c in source.schema.key)
     if query.partition_by and any(i.expr is None for i in query.items):
         # SELECT * ... PARTITION BY: the partitioning expressions join the projection
-        items += [(e, None, query.pos) for e in query.partition_by
+        items += [(e, None, query.pos) for e in key_exprs
                   if all(e != x for x, _a, _p in items)]
     kind = "partitioning expression" if query.partition_by else "key column"
     projection = _project(items, key_exprs, scope, sink_name, kind)
@@ -173,7 +177,9 @@ def _expand_stars(query: ast.Query, source: DataSource) -> list[tuple[ast.Expr, 
                                                                       query.source_alias):
             raise SqlAnalysisError(at(item.pos, f"unknown source {item.star_source} in "
                                                 f"{item.star_source}.*"))
-        for column in source.schema.columns:
+        # as ksqlDB: value columns first, then key columns (which move to the result's
+        # key wherever it has the same key)
+        for column in source.schema.value + source.schema.key:
             items.append((ast.ColumnRef(column.name), None, item.pos))
         if source.window is not None:
             items.extend((ast.ColumnRef(n), None, item.pos) for n in (WINDOWSTART, WINDOWEND))
@@ -224,12 +230,12 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
                 name in (WINDOWSTART, WINDOWEND) and alias is not None):
             raise SqlAnalysisError(at(pos, f"Reserved column name in select: `{name}`. "
                                            f"Please remove or alias the column."))
-        if name in names:
-            raise SqlAnalysisError(at(pos, f"Duplicate value columns found in schema: "
-                                           f"`{name}`"))
-        names.add(name)
         compiled = compile_expr(expr, scope)
         type_ = _known_type(compiled, expr, pos)
+        if name in names:
+            raise SqlAnalysisError(at(pos, f"Duplicate value columns found in schema: "
+                                           f"`{name}` {type_}"))
+        names.add(name)
         slots = [i for i, k in enumerate(key_exprs) if k == expr]
         if slots and all(key_cols[i] is not None for i in slots):
             first = key_cols[slots[0]]
@@ -294,6 +300,12 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
     if not calls:
         raise SqlAnalysisError(at(query.pos, "GROUP BY requires aggregate functions in either "
                                              "the SELECT or HAVING clause."))
+    if source.kind == "TABLE":
+        _refuse_undoable(calls, query.pos)
+    if source.formats.value == "KAFKA":
+        raise SqlAnalysisError(at(query.pos, f"Source(s) {source.name} are using the 'KAFKA' "
+                                             f"value format. This format does not yet support "
+                                             f"GROUP BY."))
     if query.window is not None:
         replacements[ast.ColumnRef(WINDOWSTART)] = (WINDOWSTART, t.BIGINT)
         replacements[ast.ColumnRef(WINDOWEND)] = (WINDOWEND, t.BIGINT)
@@ -335,6 +347,16 @@ def _refuse_bare_columns(items: list[tuple[ast.Expr, str | None, ast.Pos]],
                                                   f"of GROUP BY: {text(columns[0])}"))
 
 
+def _refuse_undoable(calls: list[AggregateCall], pos: ast.Pos) -> None:
+    """A table's aggregation subtracts rows that leave a group: ksqlDB's error naming every
+    function that cannot."""
+    names = sorted({c.function.name for c in calls if c.function.subtract is None})
+    if names:
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        raise SqlAnalysisError(at(pos, f"The aggregation functions {listed} cannot be "
+                                       f"applied to a table source, only to a stream source."))
+
+
 def _aggregate_call(call: ast.FunctionCall, scope: Scope,
                     source: DataSource) -> AggregateCall:
     if call.name == "COUNT" and not call.args:
@@ -355,10 +377,6 @@ def _aggregate_call(call: ast.FunctionCall, scope: Scope,
         function = aggregates.make(call.name, argument.type if argument else None)
     except ValueError as exc:
         raise SqlAnalysisError(at(call.pos, f"Function {call.name}: {exc}")) from None
-    if source.kind == "TABLE" and function.subtract is None:
-        raise SqlAnalysisError(at(call.pos, f"The aggregation function {call.name} cannot "
-                                            f"be applied to a table source, only to a "
-                                            f"stream source."))
     return AggregateCall(function, argument.fn if argument else None)
 
 
