@@ -47,11 +47,16 @@ def value_serde(source: DataSource) -> ValueSerde:
                       source.formats.wrap_single_value, source.formats.value_delimiter)
 
 
+class NullValueRow(dict[str, Any]):
+    """The row of a stream record whose value is NULL."""
+
+
 class RowReader(RecordProcessor):
     """Decodes a source's records into rows: its key columns, value columns and ROWTIME
-    (from the record's timestamp, or the source's TIMESTAMP column). A NULL value passes on
-    as None (a table's delete; a stream's null row, which projections keep and WHERE and
-    GROUP BY drop, as ksqlDB does); a table drops records without a key."""
+    (from the record's timestamp, or the source's TIMESTAMP column). A table's NULL value
+    passes on as None (a delete) and a table drops records without a key; a stream's NULL
+    value becomes a ``NullValueRow`` (key columns and ROWTIME only), which a projection
+    writes as a NULL value and WHERE and GROUP BY drop, as ksqlDB does."""
 
     def __init__(self, source: DataSource) -> None:
         self.source = source
@@ -67,10 +72,10 @@ class RowReader(RecordProcessor):
         if self.is_table and (not key or any(k is None for k in key)):
             self.context.record_dropped(record, "a table's record needs a key")
             return
-        if value is None:
+        if value is None and self.is_table:
             self.forward_record(record, key, None)
             return
-        row = dict(value)
+        row = NullValueRow() if value is None else dict(value)
         row.update(zip(self.key_names, key, strict=True))
         timestamp = record.timestamp
         if self.timestamp_column is not None:
@@ -122,16 +127,17 @@ class TopologyCompiler:
         stream = self._rows(plan.source)
         where = plan.where
         if where is not None:
-            stream = stream.filter(lambda _k, row: row is not None and where(row) is True)
+            stream = stream.filter(lambda _k, row: _has_value(row) and where(row) is True)
         if plan.aggregation is not None:
-            self._aggregate_stream(query_id, plan, stream.filter(_has_row), sink)
+            self._aggregate_stream(query_id, plan, stream.filter(
+                lambda _k, row: _has_value(row)), sink)
             return
         key_of, value_of = plan.projection.key_of, plan.projection.value_of
         if plan.partition_by:
-            stream = stream.map(lambda _k, row: (None, None) if row is None else
-                                (key_of(row), value_of(row)))
+            stream = stream.map(lambda _k, row: (key_of(row), value_of(row)
+                                                 if _has_value(row) else None))
         else:
-            stream = stream.map_values(lambda row: None if row is None else value_of(row))
+            stream = stream.map_values(lambda row: value_of(row) if _has_value(row) else None)
         self._sink(stream, sink)
 
     def _add_table_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
@@ -232,8 +238,8 @@ class TopologyCompiler:
         self._sink(table.to_stream().map(output), sink)
 
 
-def _has_row(_key: Any, row: Any) -> bool:
-    return row is not None
+def _has_value(row: dict[str, Any]) -> bool:
+    return not isinstance(row, NullValueRow)
 
 
 def _initializer(calls: tuple[planner.AggregateCall, ...]) -> Callable[[], list[Any]]:

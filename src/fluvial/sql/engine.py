@@ -133,8 +133,11 @@ class Engine:
         props = _properties(s.properties, _SOURCE_PROPERTIES - {"TIMESTAMP"})
         formats = _formats(props, source.formats, s.pos)
         schema = plan.projection.schema
-        if not schema.key and "KEY_FORMAT" not in props and "FORMAT" not in props:
-            formats = replace(formats, key="NONE")  # a result without key columns
+        if not schema.key and source.schema.key:
+            if "KEY_FORMAT" in props:
+                raise SqlAnalysisError(at(s.pos, "Key format specified for stream without key "
+                                                 "columns."))
+            formats = replace(formats, key="NONE")  # PARTITION BY NULL: no key columns
         replaced = self.sources.get(s.name)
         query_id = replaced.query_id if replaced and replaced.query_id else \
             self._new_query_id(f"C{s.kind[0]}AS_{s.name}")

@@ -455,6 +455,9 @@ def _case(expr: ast.Case, scope: Scope) -> Compiled:
     results = [compile_expr(r, scope) for _, r in expr.whens]
     default = compile_expr(expr.default, scope) if expr.default is not None else None
     types = [r.type for r in results] + ([default.type] if default else [])
+    if all(ty == t.NULL for ty in types):
+        raise SqlAnalysisError(at(expr.pos, "Invalid Case expression. All case branches have "
+                                            "NULL type"))
     try:
         result = functions._common_type(types)
     except functions.FunctionTypeError:

@@ -103,6 +103,7 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
         raise SqlAnalysisError(at(query.having.pos if hasattr(query.having, "pos") else None,
                                   "HAVING requires a GROUP BY clause."))
     _refuse_aggregates(items)
+    _check_partition_by(query.partition_by, scope)
     if query.partition_by == (ast.Literal(None),):
         key_exprs: tuple[ast.Expr, ...] = ()  # PARTITION BY NULL: a stream without a key
     else:
@@ -113,9 +114,25 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
         items += [(e, None, query.pos) for e in key_exprs
                   if all(e != x for x, _a, _p in items)]
     kind = "partitioning expression" if query.partition_by else "key column"
-    projection = _project(items, key_exprs, scope, sink_name, kind)
+    projection = _project(items, key_exprs, scope, sink_name, kind,
+                          source.name if query.partition_by else None)
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
                      None)
+
+
+def _check_partition_by(exprs: tuple[ast.Expr, ...], scope: Scope) -> None:
+    """PARTITION BY reads the input: its columns must be the source's; NULL only alone."""
+    if len(exprs) > 1 and ast.Literal(None) in exprs:
+        raise SqlAnalysisError("Cannot PARTITION BY multiple columns including NULL")
+    for e in exprs:
+        for column in (x for x in walk(e) if isinstance(x, ast.ColumnRef)):
+            if column.name not in scope.columns:
+                raise SqlAnalysisError(at(column.pos, f"PARTITION BY column '{column.name}' "
+                                                      f"cannot be resolved. '{column.name}' "
+                                                      f"must be a column in the source schema "
+                                                      f"since PARTITION BY is applied on the "
+                                                      f"input."))
+        compile_expr(e, scope)
 
 
 def _unqualified(query: ast.Query, qualifiers: frozenset[str]) -> ast.Query:
@@ -215,11 +232,13 @@ def _column_names(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> list[str
 
 
 def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple[ast.Expr, ...],
-             scope: Scope, sink_name: str, key_kind: str) -> Projection:
+             scope: Scope, sink_name: str, key_kind: str,
+             qualifier: str | None = None) -> Projection:
     """Split the select items into the result's key columns (those equal to ``key_exprs``)
     and value columns, as ksqlDB requires every key expression in the projection
     (``key_kind`` names them in its error: key column, partitioning or grouping
-    expression)."""
+    expression; ``qualifier`` prefixes their columns there, as ksqlDB writes partitioning
+    expressions)."""
     names: set[str] = set()
     key_cols: list[Column | None] = [None] * len(key_exprs)
     key_fns: list[Evaluator | None] = [None] * len(key_exprs)
@@ -240,8 +259,12 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
         if slots and all(key_cols[i] is not None for i in slots):
             first = key_cols[slots[0]]
             assert first is not None
-            raise SqlAnalysisError(at(pos, f"The projection contains a key column more than "
-                                           f"once: `{first.name}` and `{name}`."))
+            if key_kind == "grouping expression":  # ksqlDB words the two cases differently
+                raise SqlAnalysisError(at(pos, f"The projection contains a key column more "
+                                               f"than once: `{first.name}` and `{name}`."))
+            raise SqlAnalysisError(at(pos, f"The projection contains a key column "
+                                           f"(`{text(expr)}`) more than once, aliased as: "
+                                           f"{first.name} and {name}."))
         if slots:
             slot = next(i for i in slots if key_cols[i] is None)
             key_cols[slot] = Column(name, type_)
@@ -249,8 +272,11 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
         else:
             value_cols.append(Column(name, type_))
             value_fns.append((name, compiled.fn))
-    missing = [text(k) for k, c in zip(key_exprs, key_cols, strict=True) if c is None]
-    if missing:
+    if any(c is None for c in key_cols):
+        # ksqlDB names the missing grouping expressions, but every key column or
+        # partitioning expression
+        missing = [text(qualified(k, qualifier)) for k, c in zip(key_exprs, key_cols, strict=True)
+                   if c is None or key_kind != "grouping expression"]
         listed = missing[0] if len(missing) == 1 else \
             f"{', '.join(missing[:-1])} and {missing[-1]}"
         plural = "s" if len(missing) > 1 else ""
@@ -260,6 +286,21 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
             f"(eg, SELECT {', '.join(missing)}...).")
     schema = Schema(tuple(c for c in key_cols if c is not None), tuple(value_cols))
     return Projection(schema, tuple(f for f in key_fns if f is not None), tuple(value_fns))
+
+
+def qualified(expr: ast.Expr, qualifier: str | None) -> ast.Expr:
+    """``expr`` with its columns qualified by ``qualifier`` (for messages)."""
+    if qualifier is None:
+        return expr
+    if isinstance(expr, ast.ColumnRef):
+        return dataclasses.replace(expr, source=qualifier)
+    changes = {}
+    for name, value in vars(expr).items():
+        if isinstance(value, ast.Expr):
+            changes[name] = qualified(value, qualifier)
+        elif isinstance(value, tuple) and value and all(isinstance(v, ast.Expr) for v in value):
+            changes[name] = tuple(qualified(v, qualifier) for v in value)
+    return dataclasses.replace(expr, **changes) if changes else expr
 
 
 def _known_type(compiled: Compiled, expr: ast.Expr, pos: ast.Pos) -> t.SqlType:
@@ -350,7 +391,7 @@ def _refuse_bare_columns(items: list[tuple[ast.Expr, str | None, ast.Pos]],
 def _refuse_undoable(calls: list[AggregateCall], pos: ast.Pos) -> None:
     """A table's aggregation subtracts rows that leave a group: ksqlDB's error naming every
     function that cannot."""
-    names = sorted({c.function.name for c in calls if c.function.subtract is None})
+    names = list(dict.fromkeys(c.function.name for c in calls if c.function.subtract is None))
     if names:
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         raise SqlAnalysisError(at(pos, f"The aggregation functions {listed} cannot be "
