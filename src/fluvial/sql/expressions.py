@@ -258,10 +258,28 @@ def _check_comparable(expr: ast.Expr, left: ast.Expr, lt: SqlType, right: ast.Ex
                                               f"{_COMPARE_NAMES[op]}."))
 
 
+def _as_double(fn: Evaluator, own: SqlType, other: SqlType) -> Evaluator:
+    """A DECIMAL compared with a DOUBLE is compared as a DOUBLE, as ksqlDB does."""
+    if own.name == "DECIMAL" and other.name == "DOUBLE":
+        return lambda row: None if (v := fn(row)) is None else float(v)
+    return fn
+
+
 def _comparison(expr: ast.Comparison, scope: Scope) -> Compiled:
     left, right = compile_expr(expr.left, scope), compile_expr(expr.right, scope)
     _check_comparable(expr, expr.left, left.type, expr.right, right.type, expr.op)
-    return Compiled(_nullable2(left.fn, right.fn, _COMPARE[expr.op]), t.BOOLEAN)
+    compare = _COMPARE[expr.op]
+    a = _as_double(left.fn, left.type, right.type)
+    b = _as_double(right.fn, right.type, left.type)
+
+    def run(row: Row) -> bool:
+        # ksqlDB: a comparison with a NULL operand is false (not unknown)
+        x = a(row)
+        if x is None:
+            return False
+        y = b(row)
+        return False if y is None else bool(compare(x, y))
+    return Compiled(run, t.BOOLEAN)
 
 
 def _boolean(expr: ast.Expr, scope: Scope, what: str) -> Evaluator:
@@ -310,7 +328,10 @@ def _between(expr: ast.Between, scope: Scope) -> Compiled:
     value, low, high = (compile_expr(x, scope) for x in (expr.value, expr.low, expr.high))
     _check_comparable(expr, expr.value, value.type, expr.low, low.type, ">=")
     _check_comparable(expr, expr.value, value.type, expr.high, high.type, "<=")
-    v, lo, hi = value.fn, low.fn, high.fn
+    widest = t.DOUBLE if t.DOUBLE in (value.type, low.type, high.type) else value.type
+    v = _as_double(value.fn, value.type, widest)
+    lo = _as_double(low.fn, low.type, widest)
+    hi = _as_double(high.fn, high.type, widest)
 
     def run(row: Row) -> bool | None:
         x, a, b = v(row), lo(row), hi(row)

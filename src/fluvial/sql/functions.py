@@ -9,7 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal, localcontext
+from decimal import (
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_UP,
+    Decimal,
+    localcontext,
+)
 from typing import Any
 
 from fluvial.sql import types as t
@@ -147,10 +154,13 @@ def _round_type(args: Sequence[SqlType]) -> SqlType:
     return first
 
 
-def _half_up(v: Decimal, places: int) -> Decimal:
+def _half_up(v: Decimal, places: int, ceiling_ties: bool = False) -> Decimal:
+    """``v`` rounded to ``places`` digits after the point, ties away from zero (or, with
+    ``ceiling_ties``, toward positive infinity)."""
+    rounding = ROUND_HALF_DOWN if ceiling_ties and v < 0 else ROUND_HALF_UP
     with localcontext() as ctx:
         ctx.prec = 100
-        return v.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        return v.quantize(Decimal(1).scaleb(-places), rounding=rounding)
 
 
 def _round(types: Sequence[SqlType], result: SqlType) -> Callable[..., Any]:
@@ -161,8 +171,8 @@ def _round(types: Sequence[SqlType], result: SqlType) -> Callable[..., Any]:
         if kind == "DECIMAL":
             return lambda v: _half_up(v, 0)
         return lambda v: v
-    if kind == "DOUBLE":
-        return lambda v, places: float(_half_up(Decimal(repr(v)), places))
+    if kind == "DOUBLE":  # Java's Math.round at a scale: ties toward positive infinity
+        return lambda v, places: float(_half_up(Decimal(repr(v)), places, ceiling_ties=True))
     if kind == "DECIMAL":
         return lambda v, places: t.quantize(_half_up(v, places), result)
     return lambda v, places: v if places >= 0 else int(_half_up(Decimal(v), places))
@@ -209,7 +219,13 @@ register("FLOOR", 1, 1, _floor_ceil_type, _floor_ceil(False))
 register("CEIL", 1, 1, _floor_ceil_type, _floor_ceil(True))
 register("SQRT", 1, 1, _fixed(t.DOUBLE, *NUMBERS), _double_fn(math.sqrt))
 register("EXP", 1, 1, _fixed(t.DOUBLE, *NUMBERS), _double_fn(math.exp))
-register("LN", 1, 1, _fixed(t.DOUBLE, *NUMBERS), _double_fn(math.log))
+def _ln(v: float) -> float:
+    if v == 0:
+        return -math.inf
+    return math.log(v) if v > 0 else math.nan
+
+
+register("LN", 1, 1, _fixed(t.DOUBLE, *NUMBERS), _double_fn(_ln))
 register("SIGN", 1, 1, _fixed(t.INTEGER, *NUMBERS), _plain(_sign))
 
 

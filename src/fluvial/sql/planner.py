@@ -174,7 +174,13 @@ def _check_clauses(query: ast.Query, source: DataSource) -> None:
 
 
 def _predicate(expr: ast.Expr, scope: Scope, clause: str) -> Evaluator:
-    compiled = compile_expr(expr, scope)
+    try:
+        compiled = compile_expr(expr, scope)
+    except SqlAnalysisError as exc:  # ksqlDB names the clause: "Error in WHERE expression"
+        where, sep, why = str(exc).partition(": ")
+        if not where.startswith("line ") or not sep:
+            where, why = "", str(exc)
+        raise SqlAnalysisError(f"{where}{sep}Error in {clause} expression: {why}") from None
     if compiled.type not in (t.BOOLEAN, t.NULL):
         raise SqlAnalysisError(at(getattr(expr, "pos", None),
                                   f"Type error in {clause} expression: Should evaluate to "
@@ -275,7 +281,7 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
     if any(c is None for c in key_cols):
         # ksqlDB names the missing grouping expressions, but every key column or
         # partitioning expression
-        missing = [text(qualified(k, qualifier)) for k, c in zip(key_exprs, key_cols, strict=True)
+        missing = [text(_qualified(k, qualifier)) for k, c in zip(key_exprs, key_cols, strict=True)
                    if c is None or key_kind != "grouping expression"]
         listed = missing[0] if len(missing) == 1 else \
             f"{', '.join(missing[:-1])} and {missing[-1]}"
@@ -288,18 +294,18 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
     return Projection(schema, tuple(f for f in key_fns if f is not None), tuple(value_fns))
 
 
-def qualified(expr: ast.Expr, qualifier: str | None) -> ast.Expr:
+def _qualified(expr: ast.Expr, qualifier: str | None) -> ast.Expr:
     """``expr`` with its columns qualified by ``qualifier`` (for messages)."""
     if qualifier is None:
         return expr
     if isinstance(expr, ast.ColumnRef):
         return dataclasses.replace(expr, source=qualifier)
-    changes = {}
+    changes: dict[str, Any] = {}
     for name, value in vars(expr).items():
         if isinstance(value, ast.Expr):
-            changes[name] = qualified(value, qualifier)
+            changes[name] = _qualified(value, qualifier)
         elif isinstance(value, tuple) and value and all(isinstance(v, ast.Expr) for v in value):
-            changes[name] = tuple(qualified(v, qualifier) for v in value)
+            changes[name] = tuple(_qualified(v, qualifier) for v in value)
     return dataclasses.replace(expr, **changes) if changes else expr
 
 
