@@ -319,7 +319,7 @@ def _formats(props: dict[str, Any], inherited: Formats | None, pos: ast.Pos) -> 
         try:
             separator = delimiter(str(props["VALUE_DELIMITER"]))
         except ValueError as exc:
-            raise SqlAnalysisError(at(pos, str(exc))) from None
+            raise SqlAnalysisError(at(pos, f"Failed to prepare statement: {exc}")) from None
     elif inherited is not None and value == inherited.value:
         separator = inherited.value_delimiter
     return Formats(key, value, bool(wrap), separator)

@@ -37,7 +37,7 @@ def delimiter(value: str) -> str:
     special = {"TAB": "\t", "SPACE": " "}
     if value.upper() in special:
         return special[value.upper()]
-    if not value:
+    if not value.strip():  # a space or tab must be named: SPACE, TAB
         raise ValueError("Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, "
                          "if you meant to have a tab or space for delimiter, please use the "
                          "special values 'TAB' or 'SPACE'")
