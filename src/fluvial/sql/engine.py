@@ -151,9 +151,6 @@ class Engine:
 
     def _run_InsertSelect(self, s: ast.InsertSelect, text: str) -> Result:
         target = self.source(s.target, s.pos)
-        if target.query_id is None and target.kind == "TABLE":
-            raise SqlExecutionError(at(s.pos, f"INSERT INTO can only be used to insert into "
-                                              f"a stream. {s.target} is a table."))
         if target.kind == "TABLE":
             raise SqlExecutionError(at(s.pos, f"INSERT INTO can only be used to insert into "
                                               f"a stream. {s.target} is a table."))
@@ -377,6 +374,3 @@ def _constant(expr: ast.Expr, target: t.SqlType) -> Any:
                                   f"Expected type {target} for value, got {compiled.type}"))
     return convert(value)
 
-
-def with_topic(source: DataSource, topic: str) -> DataSource:
-    return replace(source, topic=topic)
