@@ -17,6 +17,7 @@ from decimal import (
     Decimal,
     localcontext,
 )
+from fractions import Fraction
 from typing import Any
 
 from fluvial.sql import types as t
@@ -203,8 +204,10 @@ def _double_fn(fn: Callable[[float], float]) -> Callable[[Sequence[SqlType], Sql
         def run(v: Any) -> float | None:
             try:
                 return fn(float(v))
-            except (ValueError, OverflowError):
+            except ValueError:  # outside the domain: Java's Math answers NaN
                 return math.nan
+            except OverflowError:
+                return math.inf
         return run
     return impl
 
@@ -213,6 +216,60 @@ def _sign(v: Any) -> int:
     return (v > 0) - (v < 0)
 
 
+def _java_div(a: float, b: float) -> float:
+    """``a / b`` as Java's doubles divide: by zero gives an infinity, or NaN for 0/0."""
+    if b == 0:
+        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * \
+            math.copysign(1, b)
+    return a / b
+
+
+def _log(base: Any, value: Any) -> float:
+    """LOG(base, value): ln(value) / ln(base); NaN for a base <= 0 or 1, or a value < 0."""
+    b, v = float(base), float(value)
+    if b <= 0 or b == 1 or v < 0:
+        return math.nan
+    return _java_div(_ln(v), math.log(b))
+
+
+def _power(base: Any, exponent: Any) -> float:
+    try:
+        return float(math.pow(float(base), float(exponent)))
+    except ValueError:
+        return math.nan
+    except OverflowError:
+        return math.inf
+
+
+def _atan2(y: Any, x: Any) -> float:
+    return math.atan2(float(y), float(x))
+
+
+def _cbrt(v: float) -> float:
+    """The cube root, correctly rounded as Java's Math.cbrt is in practice (exact for
+    perfect cubes): the C library's may miss by an ulp, so its neighbours are weighed
+    exactly."""
+    r = math.cbrt(v)
+    if r == 0 or not math.isfinite(r):
+        return r
+    target = Fraction(v)
+    return min((r, math.nextafter(r, math.inf), math.nextafter(r, -math.inf)),
+               key=lambda c: abs(Fraction(c) ** 3 - target))
+
+
+_TRIG: dict[str, Callable[[float], float]] = {
+    "ACOS": math.acos, "ASIN": math.asin, "ATAN": math.atan, "COS": math.cos,
+    "SIN": math.sin, "TAN": math.tan, "COSH": math.cosh, "SINH": math.sinh,
+    "TANH": math.tanh, "DEGREES": math.degrees, "RADIANS": math.radians,
+    "CBRT": _cbrt, "COT": lambda v: _java_div(math.cos(v), math.sin(v)),
+}
+for _name, _fn in _TRIG.items():
+    register(_name, 1, 1, _fixed(t.DOUBLE, *NUMBERS), _double_fn(_fn))
+register("ATAN2", 2, 2, _fixed(t.DOUBLE, *NUMBERS), _plain(_atan2))
+register("POWER", 2, 2, _fixed(t.DOUBLE, *NUMBERS), _plain(_power))
+register("PI", 0, 0, _fixed(t.DOUBLE), _plain(lambda: math.pi))
+register("LOG", 1, 2, _fixed(t.DOUBLE, *NUMBERS),  # one argument: the natural logarithm
+         lambda args, _result: _double_fn(_ln)(args, _result) if len(args) == 1 else _log)
 register("ABS", 1, 1, _same_as_first(*NUMBERS), _abs)
 register("ROUND", 1, 2, _round_type, _round)
 register("FLOOR", 1, 1, _floor_ceil_type, _floor_ceil(False))

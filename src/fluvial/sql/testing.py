@@ -220,8 +220,8 @@ def _normal(value: Any) -> Any:
         return Decimal(repr(value)).normalize()
     if isinstance(value, int | Decimal):
         return Decimal(value).normalize()
-    if isinstance(value, dict):
-        return {str(k): _normal(v) for k, v in value.items()}
+    if isinstance(value, dict):  # field names as ksqlDB's runner compares them: any case
+        return {str(k).upper(): _normal(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_normal(v) for v in value]
     return value
