@@ -93,6 +93,7 @@ class Like(Expr):
     value: Expr
     pattern: Expr
     negated: bool
+    escape: str | None = None
     pos: Pos = field(default=(0, 0), compare=False, repr=False)
 
 

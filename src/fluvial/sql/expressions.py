@@ -363,33 +363,46 @@ def _in_list(expr: ast.InList, scope: Scope) -> Compiled:
     return Compiled(_negate(run, expr.negated), t.BOOLEAN)
 
 
-def like_matcher(pattern: str) -> Callable[[str], bool]:
-    """SQL LIKE: ``%`` any run of characters, ``_`` exactly one; case-sensitive."""
-    parts = pattern.split("%")
+def like_matcher(pattern: str, escape: str | None = None) -> Callable[[str], bool]:
+    """SQL LIKE: ``%`` any run of characters, ``_`` exactly one, case-sensitive; ``escape``
+    makes the character after it literal. Matching walks the pattern's states (no
+    backtracking blow-up)."""
+    tokens: list[str | None] = []  # a literal character, "" for _, None for %
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == escape and i + 1 < len(pattern):
+            tokens.append(pattern[i + 1])
+            i += 2
+            continue
+        tokens.append(None if c == "%" else "" if c == "_" else c)
+        i += 1
+    end = len(tokens)
 
-    def one(piece: str, s: str, at_: int) -> bool:
-        return len(s) - at_ >= len(piece) and all(
-            c == "_" or s[at_ + i] == c for i, c in enumerate(piece))
-
-    def find(piece: str, s: str, start: int) -> int:
-        for i in range(start, len(s) - len(piece) + 1):
-            if one(piece, s, i):
-                return i
-        return -1
+    def closure(states: set[int]) -> set[int]:
+        out = set(states)
+        for p in sorted(states):
+            while p < end and tokens[p] is None:
+                p += 1
+                out.add(p)
+        return out
 
     def match(s: str) -> bool:
-        if len(parts) == 1:
-            return len(s) == len(pattern) and one(pattern, s, 0)
-        first, *middle, last = parts
-        if not one(first, s, 0):
-            return False
-        pos = len(first)
-        for piece in middle:
-            found = find(piece, s, pos)
-            if found < 0:
+        states = closure({0})
+        for ch in s:
+            following: set[int] = set()
+            for p in states:
+                if p == end:
+                    continue
+                token = tokens[p]
+                if token is None:
+                    following.add(p)
+                elif token == "" or token == ch:
+                    following.add(p + 1)
+            if not following:
                 return False
-            pos = found + len(piece)
-        return len(s) - pos >= len(last) and one(last, s, len(s) - len(last))
+            states = closure(following)
+        return end in states
     return match
 
 
@@ -399,7 +412,7 @@ def _like(expr: ast.Like, scope: Scope) -> Compiled:
         if ty not in (t.STRING, t.NULL):
             raise SqlAnalysisError(at(expr.pos, f"LIKE needs STRING operands, got {ty}: "
                                                 f"{text(e)}"))
-    v, p = value.fn, pattern.fn
+    v, p, escape = value.fn, pattern.fn, expr.escape
     cache: dict[str, Callable[[str], bool]] = {}
 
     def run(row: Row) -> bool | None:
@@ -408,7 +421,7 @@ def _like(expr: ast.Like, scope: Scope) -> Compiled:
             return None
         matcher = cache.get(pat)
         if matcher is None:
-            matcher = cache[pat] = like_matcher(pat)
+            matcher = cache[pat] = like_matcher(pat, escape)
         return matcher(s)
     return Compiled(_negate(run, expr.negated), t.BOOLEAN)
 

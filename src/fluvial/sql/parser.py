@@ -280,8 +280,12 @@ class _ToAst(Transformer):
         return ast.InList(value, tuple(items), negated is not None, _pos(meta))
 
     def like(self, meta: Any, c: list[Any]) -> ast.Expr:
-        value, negated, pattern = c
-        return ast.Like(value, pattern, negated is not None, _pos(meta))
+        value, negated, pattern, token = c
+        escape = None if token is None else str(token)[1:-1].replace("''", "'")
+        if escape is not None and len(escape) != 1:
+            raise SqlSyntaxError(f"line {token.line}:{token.column}: ESCAPE takes one "
+                                 f"character, got {token}")
+        return ast.Like(value, pattern, negated is not None, escape, _pos(meta))
 
     def is_null(self, meta: Any, c: list[Any]) -> ast.Expr:
         return ast.IsNull(c[0], c[1] is not None, _pos(meta))
