@@ -209,6 +209,7 @@ class CreateSource(Statement):
     properties: tuple[Property, ...]
     or_replace: bool
     if_not_exists: bool
+    read_only: bool = False  # CREATE SOURCE STREAM|TABLE: no INSERT, no DELETE TOPIC
     pos: Pos = field(default=(0, 0), compare=False, repr=False)
 
 

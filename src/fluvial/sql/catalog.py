@@ -65,6 +65,7 @@ class DataSource:
     window: WindowInfo | None = None
     query_id: str | None = None  # the persistent query writing it, if any
     statement: str = ""
+    read_only: bool = False  # CREATE SOURCE: no INSERT, no DELETE TOPIC
 
     def scope_columns(self) -> dict[str, SqlType]:
         """Columns a query over this source may name: its own, then ROWTIME (and the window

@@ -82,15 +82,23 @@ class Engine:
             compiler.add(query.id, query.plan, self.sources[query.sink])
         return compiler.build()
 
-    def source(self, name: str, pos: ast.Pos | None = None) -> DataSource:
+    def source(self, name: str, pos: ast.Pos | None = None, what: str = "") -> DataSource:
+        """The source ``name``; ``what`` ("Source ") words the error as ksqlDB does for a
+        query's FROM: "Source `X` does not exist."."""
         try:
             return self.sources[name]
         except KeyError:
-            raise SqlExecutionError(at(pos, f"{name} does not exist.")) from None
+            shown = f"{what}`{name}`" if what else name
+            raise SqlExecutionError(at(pos, f"{shown} does not exist.")) from None
 
     # -- DDL --------------------------------------------------------------------------------
 
     def _run_CreateSource(self, s: ast.CreateSource, text: str) -> Result:
+        existing_source = self.sources.get(s.name)
+        if s.or_replace and (s.read_only or (existing_source and existing_source.read_only)):
+            kind = s.kind.lower()
+            raise SqlExecutionError(at(s.pos, f"Cannot add {kind} '{s.name}': CREATE OR REPLACE "
+                                              f"is not supported on source {kind}s."))
         if s.name in self.sources:
             existing = self.sources[s.name]
             if s.if_not_exists:
@@ -109,7 +117,8 @@ class Engine:
         schema = _schema(s)
         timestamp = _timestamp_column(props, schema, s.pos)
         source = DataSource(s.name, s.kind, schema, str(props["KAFKA_TOPIC"]), formats,
-                            int(props.get("PARTITIONS", 1)), timestamp, statement=text)
+                            int(props.get("PARTITIONS", 1)), timestamp, statement=text,
+                            read_only=s.read_only)
         _check_formats(source, s.pos)
         self.sources[s.name] = source
         return Result(text, f"{s.kind.title()} created")
@@ -123,7 +132,7 @@ class Engine:
                 raise SqlExecutionError(at(s.pos, f"Cannot add {s.kind.lower()} '{s.name}': "
                                                   f"A {existing.kind.lower()} with the same "
                                                   f"name already exists"))
-        source = self.source(s.query.source, s.query.source_pos)
+        source = self.source(s.query.source, s.query.source_pos, "Source ")
         plan = plan_query(s.query, source, s.name)
         if plan.result_kind != s.kind:
             create = "CREATE STREAM" if plan.result_kind == "STREAM" else "CREATE TABLE"
@@ -151,10 +160,13 @@ class Engine:
 
     def _run_InsertSelect(self, s: ast.InsertSelect, text: str) -> Result:
         target = self.source(s.target, s.pos)
+        if target.read_only and target.kind == "STREAM":
+            raise SqlExecutionError(at(s.pos, f"Cannot insert into read-only stream: "
+                                              f"{s.target}"))
         if target.kind == "TABLE":
             raise SqlExecutionError(at(s.pos, f"INSERT INTO can only be used to insert into "
                                               f"a stream. {s.target} is a table."))
-        source = self.source(s.query.source, s.query.source_pos)
+        source = self.source(s.query.source, s.query.source_pos, "Source ")
         plan = plan_query(s.query, source, s.target)
         if plan.result_kind != "STREAM":
             raise SqlAnalysisError(at(s.pos, "INSERT INTO can only insert the result of a "
@@ -169,6 +181,9 @@ class Engine:
 
     def _run_InsertValues(self, s: ast.InsertValues, text: str) -> Result:
         target = self.source(s.target, s.pos)
+        if target.read_only:
+            raise SqlExecutionError(at(s.pos, f"Cannot insert values into read-only "
+                                              f"{target.kind.lower()}: {s.target}"))
         allowed = {c.name: c.type for c in target.schema.columns}
         allowed[ROWTIME] = t.BIGINT
         names = s.columns or tuple(c.name for c in target.schema.columns)
@@ -198,6 +213,9 @@ class Engine:
             raise SqlExecutionError(at(s.pos, f"Incompatible data source type is "
                                               f"{source.kind}, but statement was DROP "
                                               f"{s.kind}"))
+        if s.delete_topic and source.read_only:
+            raise SqlExecutionError(at(s.pos, f"Cannot delete topic for read-only source: "
+                                              f"{s.name}"))
         readers = sorted(q.id for q in self.queries.values() if q.plan.source.name == s.name)
         if readers:
             raise SqlExecutionError(at(s.pos, f"Cannot drop {s.name}. The following queries "

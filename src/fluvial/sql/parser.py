@@ -118,9 +118,10 @@ class _ToAst(Transformer):
         return [s for s in items if s is not None]
 
     def create_source(self, meta: Any, c: list[Any]) -> ast.CreateSource:
-        or_replace, kind, if_not_exists, name, columns, props = c
+        or_replace, read_only, kind, if_not_exists, name, columns, props = c
         return ast.CreateSource(kind, name[0], tuple(columns or ()), tuple(props or ()),
-                                or_replace is not None, if_not_exists is not None, _pos(meta))
+                                or_replace is not None, if_not_exists is not None,
+                                read_only is not None, _pos(meta))
 
     def create_as(self, meta: Any, c: list[Any]) -> ast.CreateAs:
         or_replace, kind, if_not_exists, name, props, query = c
@@ -149,7 +150,7 @@ class _ToAst(Transformer):
     def or_replace(self, meta: Any, c: list[Any]) -> bool:
         return True
 
-    if_not_exists = if_exists = delete_topic = or_replace
+    if_not_exists = if_exists = delete_topic = read_only = or_replace
 
     def source_kind(self, meta: Any, c: list[Any]) -> str:
         return str(c[0]).upper()
