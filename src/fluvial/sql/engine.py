@@ -51,7 +51,14 @@ class Result:
 
 class Engine:
     def __init__(self, on_insert: Inserter | None = None,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None,
+                 properties: dict[str, Any] | None = None) -> None:
+        """``properties``: ksqlDB's, of which ``ksql.persistence.default.format.key`` and
+        ``….value`` (the formats of a CREATE that names none) are used."""
+        props = properties or {}
+        self._default_formats = Formats(
+            str(props.get("ksql.persistence.default.format.key", "KAFKA")).upper(),
+            str(props.get("ksql.persistence.default.format.value", "")).upper())
         self.sources: dict[str, DataSource] = {}
         self.queries: dict[str, PersistentQuery] = {}
         self.inserted: list[tuple[str, bytes | None, bytes | None, int]] = []
@@ -111,7 +118,7 @@ class Engine:
         if "KAFKA_TOPIC" not in props:
             raise SqlAnalysisError(at(s.pos, "Missing required property \"KAFKA_TOPIC\" "
                                              "which has no default value."))
-        formats = _formats(props, None, s.pos)
+        formats = _formats(props, None, s.pos, self._default_formats)
         if not s.columns:
             raise SqlAnalysisError(at(s.pos, "The statement does not define any columns."))
         schema = _schema(s)
@@ -263,9 +270,10 @@ def _properties(props: tuple[ast.Property, ...], allowed: set[str]) -> dict[str,
         if p.name in found:
             raise SqlAnalysisError(at(p.pos, f"Duplicate property {p.name}"))
         found[p.name] = p.value
-    if "FORMAT" in found and ("KEY_FORMAT" in found or "VALUE_FORMAT" in found):
-        raise SqlAnalysisError("Cannot supply both 'FORMAT' and 'KEY_FORMAT'/'VALUE_FORMAT' "
-                               "properties, as 'FORMAT' sets both key and value formats.")
+    for clash in ("KEY_FORMAT", "VALUE_FORMAT"):
+        if "FORMAT" in found and clash in found:
+            raise SqlAnalysisError(f"Cannot supply both '{clash}' and 'FORMAT' properties, as "
+                                   f"'FORMAT' sets both key and value formats.")
     if "PARTITIONS" in found and (not isinstance(found["PARTITIONS"], int)
                                   or found["PARTITIONS"] < 1):
         raise SqlAnalysisError(f"Invalid number of partitions: {found['PARTITIONS']}")
@@ -300,10 +308,14 @@ def _schema(s: ast.CreateSource) -> Schema:
     return Schema(tuple(key), tuple(value))
 
 
-def _formats(props: dict[str, Any], inherited: Formats | None, pos: ast.Pos) -> Formats:
+def _formats(props: dict[str, Any], inherited: Formats | None, pos: ast.Pos,
+             defaults: Formats | None = None) -> Formats:
     both = props.get("FORMAT")
     key = props.get("KEY_FORMAT", both)
     value = props.get("VALUE_FORMAT", both)
+    if defaults is not None:
+        key = key or defaults.key
+        value = value or defaults.value or None
     if value is None:
         if inherited is None:
             raise SqlAnalysisError(at(pos, "Statement is missing the 'VALUE_FORMAT' property "

@@ -37,14 +37,13 @@ class Scope:
 
     ``columns``: name -> type, each a key of the rows evaluated; ``qualifiers``: source names
     or aliases that may prefix a column; ``replacements``: whole sub-expressions (a GROUP BY
-    expression, an aggregate call) already computed into a row field; ``bare_column_error``:
-    when set, a column outside ``replacements`` is refused with it (aggregate queries).
+    expression, an aggregate call) already computed into a row field.
     """
 
     columns: Mapping[str, SqlType]
     qualifiers: frozenset[str] = frozenset()
     replacements: Mapping[ast.Expr, tuple[str, SqlType]] = field(default_factory=dict)
-    bare_column_error: str | None = None
+    clause: str = "Column "  # how an unknown column's error starts: "SELECT column ", ...
 
 
 def compile_expr(expr: ast.Expr, scope: Scope) -> Compiled:
@@ -129,13 +128,15 @@ def _column(expr: ast.ColumnRef, scope: Scope) -> Compiled:
     if expr.source is not None and expr.source not in scope.qualifiers:
         raise SqlAnalysisError(at(expr.pos, f"unknown source {expr.source} in "
                                             f"{expr.source}.{expr.name}"))
-    if scope.bare_column_error is not None and expr.name in scope.columns:
-        raise SqlAnalysisError(at(expr.pos, scope.bare_column_error.format(name=expr.name)))
     try:
         type_ = scope.columns[expr.name]
     except KeyError:
-        raise SqlAnalysisError(at(expr.pos, f"Column '{text(expr)}' cannot be resolved."))\
-            from None
+        if expr.name in ("WINDOWSTART", "WINDOWEND") and scope.clause != "SELECT column ":
+            raise SqlAnalysisError(at(expr.pos, f"Window bounds column {expr.name} can only be "
+                                                f"used in the SELECT clause of windowed "
+                                                f"aggregations")) from None
+        raise SqlAnalysisError(at(expr.pos, f"{scope.clause}'{text(expr)}' cannot be "
+                                            f"resolved.")) from None
     return Compiled(operator.itemgetter(expr.name), type_)
 
 

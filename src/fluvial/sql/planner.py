@@ -175,7 +175,7 @@ def _check_clauses(query: ast.Query, source: DataSource) -> None:
 
 def _predicate(expr: ast.Expr, scope: Scope, clause: str) -> Evaluator:
     try:
-        compiled = compile_expr(expr, scope)
+        compiled = compile_expr(expr, dataclasses.replace(scope, clause=f"{clause} column "))
     except SqlAnalysisError as exc:  # ksqlDB names the clause: "Error in WHERE expression"
         where, sep, why = str(exc).partition(": ")
         if not where.startswith("line ") or not sep:
@@ -255,7 +255,7 @@ def _project(items: list[tuple[ast.Expr, str | None, ast.Pos]], key_exprs: tuple
                 name in (WINDOWSTART, WINDOWEND) and alias is not None):
             raise SqlAnalysisError(at(pos, f"Reserved column name in select: `{name}`. "
                                            f"Please remove or alias the column."))
-        compiled = compile_expr(expr, scope)
+        compiled = compile_expr(expr, dataclasses.replace(scope, clause="SELECT column "))
         type_ = _known_type(compiled, expr, pos)
         if name in names:
             raise SqlAnalysisError(at(pos, f"Duplicate value columns found in schema: "

@@ -65,7 +65,7 @@ def run_file(path: str | Path) -> list[CaseResult]:
 def run_case(case: dict[str, Any]) -> CaseResult:
     name = str(case.get("name", "?"))
     expected_error = case.get("expectedException")
-    engine = Engine(clock_ms=lambda: 0)
+    engine = Engine(clock_ms=lambda: 0, properties=case.get("properties"))
     try:
         for statement in case.get("statements", []):
             engine.execute(statement)
