@@ -15,6 +15,7 @@ from fluvial.dsl import (
     Grouped,
     GroupedStream,
     GroupedTable,
+    Joined,
     Materialized,
     Repartitioned,
     Stream,
@@ -59,9 +60,9 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 __all__ = [
     "App", "BranchedStream", "Change", "ConfigError", "DeliveryError", "EmbeddedBroker",
     "FluvialError", "GlobalTable", "GroupProtocol", "Grouped", "GroupedStream", "GroupedTable",
-    "Guarantee", "Materialized", "OnError", "ProcessingError", "Processor", "PunctuationType",
-    "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamsBuilder", "StreamsConfig",
-    "Table", "TestDriver", "Topology", "TopologyError", "__version__", "serdes",
+    "Guarantee", "Joined", "Materialized", "OnError", "ProcessingError", "Processor",
+    "PunctuationType", "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamsBuilder",
+    "StreamsConfig", "Table", "TestDriver", "Topology", "TopologyError", "__version__", "serdes",
 ]
 # event time and windows
 __all__ += [

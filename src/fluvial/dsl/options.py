@@ -43,6 +43,16 @@ class Repartitioned:
     value_serde: Serde | str | None = None
 
 
+@dataclass(frozen=True)
+class Joined:
+    """A stream-table join's settings: ``name`` names the join processor (and a
+    repartition topic it needs, ``<name>-repartition``); the serdes write that topic."""
+
+    name: str | None = None
+    key_serde: Serde | str | None = None
+    value_serde: Serde | str | None = None
+
+
 def as_materialized(value: Materialized | str | None) -> Materialized:
     if value is None:
         return Materialized()
