@@ -19,6 +19,7 @@ from fluvial.dsl import (
     Materialized,
     Repartitioned,
     Stream,
+    StreamJoined,
     StreamsBuilder,
     Table,
 )
@@ -45,6 +46,7 @@ from fluvial.testing import TestDriver
 from fluvial.topology.topology import Topology
 from fluvial.windows import (
     EmitStrategy,
+    JoinWindows,
     SessionWindows,
     SlidingWindows,
     TimeWindows,
@@ -61,11 +63,13 @@ __all__ = [
     "App", "BranchedStream", "Change", "ConfigError", "DeliveryError", "EmbeddedBroker",
     "FluvialError", "GlobalTable", "GroupProtocol", "Grouped", "GroupedStream", "GroupedTable",
     "Guarantee", "Joined", "Materialized", "OnError", "ProcessingError", "Processor",
-    "PunctuationType", "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamsBuilder",
-    "StreamsConfig", "Table", "TestDriver", "Topology", "TopologyError", "__version__", "serdes",
+    "PunctuationType", "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamJoined",
+    "StreamsBuilder", "StreamsConfig", "Table", "TestDriver", "Topology", "TopologyError",
+    "__version__", "serdes",
 ]
 # event time and windows
 __all__ += [
-    "EmitStrategy", "RecordTimestamp", "SessionWindows", "SlidingWindows", "TimeWindows",
-    "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window", "Windowed",
+    "EmitStrategy", "JoinWindows", "RecordTimestamp", "SessionWindows", "SlidingWindows",
+    "TimeWindows", "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window",
+    "Windowed",
 ]

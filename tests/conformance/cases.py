@@ -261,7 +261,31 @@ TABLE_JOIN_CASES = [
         chain("c", op("table_join", "plus", **{"with": "ab"}), op("to_stream"), to("out")),
     ], ["out"], null_values=0.3),
 ]
-CASES += JOIN_CASES + TABLE_JOIN_CASES
+
+
+def stream_join(kind: str, other: str, before: int, after: int, grace: int) -> dict[str, Any]:
+    """A stream-stream join (``kind``: stream_join, stream_left_join, stream_outer_join) with
+    the stream chain ``other``, in windows of ``before``/``after`` ms and ``grace`` ms."""
+    return op(kind, "plus", **{"with": other}, before=before, after=after, grace=grace,
+              key_serde=S, value_serde=L, other_value_serde=L)
+
+
+STREAM_JOIN_CASES = [
+    Case(f"stream_{kind}", [
+        chain(stream("sleft"), name="l"),
+        chain(stream("sright"), name="r"),
+        chain("l", stream_join(kind, "r", 100, 100, 50), to("out1")),
+        chain("l", stream_join(kind, "r", 0, 200, 0), to("out2")),
+    ], ["out1", "out2"], null_values=0.1)
+    for kind in ("stream_join", "stream_left_join", "stream_outer_join")
+] + [
+    Case("stream_outer_join_rekeyed_asymmetric", [
+        chain(stream("sleft"), op("join_key", "next_letter"), name="l"),
+        chain(stream("sright"), name="r"),
+        chain("l", stream_join("stream_outer_join", "r", 30, 150, 200), to("out")),
+    ], ["out"], null_values=0.1),
+]
+CASES += JOIN_CASES + TABLE_JOIN_CASES + STREAM_JOIN_CASES
 CASES_BY_NAME = {c.name: c for c in CASES}
 
 

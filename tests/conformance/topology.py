@@ -14,11 +14,12 @@ from tests.conformance.records import Output, Outputs
 
 from fluvial.dsl import StreamsBuilder
 from fluvial.dsl.grouped import GroupedStream, GroupedTable
-from fluvial.dsl.options import Grouped, Joined, Materialized, Repartitioned
+from fluvial.dsl.options import Grouped, Joined, Materialized, Repartitioned, StreamJoined
 from fluvial.dsl.stream import Stream
 from fluvial.dsl.table import Table
 from fluvial.testing.driver import TestDriver
 from fluvial.topology.topology import Topology
+from fluvial.windows import JoinWindows
 
 Op = dict[str, Any]
 
@@ -128,7 +129,8 @@ def _stream(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
 
 # -- joins -------------------------------------------------------------------------------
 
-JOIN_OPS = ("join", "left_join", "join_key")
+JOIN_OPS = ("join", "left_join", "join_key", "stream_join", "stream_left_join",
+            "stream_outer_join")
 
 
 def _stream_join(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
@@ -136,6 +138,15 @@ def _stream_join(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) ->
     by ``with``; ``join_key`` rekeys with a join key selector first."""
     if name == "join_key":
         return s.select_key(fn.named(fn.JOIN_KEY_SELECTORS, f, "join key selector"))
+    if name.startswith("stream_"):
+        windows = (JoinWindows.of_time_difference_and_grace(0, op["grace"])
+                   .after(op["after"]).before(op["before"]))
+        stream_joined = StreamJoined(key_serde=op["key_serde"], value_serde=op["value_serde"],
+                                     other_value_serde=op["other_value_serde"])
+        join = {"stream_join": s.join, "stream_left_join": s.left_join,
+                "stream_outer_join": s.outer_join}[name]
+        return join(named[op["with"]], fn.named(fn.JOINERS, f, "joiner"), windows,
+                    stream_joined)
     joiner = fn.named(fn.JOINERS, f, "joiner")
     other = named[op["with"]]
     mapper = (fn.named(fn.JOIN_KEY_MAPPERS, op["key_mapper"], "join key mapper")

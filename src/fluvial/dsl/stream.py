@@ -10,6 +10,7 @@ from fluvial.dsl.options import (
     Joined,
     Materialized,
     Repartitioned,
+    StreamJoined,
     as_grouped,
     as_materialized,
 )
@@ -19,6 +20,7 @@ from fluvial.processing import stateless
 from fluvial.processing.join import StreamTableJoin
 from fluvial.processing.processor import Processor
 from fluvial.processing.table import Forwarding, Materialize
+from fluvial.windows import JoinWindows
 
 if TYPE_CHECKING:
     from fluvial.dsl.builder import StreamsBuilder
@@ -170,19 +172,45 @@ class Stream:
 
     # -- joins -------------------------------------------------------------------------
 
-    def join(self, table: Table | GlobalTable, joiner: Callable[[Any, Any], Any],
-             joined: Joined | None = None, *,
+    def join(self, other: Stream | Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+             joined: Joined | JoinWindows | None = None,
+             stream_joined: StreamJoined | None = None, *,
              key_mapper: Callable[[Any, Any], Any] | None = None) -> Stream:
-        """Each record with the ``table``'s current value for its key:
+        """With a table: each record with the table's current value for its key,
         ``joiner(value, table_value)``; a key the table lacks gives nothing. A global table
-        is looked up by ``key_mapper(key, value)``. See docs/windows-and-joins.md."""
-        return self._table_join(table, joiner, joined, key_mapper, left=False)
+        is looked up by ``key_mapper(key, value)``. With a stream: each pair of records of
+        one key within the ``JoinWindows`` (the third argument). See
+        docs/windows-and-joins.md."""
+        if isinstance(other, Stream):
+            return self._stream_join(other, joiner, joined, stream_joined, "inner")
+        return self._table_join(other, joiner, _table_joined(joined), key_mapper, left=False)
 
-    def left_join(self, table: Table | GlobalTable, joiner: Callable[[Any, Any], Any],
-                  joined: Joined | None = None, *,
+    def left_join(self, other: Stream | Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+                  joined: Joined | JoinWindows | None = None,
+                  stream_joined: StreamJoined | None = None, *,
                   key_mapper: Callable[[Any, Any], Any] | None = None) -> Stream:
-        """As ``join``, but a key the table lacks gives ``joiner(value, None)``."""
-        return self._table_join(table, joiner, joined, key_mapper, left=True)
+        """As ``join``, but a record with no match gives ``joiner(value, None)`` (with a
+        stream: once its window has closed)."""
+        if isinstance(other, Stream):
+            return self._stream_join(other, joiner, joined, stream_joined, "left")
+        return self._table_join(other, joiner, _table_joined(joined), key_mapper, left=True)
+
+    def outer_join(self, other: Stream, joiner: Callable[[Any, Any], Any],
+                   windows: JoinWindows, stream_joined: StreamJoined | None = None) -> Stream:
+        """As ``left_join`` with a stream, both ways: an unmatched record of ``other``
+        gives ``joiner(None, other_value)``."""
+        return self._stream_join(other, joiner, windows, stream_joined, "outer")
+
+    def _stream_join(self, other: Stream, joiner: Callable[[Any, Any], Any],
+                     windows: Any, stream_joined: StreamJoined | None, kind: str) -> Stream:
+        from fluvial.dsl.stream_join import stream_stream_join
+
+        if not isinstance(windows, JoinWindows):
+            raise TopologyError("a stream-stream join needs JoinWindows, e.g. "
+                                "JoinWindows.of_time_difference_and_grace(...), as its third "
+                                "argument")
+        return stream_stream_join(self, other, joiner, windows, stream_joined or StreamJoined(),
+                                  kind)
 
     def _table_join(self, table: Table | GlobalTable, joiner: Callable[[Any, Any], Any],
                     joined: Joined | None, key_mapper: Callable[[Any, Any], Any] | None,
@@ -255,6 +283,13 @@ class Stream:
         return GroupedStream(self, g.name, b.key_serde(g.key_serde or self.key_serde),
                              b.value_serde(g.value_serde or self.value_serde),
                              self._repartition_required)
+
+
+def _table_joined(joined: Joined | JoinWindows | None) -> Joined | None:
+    if isinstance(joined, JoinWindows):
+        raise TopologyError("JoinWindows are for a join of two streams; a stream-table join "
+                            "takes Joined")
+    return joined
 
 
 def _has_key(key: Any, _value: Any) -> bool:

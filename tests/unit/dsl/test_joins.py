@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluvial import Joined, StreamsBuilder, TestDriver, TopologyError
+from fluvial import Joined, JoinWindows, StreamsBuilder, TestDriver, TopologyError
 
 
 def enrich(left: bool, table_ops: str = "") -> StreamsBuilder:
@@ -197,3 +197,69 @@ def test_a_materialized_table_join_is_queryable_and_an_unmaterialized_one_has_no
         driver.input_topic("left").pipe("L1", key="k", timestamp=1)
         driver.input_topic("right").pipe("R1", key="k", timestamp=2)
         assert driver.store("joined").get("k") == "L1+R1"
+
+
+def stream_join(kind: str, windows: JoinWindows) -> StreamsBuilder:
+    builder = StreamsBuilder(default_value_serde="string")
+    left, right = builder.stream("left"), builder.stream("right")
+    join = {"inner": left.join, "left": left.left_join, "outer": left.outer_join}[kind]
+    join(right, lambda lv, rv: f"{lv}+{rv}", windows).to("out")
+    return builder
+
+
+def run_streams(builder: StreamsBuilder, steps: list[tuple[str, str | None, str, int]],
+                ) -> list[tuple[object, object, int]]:
+    with TestDriver(builder.build()) as driver:
+        for topic, key, value, ts in steps:
+            driver.input_topic(topic).pipe(value, key=key, timestamp=ts)
+        return [(r.key, r.value, r.timestamp) for r in driver.output_topic("out").read_records()]
+
+
+WINDOW = JoinWindows.of_time_difference_and_grace(10, 5)
+STREAM_STEPS: list[tuple[str, str | None, str, int]] = [
+    ("left", "k", "A", 100),
+    ("right", "k", "X", 105),   # joins A, at the later timestamp
+    ("right", "k", "Y", 95),    # joins A too (within 10 ms before)
+    ("left", "k", "B", 200),    # nothing to join: waits for its window to close
+    ("right", "j", "Z", 214),   # 200 + 10 + 5 = 215: B's window is still open
+    ("right", "j", "W", 216),   # now it is closed: B is emitted unjoined, at its own time
+]
+
+
+def test_stream_inner_join_pairs_records_within_the_window() -> None:
+    assert run_streams(stream_join("inner", WINDOW), STREAM_STEPS) == [
+        ("k", "A+X", 105), ("k", "A+Y", 100)]
+
+
+def test_stream_left_join_emits_an_unmatched_record_once_its_window_closes() -> None:
+    assert run_streams(stream_join("left", WINDOW), STREAM_STEPS) == [
+        ("k", "A+X", 105), ("k", "A+Y", 100), ("k", "B+None", 200)]
+
+
+def test_stream_outer_join_emits_unmatched_records_of_both_sides() -> None:
+    out = run_streams(stream_join("outer", WINDOW), [*STREAM_STEPS, ("left", "i", "C", 300)])
+    assert out == [("k", "A+X", 105), ("k", "A+Y", 100), ("k", "B+None", 200),
+                   ("j", "None+Z", 214), ("j", "None+W", 216)]
+
+
+def test_before_and_after_make_the_window_asymmetric() -> None:
+    only_later = WINDOW.before(0)  # the right record may only come after the left one
+    assert run_streams(stream_join("inner", only_later), STREAM_STEPS) == [("k", "A+X", 105)]
+
+
+def test_a_stream_joins_windows_need_join_windows() -> None:
+    builder = StreamsBuilder()
+    with pytest.raises(TopologyError, match="JoinWindows"):
+        builder.stream("a").join(builder.stream("b"), lambda x, y: x)
+
+
+def test_each_side_keeps_duplicates_in_a_window_store_with_a_delete_only_changelog() -> None:
+    topology = stream_join("left", WINDOW).build()
+    window_stores = [s for s in topology.stores.values() if s.kind == "window"]
+    assert len(window_stores) == 2
+    for spec in window_stores:
+        assert spec.retain_duplicates and spec.retention_ms == 25 and spec.window_size_ms == 20
+        assert spec.changelog_topic_config()["cleanup.policy"] == "delete"
+    # the same record twice joins twice
+    steps = [("left", "k", "A", 1), ("left", "k", "A", 1), ("right", "k", "X", 2)]
+    assert run_streams(stream_join("inner", WINDOW), steps) == [("k", "A+X", 2)] * 2

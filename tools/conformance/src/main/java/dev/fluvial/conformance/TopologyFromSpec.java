@@ -1,6 +1,7 @@
 package dev.fluvial.conformance;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -14,6 +15,7 @@ import org.apache.kafka.streams.kstream.BranchedKStream;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.kstream.KGroupedStream;
 import org.apache.kafka.streams.kstream.KGroupedTable;
@@ -24,6 +26,7 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.Repartitioned;
+import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.ValueJoiner;
 import org.apache.kafka.streams.state.KeyValueStore;
 
@@ -154,11 +157,30 @@ final class TopologyFromSpec {
             case "group_by" -> s.groupBy(Functions.named(Functions.KEY_SELECTORS, fn, "key selector"),
                 Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
             case "join", "left_join", "join_key" -> streamJoin(s, name, fn, op);
+            case "stream_join", "stream_left_join", "stream_outer_join" -> streamStreamJoin(s, name, fn, op);
             default -> throw new IllegalArgumentException("a stream has no operator " + name);
         };
     }
 
     // -- joins -------------------------------------------------------------------------
+
+    /** A stream-stream join with the stream named by "with", in join windows of "before"/"after"
+     *  ms and "grace" ms; the stores written with "key_serde", "value_serde", "other_value_serde". */
+    @SuppressWarnings("unchecked")
+    private Object streamStreamJoin(final KStream<Object, Object> s, final String name, final String fn, final JsonNode op) {
+        final KStream<Object, Object> other = (KStream<Object, Object>) named.get(op.get("with").asText());
+        final ValueJoiner<Object, Object, Object> joiner = Functions.named(Functions.JOINERS, fn, "joiner");
+        final JoinWindows windows = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(0), Duration.ofMillis(op.get("grace").asLong()))
+            .after(Duration.ofMillis(op.get("after").asLong()))
+            .before(Duration.ofMillis(op.get("before").asLong()));
+        final StreamJoined<Object, Object, Object> joined = StreamJoined.with(serde(op.get("key_serde")),
+            serde(op.get("value_serde")), serde(op.get("other_value_serde")));
+        return switch (name) {
+            case "stream_join" -> s.join(other, joiner, windows, joined);
+            case "stream_left_join" -> s.leftJoin(other, joiner, windows, joined);
+            default -> s.outerJoin(other, joiner, windows, joined);
+        };
+    }
 
     /** A table-table join with the table named by "with", materialized under "store" where given. */
     @SuppressWarnings("unchecked")
