@@ -225,7 +225,8 @@ class Stream:
             if key_mapper is None:
                 raise TopologyError("a join with a global table needs key_mapper=(key, value) "
                                     "-> the table's key")
-            name = j.name or graph.new_name(prefix)
+            # as Kafka Streams: a global table's join is named LEFTJOIN, inner or left
+            name = j.name or graph.new_name("KSTREAM-LEFTJOIN-")
             getter = table.value_getter()
             supplier = lambda: StreamTableJoin(getter, joiner, left, key_mapper)  # noqa: E731
             node = graph.add_processor(name, supplier, [self.node])

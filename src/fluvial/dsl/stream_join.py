@@ -66,7 +66,7 @@ def stream_stream_join(this: Stream, other: Stream, joiner: Callable[[Any, Any],
     if left_outer:
         shared = ("-outer-shared-join" if right_outer else "-left-shared-join")
         outer_name = (f"{base}{shared}" if base else this_generated.replace(
-            "THIS-", "SHARED-").replace("JOINSHARED-", "LEFTSHARED-"))
+            "OUTERTHIS-", "OUTERSHARED-").replace("JOINTHIS-", "OUTERSHARED-"))
         outer_store = graph.add_store(StoreSpec(
             f"{outer_name}-store", sj.TimeSideKeySerde(ks), sj.SideValueSerde(vs, ovs),
             timestamped=False, logged=sj_opts.logging))

@@ -263,3 +263,76 @@ def test_each_side_keeps_duplicates_in_a_window_store_with_a_delete_only_changel
     # the same record twice joins twice
     steps = [("left", "k", "A", 1), ("left", "k", "A", 1), ("right", "k", "X", 2)]
     assert run_streams(stream_join("inner", WINDOW), steps) == [("k", "A+X", 2)] * 2
+
+
+# Kafka Streams 4.1.2's describe() of the same topologies (printed by its own DSL)
+KS_STREAM_TABLE_REKEYED = """\
+Topologies:
+   Sub-topology: 0
+    Source: KSTREAM-SOURCE-0000000007 (topics: [KSTREAM-KEY-SELECT-0000000004-repartition])
+      --> KSTREAM-LEFTJOIN-0000000008
+    Processor: KSTREAM-LEFTJOIN-0000000008 (stores: [customers-STATE-STORE-0000000000])
+      --> KSTREAM-SINK-0000000009
+      <-- KSTREAM-SOURCE-0000000007
+    Source: KSTREAM-SOURCE-0000000001 (topics: [customers])
+      --> KTABLE-SOURCE-0000000002
+    Sink: KSTREAM-SINK-0000000009 (topic: out)
+      <-- KSTREAM-LEFTJOIN-0000000008
+    Processor: KTABLE-SOURCE-0000000002 (stores: [customers-STATE-STORE-0000000000])
+      --> none
+      <-- KSTREAM-SOURCE-0000000001
+
+  Sub-topology: 1
+    Source: KSTREAM-SOURCE-0000000003 (topics: [orders])
+      --> KSTREAM-KEY-SELECT-0000000004
+    Processor: KSTREAM-KEY-SELECT-0000000004 (stores: [])
+      --> KSTREAM-FILTER-0000000006
+      <-- KSTREAM-SOURCE-0000000003
+    Processor: KSTREAM-FILTER-0000000006 (stores: [])
+      --> KSTREAM-SINK-0000000005
+      <-- KSTREAM-KEY-SELECT-0000000004
+    Sink: KSTREAM-SINK-0000000005 (topic: KSTREAM-KEY-SELECT-0000000004-repartition)
+      <-- KSTREAM-FILTER-0000000006
+
+"""
+KS_STREAM_STREAM_LEFT = """\
+Topologies:
+   Sub-topology: 0
+    Source: KSTREAM-SOURCE-0000000000 (topics: [left])
+      --> KSTREAM-WINDOWED-0000000002
+    Source: KSTREAM-SOURCE-0000000001 (topics: [right])
+      --> KSTREAM-WINDOWED-0000000003
+    Processor: KSTREAM-WINDOWED-0000000002 (stores: [KSTREAM-JOINTHIS-0000000004-store])
+      --> KSTREAM-JOINTHIS-0000000004
+      <-- KSTREAM-SOURCE-0000000000
+    Processor: KSTREAM-WINDOWED-0000000003 (stores: [KSTREAM-OUTEROTHER-0000000005-store])
+      --> KSTREAM-OUTEROTHER-0000000005
+      <-- KSTREAM-SOURCE-0000000001
+    Processor: KSTREAM-JOINTHIS-0000000004 (stores: [KSTREAM-OUTEROTHER-0000000005-store, {shared}])
+      --> KSTREAM-MERGE-0000000006
+      <-- KSTREAM-WINDOWED-0000000002
+    Processor: KSTREAM-OUTEROTHER-0000000005 (stores: [KSTREAM-JOINTHIS-0000000004-store, {shared}])
+      --> KSTREAM-MERGE-0000000006
+      <-- KSTREAM-WINDOWED-0000000003
+    Processor: KSTREAM-MERGE-0000000006 (stores: [])
+      --> KSTREAM-SINK-0000000007
+      <-- KSTREAM-JOINTHIS-0000000004, KSTREAM-OUTEROTHER-0000000005
+    Sink: KSTREAM-SINK-0000000007 (topic: out)
+      <-- KSTREAM-MERGE-0000000006
+
+"""
+
+
+def test_describe_is_kafka_streams_text_for_stream_table_and_stream_stream_joins() -> None:
+    def first(x: object, _y: object) -> object:
+        return x
+
+    builder = StreamsBuilder()
+    table = builder.table("customers")
+    builder.stream("orders").select_key(lambda k, v: v).left_join(table, first).to("out")
+    assert builder.build().describe() == KS_STREAM_TABLE_REKEYED
+    builder = StreamsBuilder()
+    left, right = builder.stream("left"), builder.stream("right")
+    left.left_join(right, first, JoinWindows.of_time_difference_and_grace(10, 5)).to("out")
+    shared = "KSTREAM-OUTERSHARED-0000000004-store"  # the store of unmatched records
+    assert builder.build().describe() == KS_STREAM_STREAM_LEFT.format(shared=shared)
