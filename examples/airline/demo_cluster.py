@@ -12,7 +12,7 @@
    exactly-once,
 5. replays the data file into AirlineInputTopic, SIGKILLs one instance when about a third of
    the flights are scored, and shows the others take over its partitions (their logs'
-   ``tasks assigned`` lines, their ``/metrics`` ``fluvial_tasks_assigned``),
+   ``tasks running`` lines, their ``/metrics`` ``fluvial_tasks_assigned``),
 6. checks that every flight was scored exactly once: the outputs read ``read_committed`` are
    one per input offset, each flight once, none missing; prints a summary (time to take
    over, records/s) and stops everything: no JVM or instance is left running.
@@ -51,7 +51,7 @@ RUN_DIR = REPO / "build" / "demo-cluster"
 INPUT, OUTPUT, MODELS = "AirlineInputTopic", "AirlineOutputTopic", "AirlineModels"
 APP_ID = "airline-delay"
 MODEL_NAME = "airline-delay"
-TASKS_LINE = re.compile(r"tasks (assigned|revoked|lost): (.*)$")
+TASKS_LINE = re.compile(r"tasks (running|revoked|lost): (.*)$")
 
 
 @dataclass
@@ -157,7 +157,7 @@ class Instance:
             if not m:
                 continue
             what, tasks = m.group(1), set(m.group(2).split())
-            if what == "assigned":
+            if what == "running":
                 self.tasks |= tasks
             else:
                 self.tasks -= tasks
