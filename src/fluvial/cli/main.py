@@ -12,6 +12,7 @@ import gc
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -291,6 +292,38 @@ def create_topics_command(topics: tuple[str, ...], embedded: str | None,
     with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
         created = create_topics(broker, topics, partitions)
     click.echo(f"created: {', '.join(created) or 'none (all exist)'}", err=True)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
+              help="Run this script's statements, then its persistent queries until Ctrl-C.")
+@_EMBEDDED
+@_with_settings
+@click.pass_context
+def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings: Any) -> None:
+    """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if script is None:
+        click.echo(ctx.get_help())
+        return
+    from fluvial.cli.sql import run_script
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    settings.setdefault("application_id", f"fluvial-sql-{Path(script).stem}")
+    if embedded is not None and settings.get("bootstrap_servers"):
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
+    configure_logging(ctx.obj["log_level"], settings["application_id"], None)
+    run_script(script, settings, embedded)
+
+
+@sql.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def sql_test(files: tuple[str, ...]) -> None:
+    """Run ksqlDB query-validation-test FILES (JSON); print a pass/fail table."""
+    from fluvial.cli.sql import test_files
+
+    sys.exit(test_files(files))
 
 
 def _report(exc: BaseException) -> int:
