@@ -45,8 +45,12 @@ def clients_for(config: StreamsConfig, broker: Any = None) -> Clients:
 
         return EmbeddedClients(broker if broker is not None else embedded_broker())
     from fluvial.io.kafka import KafkaClients
+    from fluvial.io.per_kind import PerKindClients
 
-    return KafkaClients(config.bootstrap_servers)
+    servers = config.bootstrap_servers
+    return PerKindClients(KafkaClients(servers, config.kafka_config),
+                          KafkaClients(servers, config.client_config("admin")),
+                          config.consumer_config, config.producer_config)
 
 
 class App:
@@ -95,7 +99,9 @@ class App:
         if self.config.bootstrap_servers is not None:
             from fluvial.io.kafka_check import check_cluster
 
-            check_cluster(self.config.bootstrap_servers, self.config.consumer_config,
+            check_cluster(self.config.bootstrap_servers,
+                          [self.config.client_config(kind)
+                           for kind in ("admin", "consumer", "producer")],
                           self.config.connect_timeout_ms / 1000, self._stop)
             if self._stop.is_set():  # SIGINT/SIGTERM while waiting: nothing started yet
                 raise KeyboardInterrupt

@@ -218,6 +218,17 @@ class EmbeddedBroker:
             per = self._offsets.get(group_id, {})
             return {tp: per.get(tp) for tp in partitions}
 
+    def group_members(self, group_id: str) -> list[str]:
+        """The ids of the group's members now (empty when it has none)."""
+        with self._lock:
+            group = self._groups.get(group_id)
+            return sorted(group.members) if group is not None else []
+
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """Every offset the group has committed."""
+        with self._lock:
+            return dict(self._offsets.get(group_id, {}))
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def flush(self) -> None:

@@ -1,0 +1,156 @@
+"""What `fluvial reset` asks of a cluster: a group's members and offsets, offsets by time,
+and deleting topics until they are gone.
+
+Separate from ``fluvial.io.client.Admin`` (what a running app needs): only the reset tool
+uses these, on a real cluster through Kafka's admin API and on the embedded broker through
+``fluvial.io.embedded.group_admin``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol, TypeVar
+
+import confluent_kafka as ck
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from fluvial.errors import FluvialError
+from fluvial.io.client import TopicPartition
+from fluvial.io.kafka_logging import librdkafka_logger
+
+T = TypeVar("T")
+_NO_SUCH_GROUP = (ck.KafkaError.GROUP_ID_NOT_FOUND,)
+
+
+class GroupAdminError(FluvialError):
+    """The cluster refused or failed an admin request of the reset tool."""
+
+
+class GroupAdmin(Protocol):
+    def active_members(self, group_id: str) -> list[str]:
+        """The group's members now (client id and host of each); empty when none."""
+    def topics(self) -> dict[str, int]:
+        """Every topic and its partition count."""
+    def committed(self, group_id: str) -> dict[TopicPartition, int]:
+        """Every offset the group has committed."""
+    def offsets_at(self, partitions: Sequence[TopicPartition],
+                   timestamp_ms: int | None) -> dict[TopicPartition, int]:
+        """Per partition: the earliest offset (``None``), or the first whose timestamp is at
+        or after ``timestamp_ms`` (the end of the partition when no record is that late)."""
+    def commit(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None:
+        """Set the (empty) group's committed offsets."""
+    def delete_topics(self, topics: Sequence[str]) -> None:
+        """Delete the topics and return once none of them is listed any more."""
+    def close(self) -> None: ...
+
+
+class KafkaGroupAdmin:
+    """``GroupAdmin`` over Kafka's admin API (librdkafka)."""
+
+    def __init__(self, bootstrap_servers: str, config: Mapping[str, Any],
+                 timeout_s: float = 30.0) -> None:
+        self._timeout = timeout_s
+        conf: dict[str, Any] = {**config, "bootstrap.servers": bootstrap_servers,
+                                "logger": librdkafka_logger()}
+        self._admin = AdminClient(conf)
+
+    def _wait(self, future: Future[T], what: str) -> T:
+        try:
+            return future.result(timeout=self._timeout)
+        except ck.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            reason = error.str() if isinstance(error, ck.KafkaError) else str(exc)
+            raise GroupAdminError(f"{what}: {reason}") from None
+        except TimeoutError:
+            raise GroupAdminError(f"{what}: no answer within {self._timeout:g} s") from None
+
+    def active_members(self, group_id: str) -> list[str]:
+        future = self._admin.describe_consumer_groups(
+            [group_id], request_timeout=self._timeout)[group_id]
+        try:
+            description = future.result(timeout=self._timeout)
+        except ck.KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, ck.KafkaError) and error.code() in _NO_SUCH_GROUP:
+                return []
+            raise GroupAdminError(f"describing group {group_id!r}: {exc}") from None
+        return [f"{m.client_id}@{m.host}" for m in description.members]
+
+    def topics(self) -> dict[str, int]:
+        try:
+            metadata = self._admin.list_topics(timeout=self._timeout)
+        except ck.KafkaException as exc:
+            raise GroupAdminError(f"listing topics: {exc}") from None
+        return {name: len(t.partitions) for name, t in metadata.topics.items()}
+
+    def committed(self, group_id: str) -> dict[TopicPartition, int]:
+        future = self._admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group_id)], request_timeout=self._timeout)[group_id]
+        result = self._wait(future, f"reading the offsets of group {group_id!r}")
+        return {TopicPartition(tp.topic, tp.partition): tp.offset
+                for tp in result.topic_partitions or [] if tp.offset >= 0}
+
+    def offsets_at(self, partitions: Sequence[TopicPartition],
+                   timestamp_ms: int | None) -> dict[TopicPartition, int]:
+        spec = OffsetSpec.earliest() if timestamp_ms is None else \
+            OffsetSpec.for_timestamp(timestamp_ms)
+        found = self._list_offsets(partitions, spec)
+        too_late = [tp for tp, offset in found.items() if offset < 0]
+        if too_late:  # no record at or after the time: start at the end, as Kafka's tool does
+            found.update(self._list_offsets(too_late, OffsetSpec.latest()))
+        return found
+
+    def _list_offsets(self, partitions: Sequence[TopicPartition],
+                      spec: OffsetSpec) -> dict[TopicPartition, int]:
+        if not partitions:
+            return {}
+        futures = self._admin.list_offsets(
+            {ck.TopicPartition(tp.topic, tp.partition): spec for tp in partitions},
+            request_timeout=self._timeout)
+        return {TopicPartition(k.topic, k.partition):
+                self._wait(f, f"listing offsets of {k.topic}-{k.partition}").offset
+                for k, f in futures.items()}
+
+    def commit(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None:
+        if not offsets:
+            return
+        request = ConsumerGroupTopicPartitions(
+            group_id, [ck.TopicPartition(tp.topic, tp.partition, offset)
+                       for tp, offset in sorted(offsets.items())])
+        future = self._admin.alter_consumer_group_offsets(
+            [request], request_timeout=self._timeout)[group_id]
+        result = self._wait(future, f"setting the offsets of group {group_id!r}")
+        failed = [f"{tp.topic}-{tp.partition}: {tp.error.str()}"
+                  for tp in result.topic_partitions or [] if tp.error is not None]
+        if failed:
+            raise GroupAdminError(f"setting the offsets of group {group_id!r} failed for "
+                                  f"{'; '.join(failed)}")
+
+    def delete_topics(self, topics: Sequence[str]) -> None:
+        if not topics:
+            return
+        futures = self._admin.delete_topics(list(topics), operation_timeout=self._timeout,
+                                            request_timeout=self._timeout)
+        for name, future in futures.items():
+            try:
+                future.result(timeout=self._timeout)
+            except ck.KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, ck.KafkaError) and \
+                        error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    continue  # gone already
+                raise GroupAdminError(f"deleting topic {name!r}: {exc}") from None
+        # the controller has deleted them; wait until the metadata says so too, so an app
+        # started right after the reset creates them afresh instead of reusing the old ones
+        deadline = time.monotonic() + self._timeout
+        while left := sorted(set(topics) & set(self.topics())):
+            if time.monotonic() >= deadline:
+                raise GroupAdminError(f"topic(s) {', '.join(left)} still listed "
+                                      f"{self._timeout:g} s after their deletion")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        """The admin client holds no group membership; nothing to leave."""
