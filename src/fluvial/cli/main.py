@@ -336,13 +336,12 @@ def create_topics_command(topics: tuple[str, ...], embedded: str | None,
               help="This machine's --state-dir: wipe the application's local state there.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               envvar="FLUVIAL_CONFIG", help="A TOML file of settings (kafka_config, ...).")
-@_KAFKA_CONFIG
 @_client_config_option("admin", "the admin client, over --kafka-config")
 @click.option("--connect-timeout-ms", type=click.IntRange(min=1), default=None)
 def reset(application_id: str, embedded: str | None, bootstrap_servers: str | None,
-          input_topics: tuple[str, ...], to_earliest: bool, to_datetime: str | None,
-          by_duration: str | None, dry_run: bool, local_state_dir: str | None,
-          config_file: str | None, kafka_config: dict[str, str] | None,
+          kafka_config: dict[str, str] | None, input_topics: tuple[str, ...],
+          to_earliest: bool, to_datetime: str | None, by_duration: str | None, dry_run: bool,
+          local_state_dir: str | None, config_file: str | None,
           admin_config: dict[str, str] | None, connect_timeout_ms: int | None) -> None:
     """Reset APPLICATION_ID to reprocess its input: rewind its input offsets, delete its
     internal topics, and (with --local-state-dir) its local state. Stop every instance first."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from examples.wordcount.app import INPUT, OUTPUT, build, split_words
+from tests.unit.cli.test_first_hour import run_walkthrough
+from tests.unit.docs.doc_blocks import expected_output, shell_blocks
 
 from fluvial.errors import ConfigError
 from fluvial.io.client import TopicPartition
@@ -127,3 +129,12 @@ def test_reset_on_the_embedded_broker_reprocesses_to_the_same_results(tmp_path: 
     assert broker.committed("wc", [TopicPartition(INPUT, 0), TopicPartition(INPUT, 1)]) == \
         {TopicPartition(INPUT, 0): 0, TopicPartition(INPUT, 1): 0}
     assert run_once() == first
+
+
+def test_the_operations_page_reset_walkthrough_prints_what_it_says(tmp_path: Path) -> None:
+    script = shell_blocks(REPO / "docs" / "operations.md")["reset"]
+    (tmp_path / "examples").symlink_to(REPO / "examples")  # the page runs from a checkout
+    result = run_walkthrough(script, tmp_path, {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected_output(script), result.stderr
+    assert "Traceback" not in result.stderr
