@@ -21,9 +21,12 @@ from fluvial.io.client import TopicPartition
 from fluvial.io.group_admin import GroupAdmin
 from fluvial.runtime import state_lock
 
-# Kafka Streams' internal topics are "<application.id>-<name>-<suffix>"; fluvial names its
-# own so (topology/nodes.py changelog_topic, dsl/stream.py repartition)
-INTERNAL_SUFFIXES = ("-changelog", "-repartition")
+# Kafka Streams' internal topics are "<application.id>-<name>-<suffix>" (fluvial names its
+# own so: topology/nodes.py changelog_topic, dsl/stream.py repartition); the foreign-key join
+# topics are matched too, as Kafka's reset tool matches them
+_INTERNAL = re.compile(r".+-(changelog|repartition|subscription-registration-topic"
+                       r"|subscription-response-topic)"
+                       r"|KTABLE-FK-JOIN-SUBSCRIPTION-(REGISTRATION|RESPONSE)-\d+-topic")
 _DURATION = re.compile(r"P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?"
                        r"(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?", re.I)
 
@@ -79,8 +82,11 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def internal_topics(application_id: str, topics: list[str]) -> list[str]:
+    """The application's internal topics among ``topics``, by name (as Kafka's tool: an
+    application id that begins another's, "app" and "app-x", matches the other's too)."""
     prefix = f"{application_id}-"
-    return sorted(t for t in topics if t.startswith(prefix) and t.endswith(INTERNAL_SUFFIXES))
+    return sorted(t for t in topics
+                  if t.startswith(prefix) and _INTERNAL.fullmatch(t[len(prefix):]))
 
 
 @dataclass(frozen=True)

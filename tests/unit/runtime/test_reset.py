@@ -22,7 +22,12 @@ from fluvial.io.embedded import EmbeddedBroker, EmbeddedMessage
 from fluvial.io.embedded.group_admin import EmbeddedGroupAdmin
 from fluvial.io.embedded.shared import own
 from fluvial.runtime.app import App
-from fluvial.runtime.reset import parse_datetime, parse_duration, parse_position
+from fluvial.runtime.reset import (
+    internal_topics,
+    parse_datetime,
+    parse_duration,
+    parse_position,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -138,3 +143,14 @@ def test_the_operations_page_reset_walkthrough_prints_what_it_says(tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == expected_output(script), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_internal_topics_are_found_by_name_as_kafkas_tool_does() -> None:
+    topics = ["wc-counts-changelog", "wc-counts-repartition", "wc-dead-letter", "wc",
+              "wc-join-subscription-registration-topic", "wc-join-subscription-response-topic",
+              "wc-KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000012-topic", "other-x-changelog",
+              "TextLinesTopic", "wc-changelog"]
+    assert internal_topics("wc", topics) == [
+        "wc-KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000012-topic", "wc-counts-changelog",
+        "wc-counts-repartition", "wc-join-subscription-registration-topic",
+        "wc-join-subscription-response-topic"]
