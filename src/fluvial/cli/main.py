@@ -156,6 +156,11 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
     log_level = ctx.obj["log_level"]
     if workers == 1:
         configure_logging(log_level, config.application_id, None)
+        if embedded is None and config.bootstrap_servers is None:
+            logging.getLogger("fluvial.cli").warning(
+                "no --bootstrap-servers: running on a private in-process broker that nothing "
+                "outside this process can reach; --embedded DIR shares it with "
+                "`fluvial produce` / `fluvial consume`")
         _run_app(load_topology(target), settings, http_port, embedded)
         return
     if config.bootstrap_servers is None:
@@ -205,10 +210,6 @@ def _run_app(topology: Any, settings: dict[str, Any], http_port: int | None,
         log.info("embedded broker in %s: feed it with `fluvial produce --embedded %s TOPIC`, "
                  "read it with `fluvial consume --embedded %s TOPIC`",
                  owned.data_dir, embedded, embedded)
-    elif "bootstrap_servers" not in settings and not _env_bootstrap():
-        log.warning("no --bootstrap-servers: running on a private in-process broker that "
-                    "nothing outside this process can reach; --embedded DIR shares it with "
-                    "`fluvial produce` / `fluvial consume`")
     try:
         app = App(topology, broker=owned.broker if owned else None, **settings)
         if http_port is not None:
@@ -221,12 +222,6 @@ def _run_app(topology: Any, settings: dict[str, Any], http_port: int | None,
     finally:
         if owned is not None:
             owned.close()
-
-
-def _env_bootstrap() -> bool:
-    import os
-
-    return bool(os.environ.get("FLUVIAL_BOOTSTRAP_SERVERS"))
 
 
 @cli.command()
@@ -371,9 +366,8 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
                  admin_config: dict[str, str] | None,
                  connect_timeout_ms: int | None) -> Iterator[Any]:
     """The reset tool's admin on the cluster or embedded broker the options name."""
-    if (embedded is None) == (bootstrap_servers is None):
-        raise click.UsageError("name the broker: --embedded DIR or --bootstrap-servers "
-                               "HOST:PORT")
+    if embedded is not None and bootstrap_servers is not None:
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     if embedded is not None:
         from fluvial.io.embedded.group_admin import EmbeddedGroupAdmin
         from fluvial.io.embedded.shared import own
@@ -390,7 +384,9 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
                                   bootstrap_servers=bootstrap_servers,
                                   kafka_config=kafka_config, admin_config=admin_config,
                                   connect_timeout_ms=connect_timeout_ms)
-    assert config.bootstrap_servers is not None
+    if config.bootstrap_servers is None:
+        raise click.UsageError("name the broker: --embedded DIR or --bootstrap-servers "
+                               "HOST:PORT (or bootstrap_servers in --config)")
     client = config.client_config("admin")
     check_cluster(config.bootstrap_servers, [client], config.connect_timeout_ms / 1000)
     admin = KafkaGroupAdmin(config.bootstrap_servers, client)

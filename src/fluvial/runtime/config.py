@@ -235,12 +235,20 @@ def _check_names(values: dict[str, Any], source_of: SourceOf) -> None:
 
 
 def _client_properties(name: str, value: Any, source: str) -> dict[str, Any]:
-    """A ``*_config`` setting: librdkafka property names to plain values."""
+    """A ``*_config`` setting: librdkafka property names to plain values. Nested tables
+    are dotted names (TOML reads ``security.protocol = "SSL"`` as ``{"security":
+    {"protocol": "SSL"}}``)."""
     if not isinstance(value, dict):
         raise ConfigError(f"{name} must be a table of librdkafka properties "
                           f"(a JSON object in the environment), got {value!r} (from {source})")
+    flat: dict[str, Any] = {}
     for key, item in value.items():
-        if not isinstance(item, str | int | float | bool) and not callable(item):
+        if isinstance(item, dict):
+            flat.update({f"{key}.{k}": v for k, v in
+                         _client_properties(name, item, source).items()})
+        elif isinstance(item, str | int | float | bool) or callable(item):
+            flat[key] = item
+        else:
             raise ConfigError(f"{name}: property {key!r} must be a string, number or boolean, "
                               f"got {item!r} (from {source})")
-    return value
+    return flat

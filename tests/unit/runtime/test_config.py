@@ -74,7 +74,7 @@ def test_file_then_environment_then_arguments(tmp_path: Path,
     path.write_text('application_id = "from-file"\ncommit_interval_ms = 100\n'
                     'poll_timeout_ms = 50\n'
                     '[kafka_config]\n"security.protocol" = "SASL_SSL"\n"client.id" = "file"\n'
-                    '[consumer_config]\n"fetch.min.bytes" = 1\n')
+                    '[consumer_config]\nfetch.min.bytes = 1\n')  # dotted: nested tables
     monkeypatch.setenv("FLUVIAL_COMMIT_INTERVAL_MS", "200")
     monkeypatch.setenv("FLUVIAL_KAFKA_CONFIG", '{"client.id": "env", "sasl.mechanism": "PLAIN"}')
     config = StreamsConfig.create(path, poll_timeout_ms=70,
