@@ -156,12 +156,13 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
     log_level = ctx.obj["log_level"]
     if workers == 1:
         configure_logging(log_level, config.application_id, None)
+        topology = load_topology(target)
         if embedded is None and config.bootstrap_servers is None:
             logging.getLogger("fluvial.cli").warning(
                 "no --bootstrap-servers: running on a private in-process broker that nothing "
                 "outside this process can reach; --embedded DIR shares it with "
                 "`fluvial produce` / `fluvial consume`")
-        _run_app(load_topology(target), settings, http_port, embedded)
+        _run_app(topology, settings, http_port, embedded)
         return
     if config.bootstrap_servers is None:
         raise click.UsageError("--workers > 1 needs --bootstrap-servers: the embedded "
