@@ -9,8 +9,7 @@ uses these, on a real cluster through Kafka's admin API and on the embedded brok
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import confluent_kafka as ck
@@ -23,6 +22,10 @@ from fluvial.io.kafka_logging import librdkafka_logger
 
 T = TypeVar("T")
 _NO_SUCH_GROUP = (ck.KafkaError.GROUP_ID_NOT_FOUND,)
+# errors that pass by themselves: a group coordinator loading its state, or moving
+_PASSING = (ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS, ck.KafkaError.NOT_COORDINATOR,
+            ck.KafkaError.COORDINATOR_NOT_AVAILABLE, ck.KafkaError.LEADER_NOT_AVAILABLE,
+            ck.KafkaError.NOT_LEADER_FOR_PARTITION)
 
 
 class GroupAdminError(FluvialError):
@@ -57,39 +60,49 @@ class KafkaGroupAdmin:
                                 "logger": librdkafka_logger()}
         self._admin = AdminClient(conf)
 
-    def _wait(self, future: Future[T], what: str) -> T:
-        try:
-            return future.result(timeout=self._timeout)
-        except ck.KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            reason = error.str() if isinstance(error, ck.KafkaError) else str(exc)
-            raise GroupAdminError(f"{what}: {reason}") from None
-        except TimeoutError:
-            raise GroupAdminError(f"{what}: no answer within {self._timeout:g} s") from None
+    def _call(self, request: Callable[[], T], what: str) -> T:
+        """``request()`` (send, wait for the answer), again while the cluster answers with an
+        error that passes (a group coordinator loading or moving: a broker just started),
+        until the timeout."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return request()
+            except ck.KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if not isinstance(error, ck.KafkaError):
+                    raise GroupAdminError(f"{what}: {exc}") from None
+                if not (error.retriable() or error.code() in _PASSING) or \
+                        time.monotonic() >= deadline:
+                    raise GroupAdminError(f"{what}: {error.str() or error.name()}") from None
+            except TimeoutError:
+                raise GroupAdminError(f"{what}: no answer within {self._timeout:g} s") from None
+            time.sleep(0.2)
 
     def active_members(self, group_id: str) -> list[str]:
-        future = self._admin.describe_consumer_groups(
-            [group_id], request_timeout=self._timeout)[group_id]
-        try:
-            description = future.result(timeout=self._timeout)
-        except ck.KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, ck.KafkaError) and error.code() in _NO_SUCH_GROUP:
-                return []
-            raise GroupAdminError(f"describing group {group_id!r}: {exc}") from None
-        return [f"{m.client_id}@{m.host}" for m in description.members]
+        def describe() -> list[str]:
+            future = self._admin.describe_consumer_groups(
+                [group_id], request_timeout=self._timeout)[group_id]
+            try:
+                description = future.result(timeout=self._timeout)
+            except ck.KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, ck.KafkaError) and error.code() in _NO_SUCH_GROUP:
+                    return []
+                raise
+            return [f"{m.client_id}@{m.host}" for m in description.members]
+
+        return self._call(describe, f"describing group {group_id!r}")
 
     def topics(self) -> dict[str, int]:
-        try:
-            metadata = self._admin.list_topics(timeout=self._timeout)
-        except ck.KafkaException as exc:
-            raise GroupAdminError(f"listing topics: {exc}") from None
+        metadata = self._call(lambda: self._admin.list_topics(timeout=self._timeout),
+                              "listing topics")
         return {name: len(t.partitions) for name, t in metadata.topics.items()}
 
     def committed(self, group_id: str) -> dict[TopicPartition, int]:
-        future = self._admin.list_consumer_group_offsets(
+        result = self._call(lambda: self._admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group_id)], request_timeout=self._timeout)[group_id]
-        result = self._wait(future, f"reading the offsets of group {group_id!r}")
+            .result(timeout=self._timeout), f"reading the offsets of group {group_id!r}")
         return {TopicPartition(tp.topic, tp.partition): tp.offset
                 for tp in result.topic_partitions or [] if tp.offset >= 0}
 
@@ -107,12 +120,16 @@ class KafkaGroupAdmin:
                       spec: OffsetSpec) -> dict[TopicPartition, int]:
         if not partitions:
             return {}
-        futures = self._admin.list_offsets(
-            {ck.TopicPartition(tp.topic, tp.partition): spec for tp in partitions},
-            request_timeout=self._timeout)
-        return {TopicPartition(k.topic, k.partition):
-                self._wait(f, f"listing offsets of {k.topic}-{k.partition}").offset
-                for k, f in futures.items()}
+
+        def list_offsets() -> dict[TopicPartition, int]:
+            futures = self._admin.list_offsets(
+                {ck.TopicPartition(tp.topic, tp.partition): spec for tp in partitions},
+                request_timeout=self._timeout)
+            return {TopicPartition(k.topic, k.partition): f.result(timeout=self._timeout).offset
+                    for k, f in futures.items()}
+
+        return self._call(list_offsets, "listing offsets of "
+                          f"{', '.join(sorted({tp.topic for tp in partitions}))}")
 
     def commit(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None:
         if not offsets:
@@ -120,9 +137,9 @@ class KafkaGroupAdmin:
         request = ConsumerGroupTopicPartitions(
             group_id, [ck.TopicPartition(tp.topic, tp.partition, offset)
                        for tp, offset in sorted(offsets.items())])
-        future = self._admin.alter_consumer_group_offsets(
-            [request], request_timeout=self._timeout)[group_id]
-        result = self._wait(future, f"setting the offsets of group {group_id!r}")
+        result = self._call(lambda: self._admin.alter_consumer_group_offsets(
+            [request], request_timeout=self._timeout)[group_id].result(timeout=self._timeout),
+            f"setting the offsets of group {group_id!r}")
         failed = [f"{tp.topic}-{tp.partition}: {tp.error.str()}"
                   for tp in result.topic_partitions or [] if tp.error is not None]
         if failed:
