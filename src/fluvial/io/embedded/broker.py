@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fluvial.errors import ConfigError
-from fluvial.io.client import Headers, TopicPartition, UnknownTopicOrPartitionError
+from fluvial.io.client import GroupMember, Headers, TopicPartition, UnknownTopicOrPartitionError
 from fluvial.io.embedded.group import Group, Member
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.io.embedded.partitioner import partition_for_key
@@ -218,12 +218,6 @@ class EmbeddedBroker:
             per = self._offsets.get(group_id, {})
             return {tp: per.get(tp) for tp in partitions}
 
-    def group_members(self, group_id: str) -> list[str]:
-        """The ids of the group's members now (empty when it has none)."""
-        with self._lock:
-            group = self._groups.get(group_id)
-            return sorted(group.members) if group is not None else []
-
     def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
         """Every offset the group has committed."""
         with self._lock:
@@ -291,6 +285,15 @@ class EmbeddedBroker:
         for f in self._dirty:
             f.flush()
         self._dirty.clear()
+
+    def group_members(self, group_id: str) -> list[GroupMember]:
+        """The group's members and what each holds now (the admin's describe)."""
+        with self._cond:
+            group = self._groups.get(group_id)
+            if group is None:
+                return []
+            return [GroupMember(m.member_id, m.client_id, tuple(m.owned))
+                    for m in group.members.values()]
 
     def _join_locked(self, group_id: str, member: Member) -> Group:
         group = self._groups.get(group_id)

@@ -15,7 +15,7 @@ class EmbeddedGroupAdmin:
         self.broker = broker
 
     def active_members(self, group_id: str) -> list[str]:
-        return self.broker.group_members(group_id)
+        return sorted(m.member_id for m in self.broker.group_members(group_id))
 
     def topics(self) -> dict[str, int]:
         return self.broker.partition_counts()
