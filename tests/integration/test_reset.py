@@ -4,7 +4,6 @@ the very same results; while it runs, the reset refuses."""
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -117,27 +116,3 @@ def test_malformed_reset_flags_are_one_line(kafka: KafkaTestBroker) -> None:
         result = fluvial("reset", "some-app", *b, *flags)
         assert (result.returncode, result.stderr) == (2, error + "\n"), flags
 
-
-def test_reset_to_a_time_uses_the_brokers_time_index(
-        kafka: KafkaTestBroker, unique_topic: Callable[[str], str]) -> None:
-    topic, group = unique_topic("in"), unique_topic("app")
-    kafka.create_topic(topic, partitions=1)
-    base = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
-    producer = kafka.producer()
-    for i in range(4):  # one record a minute from 00:00
-        producer.produce(topic, value=b"x", timestamp=base + i * 60_000)
-    assert producer.flush(30) == 0
-    assert [m.timestamp for m in kafka.consume_all(topic, 4)] == \
-        [base + i * 60_000 for i in range(4)]  # all there, with their times
-    reset = ["reset", group, "-b", kafka.bootstrap_servers, "--input-topics", topic]
-
-    at = fluvial(*reset, "--to-datetime", "2026-01-01T00:01:30Z")
-    assert at.returncode == 0, at.stderr
-    assert kafka.committed_offsets(group, topic) == {0: 2}, at.stdout  # first at/after 00:01:30
-    recent = fluvial(*reset, "--by-duration", "PT1H")  # nothing that recent: the end
-    assert recent.returncode == 0, recent.stderr
-    assert f"    {topic}[0]: 2 -> 4" in recent.stdout.splitlines()
-    assert kafka.committed_offsets(group, topic) == {0: 4}
-    earliest = fluvial(*reset)
-    assert earliest.returncode == 0, earliest.stderr
-    assert kafka.committed_offsets(group, topic) == {0: 0}

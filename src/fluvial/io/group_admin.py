@@ -8,6 +8,7 @@ uses these, on a real cluster through Kafka's admin API and on the embedded brok
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -21,6 +22,7 @@ from fluvial.io.client import TopicPartition
 from fluvial.io.kafka_logging import librdkafka_logger
 
 T = TypeVar("T")
+log = logging.getLogger("fluvial.reset")
 _NO_SUCH_GROUP = (ck.KafkaError.GROUP_ID_NOT_FOUND,)
 # errors that pass by themselves: a group coordinator loading its state, or moving
 _PASSING = (ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS, ck.KafkaError.NOT_COORDINATOR,
@@ -108,24 +110,45 @@ class KafkaGroupAdmin:
 
     def offsets_at(self, partitions: Sequence[TopicPartition],
                    timestamp_ms: int | None) -> dict[TopicPartition, int]:
-        spec = OffsetSpec.earliest() if timestamp_ms is None else \
-            OffsetSpec.for_timestamp(timestamp_ms)
+        if timestamp_ms is None:
+            return self._list_offsets(partitions, OffsetSpec.earliest())
+        spec = OffsetSpec.for_timestamp(timestamp_ms)
         found = self._list_offsets(partitions, spec)
-        too_late = [tp for tp, offset in found.items() if offset < 0]
-        if too_late:  # no record at or after the time: start at the end, as Kafka's tool does
-            found.update(self._list_offsets(too_late, OffsetSpec.latest()))
+        deadline = time.monotonic() + self._timeout
+        while too_late := [tp for tp, offset in found.items() if offset < 0]:
+            # "no record that late" sends the partition to its end (as Kafka's tool does),
+            # which skips records: only when its newest record's time agrees; else ask again
+            newest = {tp: info.timestamp for tp, info in
+                      self._list_offsets_info(too_late, OffsetSpec.max_timestamp()).items()}
+            doubtful = [tp for tp in too_late if newest[tp] >= timestamp_ms]
+            if not doubtful:
+                found.update(self._list_offsets(too_late, OffsetSpec.latest()))
+                break
+            if time.monotonic() >= deadline:
+                raise GroupAdminError(
+                    f"offsets at {timestamp_ms}: the broker found no record that late in "
+                    f"{', '.join(f'{tp.topic}[{tp.partition}]' for tp in doubtful)}, whose "
+                    f"newest record is later; try again")
+            log.warning("the broker found no record at or after %d in %s although its newest "
+                        "record is later; asking again", timestamp_ms, doubtful)
+            time.sleep(0.2)
+            found.update(self._list_offsets(doubtful, spec))
         return found
 
     def _list_offsets(self, partitions: Sequence[TopicPartition],
                       spec: OffsetSpec) -> dict[TopicPartition, int]:
+        return {tp: info.offset for tp, info in self._list_offsets_info(partitions, spec).items()}
+
+    def _list_offsets_info(self, partitions: Sequence[TopicPartition],
+                           spec: OffsetSpec) -> dict[TopicPartition, Any]:
         if not partitions:
             return {}
 
-        def list_offsets() -> dict[TopicPartition, int]:
+        def list_offsets() -> dict[TopicPartition, Any]:
             futures = self._admin.list_offsets(
                 {ck.TopicPartition(tp.topic, tp.partition): spec for tp in partitions},
                 request_timeout=self._timeout)
-            return {TopicPartition(k.topic, k.partition): f.result(timeout=self._timeout).offset
+            return {TopicPartition(k.topic, k.partition): f.result(timeout=self._timeout)
                     for k, f in futures.items()}
 
         return self._call(list_offsets, "listing offsets of "
