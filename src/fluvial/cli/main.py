@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -348,8 +349,6 @@ def reset(application_id: str, embedded: str | None, bootstrap_servers: str | No
           admin_config: dict[str, str] | None, connect_timeout_ms: int | None) -> None:
     """Reset APPLICATION_ID to reprocess its input: rewind its input offsets, delete its
     internal topics, and (with --local-state-dir) its local state. Stop every instance first."""
-    from pathlib import Path
-
     from fluvial.runtime.reset import apply_reset, parse_position, plan_reset
 
     position = parse_position(to_earliest, to_datetime, by_duration)
@@ -402,6 +401,38 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
         yield admin
     finally:
         admin.close()
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
+              help="Run this script's statements, then its persistent queries until Ctrl-C.")
+@_EMBEDDED
+@_with_settings
+@click.pass_context
+def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings: Any) -> None:
+    """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if script is None:
+        click.echo(ctx.get_help())
+        return
+    from fluvial.cli.sql import run_script
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    settings.setdefault("application_id", f"fluvial-sql-{Path(script).stem}")
+    if embedded is not None and settings.get("bootstrap_servers"):
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
+    configure_logging(ctx.obj["log_level"], settings["application_id"], None)
+    run_script(script, settings, embedded)
+
+
+@sql.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def sql_test(files: tuple[str, ...]) -> None:
+    """Run ksqlDB query-validation-test FILES (JSON); print a pass/fail table."""
+    from fluvial.cli.sql import test_files
+
+    sys.exit(test_files(files))
 
 
 def _report(exc: BaseException) -> int:

@@ -194,7 +194,8 @@ class App:
     def start(self) -> App:
         """Run in a background thread; returns once the app has subscribed."""
         self.stream_thread = self._setup()
-        self._thread = threading.Thread(target=self._run_background, name="fluvial-app",
+        self._thread = threading.Thread(target=self._run_background,
+                                        name=f"fluvial-{self.config.application_id}",
                                         daemon=True)
         self._announce()
         self._thread.start()
