@@ -104,20 +104,30 @@ def own(data_dir: str | os.PathLike[str], wait_s: float = 10.0) -> OwnedBroker:
     return OwnedBroker(root, lock)
 
 
-def connect(data_dir: str | os.PathLike[str]) -> tuple[SharedBroker, OwnedBroker | None]:
+def connect(data_dir: str | os.PathLike[str],
+            wait_s: float = 10.0) -> tuple[SharedBroker, OwnedBroker | None]:
     """``data_dir``'s broker: the owner's, reached over HTTP, or opened here when nobody owns
-    it (then the ``OwnedBroker`` is returned too, for the caller to close)."""
+    it (then the ``OwnedBroker`` is returned too, for the caller to close).
+
+    An owner that holds the lock but has not published its address yet is starting (or
+    stopping): wait for either, up to ``wait_s`` (seen: ``fluvial produce`` right after
+    ``fluvial run --embedded ... &``)."""
     root = Path(data_dir).resolve()
-    lock = _try_lock(root)
-    if lock is not None:
-        owned = OwnedBroker(root, lock)
-        return owned.broker, owned
-    try:
-        url = json.loads((root / ADDRESS_FILE).read_text())["url"]
-    except (OSError, ValueError, KeyError):
-        raise BrokerInUseError(f"the embedded broker in {root} is starting or stopping in "
-                               f"another process; try again") from None
-    return RemoteBroker(url), None
+    deadline = time.monotonic() + wait_s
+    while True:
+        lock = _try_lock(root)
+        if lock is not None:
+            owned = OwnedBroker(root, lock)
+            return owned.broker, owned
+        try:
+            url = json.loads((root / ADDRESS_FILE).read_text())["url"]
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                raise BrokerInUseError(f"the embedded broker in {root} is starting or "
+                                       f"stopping in another process; try again") from None
+            time.sleep(0.1)  # an flock has no wait with a timeout
+            continue
+        return RemoteBroker(url), None
 
 
 def _try_lock(root: Path) -> IO[str] | None:
