@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from fluvial.dsl.builder import StreamsBuilder
     from fluvial.dsl.grouped import GroupedTable
     from fluvial.dsl.stream import Stream
+    from fluvial.dsl.suppressed import Suppressed
 
 
 class Table:
@@ -35,6 +36,8 @@ class Table:
         self.store_name = store  # queryable store holding this table, if materialized
         self._parent = parent
         self._forwarding = forwarding or ops.Forwarding(named=True)
+        #: a windowed aggregation's table: how long after a window's end it closes
+        self.window_close_delay_ms: int | None = None
 
     def _enable_sending_old_values(self, force: bool) -> bool:
         """Make this table send old values, as a downstream operator needs them (``force``),
@@ -90,6 +93,13 @@ class Table:
                    materialized: Materialized | str | None = None) -> Table:
         return self._derive("KTABLE-MAPVALUES-", name, materialized,
                             lambda store, f: ops.TableMapValues(mapper, store, f), None)
+
+    def suppress(self, suppressed: Suppressed) -> Table:
+        """Hold updates back: final results of windows, or a key's latest per time limit
+        (``fluvial.dsl.suppressed``)."""
+        from fluvial.dsl.suppressed import suppress
+
+        return suppress(self, suppressed)
 
     def to_stream(self, name: str | None = None) -> Stream:
         from fluvial.dsl.stream import Stream
