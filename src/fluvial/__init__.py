@@ -21,6 +21,7 @@ from fluvial.dsl import (
     StreamsBuilder,
     Table,
 )
+from fluvial.dsl.suppressed import BufferConfig, Suppressed
 from fluvial.errors import (
     ConfigError,
     DeliveryError,
@@ -68,3 +69,5 @@ __all__ += [
     "EmitStrategy", "RecordTimestamp", "SessionWindows", "SlidingWindows", "TimeWindows",
     "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window", "Windowed",
 ]
+# suppress
+__all__ += ["BufferConfig", "Suppressed"]
