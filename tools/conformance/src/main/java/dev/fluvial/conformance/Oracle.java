@@ -77,8 +77,8 @@ public final class Oracle {
         final boolean cached = spec.path("record_cache").asBoolean();
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, cached ? 10L * 1024 * 1024 : 0L);
         // Windows emitted on close are looked for after every record, as fluvial's
-        // TestDriver does: TopologyTestDriver's wall clock stands still, so the default
-        // interval (1 s of it) would let only the first search run.
+        // TestDriver does: the default throttles the search to once per second of a wall
+        // clock that TopologyTestDriver does not move on its own.
         props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 0L);
         // In-memory stores: a case's state is small, and opening RocksDB per case costs more
         // than running it; a key-value store's semantics do not depend on its backend.
