@@ -26,8 +26,8 @@ class Case:
     #: chance that a value is null (a tombstone, for a table's topic)
     null_values: float = 0.1
     notes: str = field(default="", compare=False)
-    #: the oracle runs Kafka Streams' default RocksDB stores, not in-memory ones (where
-    #: the backend changes what is emitted: see the oracle)
+    #: the oracle runs Kafka Streams' default RocksDB stores, not in-memory ones, where the
+    #: backend changes what is emitted (see the oracle); ten times slower per case
     rocksdb: bool = False
 
     def sources(self) -> list[dict[str, Any]]:
@@ -238,7 +238,16 @@ def window_case(name: str, windows: dict[str, Any], aggregation: dict[str, Any],
         windowed(windows, on_close), aggregation, *([suppress] if suppress else []),
         op("to_stream"), to("out", result_serde, window_key(windows)))], ["out"],
         null_values=0.1 if aggregation["op"] == "count" else 0.0,
-        rocksdb=on_close)
+        rocksdb=on_close and windows["kind"] == "session")
+
+
+def window_having(name: str, windows: dict[str, Any], aggregation: dict[str, Any]) -> Case:
+    """A filter below a windowed aggregation (ksqlDB's HAVING): what it forwards depends on
+    the old values the aggregation sends."""
+    return Case(name, [chain(
+        stream("in"), op("group_by_key", **serdes()), windowed(windows), aggregation,
+        op("filter", "value_even"), op("to_stream"), to("out", key_serde=window_key(windows)))],
+        ["out"], null_values=0.1 if aggregation["op"] == "count" else 0.0)
 
 
 def until_window_closes(**buffer: Any) -> dict[str, Any]:
@@ -272,6 +281,12 @@ WINDOW_CASES = [
     window_case("window_session_reduce_on_close", session(30, grace=10),
                 op("reduce", "concat", **serdes(S)), on_close=True, value_serde=S,
                 result_serde=S),
+    window_having("window_hopping_count_having", hopping(60, 20, grace=40),
+                  op("count", **serdes())),
+    window_having("window_sliding_aggregate_having", sliding(50, grace=30),
+                  op("aggregate", "sum", init="zero", **serdes())),
+    window_having("window_session_count_having", session(30, grace=20),
+                  op("count", retention=10_000, **serdes())),
     window_case("suppress_tumbling_count_final", tumbling(100, grace=30),
                 op("count", **serdes()), suppress=until_window_closes()),
     window_case("suppress_hopping_aggregate_final", hopping(100, 40, grace=20),
@@ -281,6 +296,16 @@ WINDOW_CASES = [
                 op("reduce", "sum", **serdes()), suppress=until_window_closes()),
     window_case("suppress_session_count_final", session(30, grace=20),
                 op("count", **serdes()), suppress={**until_window_closes(), "name": "final"}),
+    Case("suppress_filtered_windows_final", [chain(
+        stream("in"), op("group_by_key", **serdes()),
+        windowed(hopping(60, 20, grace=40)), op("count", **serdes()),
+        op("filter", "value_even"), until_window_closes(), op("to_stream"),
+        to("out", key_serde=window_key(hopping(60, 20))))], ["out"],
+        notes="the grace found through a filter; its tombstones dropped as final results"),
+    Case("suppress_windows_time_limit_max_bytes", [chain(
+        stream("in"), op("group_by_key", **serdes()), windowed(tumbling(100, grace=50)),
+        op("reduce", "sum", **serdes()), until_time_limit(30, max_bytes=150), op("to_stream"),
+        to("out", key_serde=window_key(tumbling(100))))], ["out"], null_values=0.0),
     Case("suppress_table_time_limit", [chain(
         table("in"), until_time_limit(50), op("to_stream"), to("out"))], ["out"],
         null_values=0.25),
