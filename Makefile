@@ -69,12 +69,15 @@ lint: $(STAMP)
 
 ## The chaos suite's long form (tests/chaos): WordCount on 3 instances and a 3-node cluster,
 ## 300,000 lines, 15 instance kills -9, a SIGTERM, a broker kill -9 (BROKER=leader|follower).
-## `make chaos GUARANTEE=at_least_once SEED=7`; figures are appended to chaos-results.jsonl.
+## `make chaos GUARANTEE=at_least_once SEED=7 STANDBYS=1`; figures are appended to
+## chaos-results.jsonl.
 GUARANTEE ?= exactly_once
 SEED      ?= 1
 BROKER    ?= leader
+STANDBYS  ?= 0
 chaos: $(STAMP) kafka-fetch
 	CHAOS_SIZE=long CHAOS_GUARANTEE=$(GUARANTEE) CHAOS_SEED=$(SEED) CHAOS_BROKER=$(BROKER) \
+	  CHAOS_STANDBYS=$(STANDBYS) \
 	  CHAOS_RESULTS=$(CURDIR)/chaos-results.jsonl \
 	  $(PY) tools/run_pytest.py tests/chaos -m chaos -s $(PYTEST_ARGS)
 

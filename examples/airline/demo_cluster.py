@@ -12,7 +12,7 @@
    exactly-once,
 5. replays the data file into AirlineInputTopic, SIGKILLs one instance when about a third of
    the flights are scored, and shows the others take over its partitions (their logs'
-   ``tasks assigned`` lines, their ``/metrics`` ``fluvial_tasks_assigned``),
+   ``tasks running`` lines, their ``/metrics`` ``fluvial_tasks_assigned``),
 6. checks that every flight was scored exactly once: the outputs read ``read_committed`` are
    one per input offset, each flight once, none missing; prints a summary (time to take
    over, records/s) and stops everything: no JVM or instance is left running.

@@ -50,6 +50,7 @@ class ChaosPlan:
     broker_role: str | None = "leader"  # "leader" | "follower" | None: no broker kill
     sigterm: bool = True
     static_membership: bool = False
+    standbys: int = 0  # num_standby_replicas of every instance
     drain_timeout_s: float = 240.0
 
     @property
@@ -324,6 +325,7 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
     for i in range(plan.instances):
         name = f"i{i}"
         env = {"FLUVIAL_GROUP_INSTANCE_ID": f"chaos-{name}"} if plan.static_membership else {}
+        env["FLUVIAL_NUM_STANDBY_REPLICAS"] = str(plan.standbys)
         instances[name] = Instance(name, app_id, kafka.bootstrap_servers, source_topic, sink,
                                    tmp_path, plan.guarantee, env=env)
         started.append(instances[name])

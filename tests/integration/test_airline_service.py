@@ -7,8 +7,10 @@ injected), and sends the malformed lines to the dead-letter topic.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -70,10 +72,14 @@ def test_three_workers_score_every_flight_once(kafka: KafkaTestBroker,
         try:
             proc.wait(60)
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # every worker writes its threads' stacks
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: log.read_text(errors="replace").count("most recent call")
+                           >= 3, timeout=10)
             proc.kill()
             proc.wait()
             raise AssertionError("the workers did not stop within 60 s of SIGTERM:\n"
-                                 + log.read_text(errors="replace")[-6000:]) from None
+                                 + log.read_text(errors="replace")[-12000:]) from None
     text = log.read_text(errors="replace")
     assert proc.returncode == 0, text
 

@@ -158,7 +158,7 @@ def test_wordcount_exactly_once_survives_sigkill(kafka: KafkaTestBroker,
     wait_until(lambda: committed() == len(sent), timeout=90,
                message=lambda: f"first batch: committed {committed()} of {len(sent)}\n{logs()}")
     # both members must be working (b with tasks of its own) when b is killed
-    wait_until(lambda: "tasks assigned" in a.text() and "tasks assigned" in b.text(),
+    wait_until(lambda: "tasks running" in a.text() and "tasks running" in b.text(),
                timeout=60, message=lambda: f"both instances own tasks\n{logs()}")
 
     # input keeps flowing while b dies: a producer thread paces batches, and goes on for

@@ -68,7 +68,7 @@ class Instance:
         return self.log.read_text(errors="replace")
 
     def has_tasks(self) -> bool:
-        """Whether the current process has opened tasks (so it runs its loop)."""
+        """Whether the current process runs tasks (restored, processing)."""
         with self.log.open("rb") as f:
             f.seek(self._started_at)
-            return b"tasks assigned" in f.read()
+            return b"tasks running" in f.read()

@@ -7,8 +7,10 @@ state directory in use, a missing topic) ends as one line on stderr and exit cod
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -43,6 +45,8 @@ _SETTINGS = [
     click.option("--dead-letter-topic", default=None),
     click.option("--replication-factor", type=int, default=None,
                  help="Of internal topics (-1: the broker's default)."),
+    click.option("--num-standby-replicas", type=click.IntRange(min=0), default=None,
+                 help="Warm copies of each task's state kept on other instances (default 0)."),
 ]
 
 _EMBEDDED = click.option(
@@ -167,6 +171,9 @@ def _run_app(topology: Any, settings: dict[str, Any], http_port: int | None,
     # young (records, decoded values); the cyclic GC's default (a collection every 700
     # allocations) cost 10-20 % of the loop's CPU. Records form no cycles to wait for.
     gc.set_threshold(*GC_THRESHOLDS)
+    # `kill -USR1 <pid>` writes every thread's Python stack to stderr: what a stuck
+    # instance is waiting on, without stopping it (as jstack does for a JVM)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     owned = None
     if embedded is not None:
         from fluvial.io.embedded.shared import own

@@ -41,6 +41,15 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """A consumer group member as the coordinator describes it."""
+
+    member_id: str
+    client_id: str
+    partitions: tuple[TopicPartition, ...]  # what it holds now
+
+
 class UnknownTopicOrPartitionError(TopologyError, LookupError):
     """A topic or partition named in subscribe/assign/produce does not exist.
 
@@ -60,7 +69,13 @@ class OffsetFetchError(FluvialError):
 
     A task must never start a partition that has a committed offset anywhere but there, so
     the runtime stops rather than guess (a reset would re-read or skip committed work).
+    ``retriable``: the cause resolves by itself (a transactional commit still pending, a
+    coordinator moving), so a later try may succeed.
     """
+
+    def __init__(self, message: str, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
 
 
 class TransactionAbortableError(FluvialError):
@@ -113,6 +128,8 @@ class Consumer(Protocol):
     def group_metadata(self) -> Any:
         """The group's membership (member, generation) as the producer's
         ``send_offsets_to_transaction`` needs it: the broker fences a stale generation."""
+    def member_id(self) -> str | None:
+        """This member's id in its group; None before it has joined."""
     def close(self) -> None: ...
 
 
@@ -165,6 +182,8 @@ class Admin(Protocol):
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
         """Partition count of each topic that exists; missing topics are left out."""
     def delete_topics(self, topics: Sequence[str]) -> None: ...
+    def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
+        """The group's members and the partitions each holds; [] for an unknown group."""
 
 
 class Clients(Protocol):

@@ -26,6 +26,7 @@ from fluvial.errors import ConfigError, DeliveryError, FluvialError
 from fluvial.io.client import (
     Clients,
     CommitFailedError,
+    GroupMember,
     Headers,
     Message,
     OffsetFetchError,
@@ -260,7 +261,8 @@ class KafkaConsumer:
             if not transient or time.monotonic() >= deadline:
                 raise OffsetFetchError(
                     f"group {self._group_id!r}: cannot read the committed offset of {where} "
-                    f"(waited {timeout:g}s): {err.str()}; refusing to start it anywhere else")
+                    f"(waited {timeout:g}s): {err.str()}; refusing to start it anywhere else",
+                    retriable=transient)
             log.info("group %r: committed offset of %s not readable yet (%s); retrying",
                      self._group_id, where, err.str())
             time.sleep(OFFSET_FETCH_RETRY_S)
@@ -316,6 +318,12 @@ class KafkaConsumer:
 
     def group_metadata(self) -> Any:
         return self._c.consumer_group_metadata()
+
+    def member_id(self) -> str | None:
+        try:
+            return self._c.memberid() or None
+        except (RuntimeError, ck.KafkaException):  # not joined (yet)
+            return None
 
     def close(self) -> None:
         """Leave the group; librdkafka calls ``on_revoke`` for what this member owned.
@@ -565,6 +573,19 @@ class KafkaAdmin:
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
         md = self._topics()
         return {t: len(md[t].partitions) for t in topics if t in md}
+
+    def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
+        (future,) = self._a.describe_consumer_groups([group_id],
+                                                     request_timeout=timeout).values()
+        try:
+            description = future.result(timeout=timeout)
+        except ck.KafkaException as e:
+            if e.args[0].code() == ck.KafkaError.GROUP_ID_NOT_FOUND:
+                return []
+            raise FluvialError(f"describing group {group_id!r}: {e.args[0].str()}") from e
+        return [GroupMember(m.member_id, m.client_id or "",
+                            tuple(_ours(m.assignment.topic_partitions if m.assignment else [])))
+                for m in description.members]
 
     def delete_topics(self, topics: Sequence[str]) -> None:
         if not topics:

@@ -10,6 +10,9 @@ Kafka Streams): a commit is what makes results visible to read_committed readers
 ``group_instance_id`` makes the instance a static group member (``group.instance.id``): a
 restart within the session timeout gets its partitions back without a rebalance.
 
+``num_standby_replicas`` keeps that many warm copies of each task's state on other instances
+(runtime/standby.py), so a fail-over restores only the changelog's tail.
+
 ``group_protocol`` picks Kafka's group protocol on a real cluster: ``consumer`` (KIP-848, the
 default) rebalances incrementally with the broker-side ``range`` assignor, which keeps
 partition *p* of every topic of a sub-topology on one instance; ``classic`` uses the client-side
@@ -61,6 +64,7 @@ class StreamsConfig:
     group_protocol: GroupProtocol = GroupProtocol.CONSUMER
     partition_assignment_strategy: str | None = None  # classic only; None: "range"
     group_instance_id: str | None = None  # static membership (group.instance.id)
+    num_standby_replicas: int = 0  # warm copies of each task's state on other instances
     consumer_config: dict[str, Any] = field(default_factory=dict)
     producer_config: dict[str, Any] = field(default_factory=dict)
 
@@ -109,6 +113,9 @@ class StreamsConfig:
                      "connect_timeout_ms"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_standby_replicas < 0:
+            raise ConfigError(f"num_standby_replicas must be >= 0, "
+                              f"got {self.num_standby_replicas}")
         if self.replication_factor == 0 or self.replication_factor < -1:
             raise ConfigError(f"replication_factor must be -1 or >= 1, "
                               f"got {self.replication_factor}")

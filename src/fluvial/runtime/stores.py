@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluvial.io.client import Clients, Message, Producer, TopicPartition
-from fluvial.runtime.changelog_reader import read_to_end
+from fluvial.io.client import Clients, Consumer, Message, Producer, TopicPartition
+from fluvial.runtime.changelog_reader import CatchUp
 from fluvial.runtime.restore_progress import RestoreProgress
 from fluvial.state.cache import ChangelogSend
 from fluvial.state.checkpoint import Checkpoint
@@ -44,55 +45,50 @@ class TaskStores:
     def for_task(self) -> dict[str, StateStore]:
         return {name: s.store for name, s in self.stores.items()}
 
-    def restore(self, clients: Clients, timeout: float = 300.0) -> dict[str, int]:
-        """Bring every logged store up to its changelog's end; returns records applied.
+    def starting_points(self, reader: Consumer, persistent_only: bool = False
+                        ) -> dict[TopicPartition, tuple[OpenStore, int, int]]:
+        """Per changelog: its store, where applying starts and the changelog's end now.
+
+        A store starts at its checkpoint when that can be trusted (persistent, within the
+        changelog's range); otherwise it is wiped and starts at the changelog's beginning.
+        Takes the checkpoint: from here on the files are in use and it no longer vouches
+        for them.
+        """
+        checkpoint = self.checkpoint.take()
+        points: dict[TopicPartition, tuple[OpenStore, int, int]] = {}
+        for name, s in self.stores.items():
+            if s.changelog is None or (persistent_only and not s.spec.persistent):
+                continue
+            low, high = reader.watermarks(s.changelog, timeout=30.0)
+            offset = checkpoint.get(name)
+            if not (s.spec.persistent and offset is not None and low <= offset <= high):
+                s.store.backend.wipe()
+                offset = low
+            points[s.changelog] = (s, offset, high)
+        return points
+
+    def begin_restore(self, clients: Clients, timeout: float = 300.0) -> StoreRestore:
+        """Start bringing every logged store up to its changelog's end (``StoreRestore.step``).
 
         The reader is read_committed: under exactly-once it applies committed transactions
         only, and waits for an open one (a crashed instance's) to be aborted or committed.
         """
-        checkpoint = self.checkpoint.take()
-        reader = clients.consumer(None, {})
-        try:
-            start: dict[TopicPartition, int] = {}
-            end: dict[TopicPartition, int] = {}
-            by_tp: dict[TopicPartition, OpenStore] = {}
-            for name, s in self.stores.items():
-                if s.changelog is None:
-                    continue
-                low, high = reader.watermarks(s.changelog, timeout=30.0)
-                offset = checkpoint.get(name)
-                trusted = s.spec.persistent and offset is not None and low <= offset <= high
-                if not trusted:
-                    s.store.backend.wipe()
-                start[s.changelog] = offset if trusted and offset is not None else low
-                end[s.changelog] = high
-                by_tp[s.changelog] = s
-            applied = {s.spec.name: 0 for tp, s in by_tp.items() if start[tp] < end[tp]}
-            progress = RestoreProgress(self.directory.name, {
-                s.spec.name: end[tp] - start[tp] for tp, s in by_tp.items() if start[tp] < end[tp]})
-
-            def apply(tp: TopicPartition, messages: list[Message]) -> None:
-                s = by_tp[tp]
-                s.store.restore([(m.key(), m.value(), m.timestamp()[1]) for m in messages])
-                applied[s.spec.name] += len(messages)
-                progress.report(applied)
-
-            read_to_end(reader, start, end, apply, timeout,
-                        f"restoring the stores of {self.directory.name}")
-            if applied:
-                log.info("restored %s in %s", applied, self.directory.name)
-            return applied
-        finally:
-            reader.close()
+        return StoreRestore(self, clients, timeout)
 
     def flush(self) -> None:
         for s in self.stores.values():
             s.store.flush()
 
-    def close(self, clean: bool, clients: Clients | None) -> None:
-        """Close the stores; after a clean commit, checkpoint the changelog ends."""
+    def close(self, clean: bool, clients: Clients | None,
+              restored_to: dict[str, int] | None = None) -> None:
+        """Close the stores; after a clean commit, checkpoint the changelog ends. A task that
+        closes mid-restore checkpoints how far it got (``restored_to``): its next owner, if
+        this instance, goes on from there."""
         offsets: dict[str, int] = {}
-        if clean and clients is not None:
+        if restored_to is not None:
+            offsets = {name: offset for name, offset in restored_to.items()
+                       if self.stores[name].spec.persistent}
+        elif clean and clients is not None:
             reader = clients.consumer(None, {})
             try:
                 for name, s in self.stores.items():
@@ -107,6 +103,57 @@ class TaskStores:
 
     def wipe(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class StoreRestore:
+    """A task's logged stores catching up with their changelogs, one poll per ``step``.
+
+    A store whose checkpoint is missing or out of the changelog's range (or that lives in
+    memory) is wiped and rebuilt from the changelog's start.
+    """
+
+    def __init__(self, stores: TaskStores, clients: Clients, timeout: float) -> None:
+        self._task = stores.directory.name
+        self._reader = clients.consumer(None, {})
+        try:
+            points = stores.starting_points(self._reader)
+            self._by_tp = {tp: s for tp, (s, _, _) in points.items()}
+            todo = {tp: (s, start, end) for tp, (s, start, end) in points.items() if start < end}
+            self.applied = {s.spec.name: 0 for s, _, _ in todo.values()}
+            self._progress = RestoreProgress(
+                self._task, {s.spec.name: end - start for s, start, end in todo.values()})
+            self._catch_up = CatchUp(self._reader, {tp: p[1] for tp, p in points.items()},
+                                     {tp: p[2] for tp, p in points.items()}, self._apply,
+                                     timeout, f"restoring the stores of {self._task}")
+        except BaseException:
+            self._reader.close()
+            raise
+        self._started = time.monotonic()
+
+    def _apply(self, tp: TopicPartition, messages: list[Message]) -> None:
+        s = self._by_tp[tp]
+        s.store.restore([(m.key(), m.value(), m.timestamp()[1]) for m in messages])
+        self.applied[s.spec.name] += len(messages)
+        self._progress.report(self.applied)
+
+    def step(self, wait: float) -> bool:
+        """Apply one poll's records (waiting up to ``wait`` s); True once every store is at
+        its changelog's end (the reader is closed then)."""
+        if not self._catch_up.step(wait):
+            return False
+        if self.applied:
+            log.info("task %s restored %s in %.2fs", self._task, self.applied,
+                     time.monotonic() - self._started)
+        self._reader.close()
+        return True
+
+    def positions(self) -> dict[str, int]:
+        """How far each logged store got: every changelog offset below it is applied."""
+        return {s.spec.name: self._catch_up.position[tp] for tp, s in self._by_tp.items()}
+
+    def abandon(self) -> None:
+        """The task closes before its stores caught up."""
+        self._reader.close()
 
 
 def changelog_sender(producer: Producer, tp: TopicPartition) -> ChangelogSend:

@@ -12,16 +12,18 @@ makes all of it visible to read_committed readers at once; a failure aborts all 
 tasks are rebuilt from their changelogs and rewound to the committed offsets, so nothing is
 applied twice. A fenced or fatal producer is replaced by a new one with the same id.
 
-Every task starts each input at the group's committed offset, fetched explicitly (waiting
-out a pending transactional commit); the reset policy applies only where there is none.
-
 Rebalancing works with eager callbacks (revoke everything, assign everything: the classic
 protocol's range assignor, the embedded broker) and incremental ones (KIP-848, cooperative:
 only the partitions that move). A revoke commits everything processed so far (under
-exactly-once: inside the transaction), then closes only the tasks that lose a partition; an
-assign opens (and restores) only the tasks it completes, and tasks that stay run on untouched.
+exactly-once: inside the transaction), then closes only the tasks that lose a partition; tasks
+that stay run on untouched. An assign only records what this member gained and pauses it: as
+in Kafka Streams, the loop does the slow part. There a task whose inputs are all owned opens
+its stores and restores them from their changelogs, one poll at a time between the loop's own
+polls (so processing, commits and a shutdown go on during a long restore), then fetches the
+group's committed offsets (waiting out a previous owner's pending transactional commit),
+seeks its inputs there (the reset policy only where the group has none) and resumes them.
 A task opens only once this instance owns partition *p* of every topic it reads; a partition
-whose siblings are elsewhere is paused until they arrive (the range assignor never splits
+whose siblings are elsewhere stays paused until they arrive (the range assignor never splits
 them, so this is a guard, with a warning, not a path the runtime expects to take).
 """
 
@@ -33,6 +35,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fluvial.errors import ConfigError, DeliveryError, FluvialError
@@ -41,6 +44,7 @@ from fluvial.io.client import (
     CommitFailedError,
     Consumer,
     Message,
+    OffsetFetchError,
     OutRecord,
     Producer,
     ProducerFencedError,
@@ -51,10 +55,10 @@ from fluvial.processing.task import Task
 from fluvial.record import Headers
 from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
 from fluvial.runtime.instance import InstanceSlot
-from fluvial.runtime.stores import TaskStores
+from fluvial.runtime.standby import HOST_MARK, Standbys, host_token
+from fluvial.runtime.stores import StoreRestore, TaskStores
 from fluvial.runtime.topics import TopicPlan
 from fluvial.state.store import KeyValueStore
-from fluvial.topology.nodes import StoreSpec
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.runtime")
@@ -67,6 +71,8 @@ MAX_RECOVERIES_IN_A_ROW = 20  # without a successful commit in between: a failur
 # how long to wait for a readable committed offset: longer than the transaction timeout, after
 # which the broker aborts a dead owner's open transaction and its offsets resolve
 COMMITTED_TIMEOUT_S = 60.0
+COMMITTED_STEP_S = 1.0  # one try of those, between two polls of the loop
+RESTORE_POLL_S = 0.05  # a restore step waits this long for changelog records
 # a transactional call (send offsets, commit, abort) still unfinished after this is given up
 # and the producer replaced: longer than the transaction timeout, after which the broker
 # aborts the transaction anyway
@@ -93,6 +99,17 @@ class _ActiveTask:
     def __init__(self, task: Task, stores: TaskStores) -> None:
         self.task = task
         self.stores = stores
+
+
+class _RestoringTask:
+    """A task assigned here, not running yet: its stores catch up with their changelogs,
+    then its committed offsets are fetched. Its inputs stay paused until it runs."""
+
+    def __init__(self, stores: TaskStores, restore: StoreRestore) -> None:
+        self.stores = stores
+        self.restore = restore
+        self.restored = False
+        self.offsets_deadline: float | None = None  # set at the first try to fetch them
 
 
 class StreamThread:
@@ -124,17 +141,23 @@ class StreamThread:
         self.producer = clients.producer(producer_config)
         self.collector = ProducerCollector(self.producer)
         consumer_config = group_consumer_config(config)
+        # the state directory's host token: standbys are never placed beside the active task
+        consumer_config["client.id"] = (f"{consumer_config.get('client.id', 'fluvial')}"
+                                        f"{HOST_MARK}{host_token(config.state_dir)}")
         if config.group_instance_id is not None and instance is not None:
             consumer_config.setdefault("group.instance.id",
                                        instance.group_instance_id(config.group_instance_id))
         self.consumer: Consumer = clients.consumer(config.application_id, consumer_config)
         self._reset = str(consumer_config.get("auto.offset.reset", "earliest")).lower()
-        self.tasks: dict[str, _ActiveTask] = {}
+        self.tasks: dict[str, _ActiveTask] = {}  # running
+        self.restoring: dict[str, _RestoringTask] = {}
         self._sources: dict[int, list[str]] = {}  # sub-topology -> the topics it reads
         for topic, st_id in sorted(self._subtopology_of.items()):
             self._sources.setdefault(st_id, []).append(topic)
         self._owned: set[TopicPartition] = set()  # assigned to this member now
-        self._waiting: set[TopicPartition] = set()  # owned, paused: the task lacks siblings
+        self._paused: set[TopicPartition] = set()  # owned, their task not running (yet)
+        self._incomplete: set[str] = set()  # tasks held back: some of their inputs are elsewhere
+        self._locked: set[str] = set()  # tasks whose files another process holds open
         self.opened: collections.Counter[str] = collections.Counter()  # task -> times opened
         self.incomplete_assignments = 0  # times the guard held a task's partitions back
         self._pending: dict[TopicPartition, int] = {}  # next offset to commit, per partition
@@ -151,6 +174,9 @@ class StreamThread:
         self._in_txn = False
         if self.eos:
             self.producer.init_transactions(60.0)
+        self.standbys = (Standbys(clients, config.application_id, config.num_standby_replicas,
+                                  self._task_stores, self._task_of_if_ours)
+                         if config.num_standby_replicas > 0 else None)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -163,10 +189,15 @@ class StreamThread:
         cfg = self.config
         try:
             self._begin()
-            messages = self.consumer.poll_batch(cfg.max_poll_records, cfg.poll_timeout_ms / 1000)
+            wait = 0.0 if self.restoring else cfg.poll_timeout_ms / 1000
+            messages = self.consumer.poll_batch(cfg.max_poll_records, wait)
             self.last_poll = time.monotonic()
             if messages:
                 self._process(messages)
+            self._advance_tasks()
+            if self.standbys is not None:
+                self.standbys.step(self.consumer.member_id(), self._tasks_for(
+                    sorted(self._owned)) | set(self.tasks) | set(self.restoring))
         except RECOVERABLE as exc:
             self._recover(exc)
             return 0
@@ -285,8 +316,7 @@ class StreamThread:
         self._close_tasks(task_ids, clean=False)
         if fatal:
             self._replace_producer()
-        if not self._closing:
-            self._reconcile()
+        self._pause_idle()  # the loop reopens the closed tasks
 
     def _replace_producer(self) -> None:
         """Close a fatal producer (dropping what it queued) and start its successor."""
@@ -321,6 +351,9 @@ class StreamThread:
                 with contextlib.suppress(Exception):  # the broker aborts it on timeout anyway
                     self._abort()
             self._close_tasks(list(self.tasks), clean)
+            self._drop_restoring(list(self.restoring))
+            if self.standbys is not None:
+                self.standbys.close()
         finally:
             self.consumer.close()
             try:
@@ -346,21 +379,26 @@ class StreamThread:
         return {self._task_of(tp) for tp in partitions if tp.topic in self._subtopology_of}
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        """Eager: the whole assignment; incremental: what this member gains."""
+        """Eager: the whole assignment; incremental: what this member gains. Held paused:
+        the loop opens and restores their tasks (``_advance_tasks``)."""
         self._owned.update(tp for tp in partitions if tp.topic in self._subtopology_of)
-        self._reconcile()
+        self._pause_idle()
+        self._membership_moved()
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         """Eager: everything; incremental: what moves. Commit all, close what moves."""
-        revoked = self._tasks_for(partitions) & set(self.tasks)
+        moving = self._tasks_for(partitions)
+        revoked = moving & set(self.tasks)
         self._owned.difference_update(partitions)
-        self._waiting.difference_update(partitions)
+        self._paused.difference_update(partitions)
         # a failed commit rebuilt every task still owned and closed the revoked ones dirty
         if revoked and self.commit():
             self._close_tasks(sorted(revoked), clean=True)
+        self._drop_restoring(sorted(moving & set(self.restoring)))
         if revoked:
             log.info("tasks revoked: %s", " ".join(sorted(revoked)))
-        self._reconcile()
+        self._pause_idle()
+        self._membership_moved()
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         """Another member owns these now: drop them without committing.
@@ -368,85 +406,107 @@ class StreamThread:
         Under exactly-once the open transaction holds their work too: abort it and rebuild
         the tasks that stay.
         """
-        lost = self._tasks_for(partitions) & set(self.tasks)
+        moving = self._tasks_for(partitions)
+        lost = moving & set(self.tasks)
         for tp in partitions:
             self._pending.pop(tp, None)
         self._close_tasks(sorted(lost), clean=False)
+        self._drop_restoring(sorted(moving & set(self.restoring)))
         if lost:
             log.info("tasks lost: %s", " ".join(sorted(lost)))
         self._owned.difference_update(partitions)
-        self._waiting.difference_update(partitions)
+        self._paused.difference_update(partitions)
         if self.eos and self._in_txn:
             self._recover(TransactionAbortableError(
                 f"partitions lost ({_names(partitions)}) while a transaction was open"))
-        self._reconcile()
+        self._pause_idle()
+        self._membership_moved()
 
-    def _reconcile(self) -> None:
-        """Open every task whose inputs are all owned; pause the inputs of the others."""
-        opened: list[str] = []
-        for task_id in sorted(self._tasks_for(sorted(self._owned)) - set(self.tasks)):
+    def _membership_moved(self) -> None:
+        if self.standbys is not None:
+            self.standbys.refresh_soon()
+
+    def _pause_idle(self) -> None:
+        """Pause every owned partition whose task is not running: nothing is read for a task
+        before it has restored and sought its committed offsets."""
+        idle = sorted(tp for tp in self._owned
+                      if tp not in self._paused and self._task_of(tp) not in self.tasks)
+        if idle:
+            self._paused.update(idle)
+            self.consumer.pause(idle)
+
+    def _advance_tasks(self) -> None:
+        """The loop's share of rebalancing: start restoring every task whose inputs are all
+        owned now, take one restore step for each, and run those that caught up."""
+        if self._closing:
+            return
+        self._start_restores()
+        running = []
+        for task_id, pending in list(self.restoring.items()):
+            if not pending.restored:
+                if not pending.restore.step(RESTORE_POLL_S):
+                    continue
+                pending.restored = True
+                self.restored[task_id] = pending.restore.applied
+            committed = self._committed(task_id, pending)
+            if committed is not None:
+                self._run_task(task_id, pending, committed)
+                running.append(task_id)
+        if running:
+            log.info("tasks running: %s", " ".join(running))
+
+    def _start_restores(self) -> None:
+        for task_id in sorted(self._tasks_for(sorted(self._owned))
+                              - set(self.tasks) - set(self.restoring)):
             inputs = self._inputs(task_id)
             missing = [tp for tp in inputs if tp not in self._owned]
             if not missing:
-                self._open_task(task_id)
-                self._seek_committed(inputs)
-                opened.append(task_id)
-                paused = [tp for tp in inputs if tp in self._waiting]
-                if paused:
-                    self._waiting.difference_update(paused)
-                    self.consumer.resume(paused)
-                continue
-            held = [tp for tp in inputs if tp in self._owned and tp not in self._waiting]
-            if held:
+                self._incomplete.discard(task_id)
+                if self.standbys is not None:
+                    self.standbys.promote(task_id)
+                stores = self._open_stores(task_id)
+                if stores is None:
+                    continue  # its files are still open in a sibling worker: next step
+                self.restoring[task_id] = _RestoringTask(stores,
+                                                         stores.begin_restore(self.clients))
+            elif task_id not in self._incomplete:
+                self._incomplete.add(task_id)
+                self.incomplete_assignments += 1
                 log.warning(
                     "task %s reads %s, but this instance was assigned only %s: pausing them "
                     "until %s arrive (a task needs partition %d of every topic it reads; is "
                     "the group's assignor range?)", task_id,
-                    ", ".join(t.topic for t in inputs), _names(held), _names(missing),
+                    ", ".join(t.topic for t in inputs),
+                    _names([tp for tp in inputs if tp in self._owned]), _names(missing),
                     inputs[0].partition)
-                self._waiting.update(held)
-                self.consumer.pause(held)
-                self.incomplete_assignments += 1
-        if opened:
-            log.info("tasks assigned: %s", " ".join(opened))
+        self._incomplete &= self._tasks_for(sorted(self._owned))
 
-    def _open_task(self, task_id: str) -> None:
-        st_id, partition = (int(x) for x in task_id.split("_"))
-        st = self.topology.subtopologies[st_id]
-        cfg = self.config
-        stores = self._open_stores(task_id, partition, st.stores)
-        started = time.monotonic()
-        restored = stores.restore(self.clients)
-        if restored:
-            log.info("task %s restored %s in %.2fs", task_id, restored,
-                     time.monotonic() - started)
-        task = Task(task_id, st, partition, cfg.application_id, stores.for_task(),
-                    self.collector, cfg.error_policy, self._clock_ms, caching=cfg.record_cache,
-                    global_stores=self.global_stores)
-        self.tasks[task_id] = _ActiveTask(task, stores)
-        self.restored[task_id] = restored
-        self.opened[task_id] += 1
-
-    def _open_stores(self, task_id: str, partition: int, specs: list[StoreSpec]) -> TaskStores:
-        """The task's stores; local state that cannot be opened (seen: RocksDB killed -9
-        while creating its database, "wal_dir contains existing log file") is wiped and
-        restored from the changelogs, as Kafka Streams does with a corrupted task."""
-        cfg = self.config
-        directory = cfg.state_dir / cfg.application_id / task_id
+    def _committed(self, task_id: str,
+                   pending: _RestoringTask) -> dict[TopicPartition, int | None] | None:
+        """The group's committed offsets of the task's inputs, or None to try again at the
+        next step: a previous owner's transactional commit still pending, a coordinator
+        moving. Past COMMITTED_TIMEOUT_S it raises rather than guess where to start."""
+        if pending.offsets_deadline is None:
+            pending.offsets_deadline = time.monotonic() + COMMITTED_TIMEOUT_S
         try:
-            return TaskStores(directory, cfg.application_id, partition, specs, self.producer)
-        except Exception as exc:  # the backend's own error type; a second failure raises
-            log.warning("task %s: local state in %s cannot be opened (%s); wiping it, the "
-                        "changelogs restore it", task_id, directory, exc)
-            shutil.rmtree(directory, ignore_errors=True)
-            return TaskStores(directory, cfg.application_id, partition, specs, self.producer)
+            return self.consumer.committed(self._inputs(task_id), COMMITTED_STEP_S)
+        except OffsetFetchError as exc:
+            if exc.retriable and time.monotonic() < pending.offsets_deadline:
+                return None
+            raise OffsetFetchError(f"task {task_id}: the committed offsets of its inputs "
+                                   f"stayed unreadable for {COMMITTED_TIMEOUT_S:g}s: "
+                                   f"{exc}") from exc
 
-    def _seek_committed(self, inputs: list[TopicPartition]) -> None:
-        """Start each input at the group's committed offset; the reset policy only where the
-        group has none. ``committed`` waits out a pending transactional offset commit (the
-        previous owner's open transaction) and raises rather than guess: a task must never
-        start a partition that has a committed offset anywhere but there."""
-        committed = self.consumer.committed(inputs, COMMITTED_TIMEOUT_S)
+    def _run_task(self, task_id: str, pending: _RestoringTask,
+                  committed: dict[TopicPartition, int | None]) -> None:
+        """Start each input at the group's committed offset (the reset policy only where the
+        group has none), resume the inputs, and run the task."""
+        st_id, partition = (int(x) for x in task_id.split("_"))
+        cfg = self.config
+        task = Task(task_id, self.topology.subtopologies[st_id], partition, cfg.application_id,
+                    pending.stores.for_task(), self.collector, cfg.error_policy,
+                    self._clock_ms, caching=cfg.record_cache, global_stores=self.global_stores)
+        inputs = self._inputs(task_id)
         for tp in inputs:
             offset = committed.get(tp)
             if offset is None:
@@ -454,6 +514,55 @@ class StreamThread:
                 log.info("%s[%d] has no committed offset: starting at %d (auto.offset.reset=%s)",
                          tp.topic, tp.partition, offset, self._reset)
             self.consumer.seek(tp, offset)
+        del self.restoring[task_id]
+        self.tasks[task_id] = _ActiveTask(task, pending.stores)
+        self.opened[task_id] += 1
+        self._paused.difference_update(inputs)
+        self.consumer.resume(inputs)
+
+    def _drop_restoring(self, task_ids: list[str]) -> None:
+        """Close tasks that never ran; their stores keep how far they got (a checkpoint)."""
+        for task_id in task_ids:
+            pending = self.restoring.pop(task_id)
+            if not pending.restored:
+                pending.restore.abandon()
+            pending.stores.close(clean=False, clients=None,
+                                 restored_to=pending.restore.positions())
+
+    def _open_stores(self, task_id: str) -> TaskStores | None:
+        """The task's stores, or None while another process holds their files (a sibling
+        worker's standby of the task, closing at its next placement). Local state that cannot
+        be opened otherwise (seen: RocksDB killed -9 while creating its database, "wal_dir
+        contains existing log file") is wiped and restored from the changelogs, as Kafka
+        Streams does with a corrupted task."""
+        try:
+            stores = self._task_stores(task_id)
+        except Exception as exc:  # the backend's own error type; a second failure raises
+            directory = self._task_dir(task_id)
+            if _held_by_another_process(exc):
+                if task_id not in self._locked:
+                    self._locked.add(task_id)
+                    log.info("task %s: %s is in use by another process; waiting", task_id,
+                             directory)
+                return None
+            log.warning("task %s: local state in %s cannot be opened (%s); wiping it, the "
+                        "changelogs restore it", task_id, directory, exc)
+            shutil.rmtree(directory, ignore_errors=True)
+            stores = self._task_stores(task_id)
+        self._locked.discard(task_id)
+        return stores
+
+    def _task_stores(self, task_id: str) -> TaskStores:
+        st_id, partition = (int(x) for x in task_id.split("_"))
+        cfg = self.config
+        return TaskStores(self._task_dir(task_id), cfg.application_id, partition,
+                          self.topology.subtopologies[st_id].stores, self.producer)
+
+    def _task_dir(self, task_id: str) -> Path:
+        return self.config.state_dir / self.config.application_id / task_id
+
+    def _task_of_if_ours(self, tp: TopicPartition) -> str | None:
+        return self._task_of(tp) if tp.topic in self._subtopology_of else None
 
     def _reset_offset(self, tp: TopicPartition) -> int:
         low, high = self.consumer.watermarks(tp, 30.0)
@@ -484,6 +593,13 @@ class StreamThread:
         # a copy first: other threads (interactive queries) call this while tasks come and go
         return [a.stores.stores[name].store for a in list(self.tasks.values())
                 if name in a.stores.stores]
+
+
+def _held_by_another_process(exc: Exception) -> bool:
+    """RocksDB's answer when another process holds the database's lock file (a kill -9
+    releases it: the lock dies with its process, so this is a live holder)."""
+    text = str(exc)
+    return "LOCK" in text and "Resource temporarily unavailable" in text
 
 
 def _names(partitions: list[TopicPartition]) -> str:

@@ -1,8 +1,8 @@
 """``--workers N``: N processes, each a full instance in the same consumer group.
 
 Processes, not threads: CPU-bound operators hold the GIL. The parent only supervises: it
-passes SIGTERM/SIGINT on to every worker (each then commits and leaves the group) and exits
-non-zero if any worker failed.
+passes SIGTERM/SIGINT on to every worker (each then commits and leaves the group), and SIGUSR1
+(each writes its threads' stacks), and exits non-zero if any worker failed.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def run_workers(count: int, target: Callable[..., None], args: tuple[Any, ...]) 
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # SIGUSR1: each worker writes its threads' stacks (fluvial run registers it)
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
     try:
         for p in procs:
             p.join()

@@ -2,7 +2,8 @@
 
 Liveness says the processing loop is making progress — never whether a broker is reachable,
 or a Kafka outage would turn into a restart loop. Readiness says the instance has joined,
-holds its tasks with their state restored, and is not shutting down.
+holds its tasks with their state restored, and is not shutting down; its answer lists the
+tasks by state (running, restoring), so an operator sees what a restart is waiting for.
 """
 
 from __future__ import annotations
@@ -59,7 +60,18 @@ class AppServer:
             return False, "not running"
         if app.closing:
             return False, "shutting down"
+        thread = app.stream_thread
+        restoring = len(thread.restoring) if thread is not None else 0
+        if restoring:
+            return False, f"restoring {restoring} task(s)"
         return True, "ok"
+
+    def tasks(self) -> dict[str, list[str]]:
+        """Task ids by state; read from another thread, so copies first."""
+        thread = self.app.stream_thread
+        if thread is None:
+            return {"running": [], "restoring": []}
+        return {"running": sorted(list(thread.tasks)), "restoring": sorted(list(thread.restoring))}
 
     # -- serving --------------------------------------------------------------------------
 
@@ -69,7 +81,8 @@ class AppServer:
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         ok, reason = self.ready()
-        return web.json_response({"status": reason}, status=200 if ok else 503)
+        return web.json_response({"status": reason, "tasks": self.tasks()},
+                                 status=200 if ok else 503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         # the app's own metrics, then whatever the process registered in prometheus_client's

@@ -53,5 +53,7 @@ class AppCollector(Collector):
                       "for a closed window, a null key (tasks now assigned)",
                       sum(a.task.dropped for a in thread.tasks.values()))
         yield gauge("tasks_assigned", "Tasks this instance runs", len(thread.tasks))
+        yield gauge("tasks_restoring", "Tasks assigned here whose stores are catching up with "
+                    "their changelogs", len(thread.restoring))
         yield gauge("last_poll_age_seconds", "Seconds since the loop last polled",
                     time.monotonic() - thread.last_poll)

@@ -3,7 +3,8 @@
 The embedded broker's group is eager range, so these tests call the stream thread's callbacks
 themselves with the deltas a KIP-848 member gets, including a partial assignment (partition p
 of one topic of a two-topic task) that the range assignor never hands out but the runtime
-must survive: the task waits, paused, until the rest arrives.
+must survive: the task waits, paused, until the rest arrives. The callbacks only record and
+pause; the loop's ``_advance_tasks`` restores and runs the tasks, as ``run_once`` calls it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fluvial.io.client import Consumer, TopicPartition
 from fluvial.io.embedded import EmbeddedBroker
 from fluvial.io.kafka import KafkaClients
 from fluvial.runtime.app import App
+from fluvial.runtime.changelog_reader import MAX_RECORDS
 from fluvial.runtime.stream_thread import StreamThread
 
 LEFT, RIGHT, SINK = "left", "right", "counts-out"
@@ -72,10 +74,15 @@ def tp(topic: str, partition: int) -> TopicPartition:
 
 
 @pytest.fixture
-def thread(tmp_path: Path) -> Iterator[tuple[StreamThread, Spy]]:
+def broker() -> EmbeddedBroker:
     broker = EmbeddedBroker()
     for topic in (LEFT, RIGHT, SINK):
         broker.create_topic(topic, 2)
+    return broker
+
+
+@pytest.fixture
+def thread(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[tuple[StreamThread, Spy]]:
     builder = fluvial.StreamsBuilder()
     text = serdes.String()
     (builder.stream(LEFT, key_serde=text, value_serde=text)
@@ -93,15 +100,20 @@ def thread(tmp_path: Path) -> Iterator[tuple[StreamThread, Spy]]:
 def test_a_task_opens_only_once_all_its_partitions_are_owned(
         thread: tuple[StreamThread, Spy], caplog: pytest.LogCaptureFixture) -> None:
     st, spy = thread
+    st._on_assign([tp(LEFT, 0), tp(LEFT, 1), tp(RIGHT, 1)])
+    assert not st.tasks and not st.restoring  # the callback only records and pauses
+    assert spy.flow() == [("pause", [tp(LEFT, 0), tp(LEFT, 1), tp(RIGHT, 1)])]
     with caplog.at_level(logging.WARNING, "fluvial.runtime"):
-        st._on_assign([tp(LEFT, 0), tp(LEFT, 1), tp(RIGHT, 1)])
+        st._advance_tasks()  # the loop's turn: nothing to restore, so 0_1 runs at once
     assert set(st.tasks) == {"0_1"}
-    assert spy.flow() == [("pause", [tp(LEFT, 0)])]
+    assert spy.flow()[-1] == ("resume", [tp(LEFT, 1), tp(RIGHT, 1)])
     assert spy.seeks() == [(tp(LEFT, 1), 0), (tp(RIGHT, 1), 0)]  # no commit yet: earliest
     assert st.incomplete_assignments == 1
     assert f"task 0_0 reads {LEFT}, {RIGHT}, but this instance was assigned only {LEFT}[0]" \
         in caplog.text
     assert f"until {RIGHT}[0] arrive" in caplog.text
+    st._advance_tasks()
+    assert st.incomplete_assignments == 1  # warned once per task
 
     # a record of the held-back partition fetched before the pause: read again later
     st._process([Msg(LEFT, 0, 5)])  # type: ignore[list-item]
@@ -109,8 +121,9 @@ def test_a_task_opens_only_once_all_its_partitions_are_owned(
     assert st.processed == 0
 
     st._on_assign([tp(RIGHT, 0)])  # the rest arrives: open, resume
+    st._advance_tasks()
     assert set(st.tasks) == {"0_0", "0_1"}
-    assert spy.flow()[-1] == ("resume", [tp(LEFT, 0)])
+    assert spy.flow()[-1] == ("resume", [tp(LEFT, 0), tp(RIGHT, 0)])
     assert spy.seeks()[-2:] == [(tp(LEFT, 0), 0), (tp(RIGHT, 0), 0)]
     assert st.opened == {"0_0": 1, "0_1": 1}
 
@@ -118,22 +131,64 @@ def test_a_task_opens_only_once_all_its_partitions_are_owned(
 def test_incremental_revoke_closes_only_what_moves(thread: tuple[StreamThread, Spy]) -> None:
     st, spy = thread
     st._on_assign([tp(LEFT, 0), tp(LEFT, 1), tp(RIGHT, 0), tp(RIGHT, 1)])
+    st._advance_tasks()
     assert set(st.tasks) == {"0_0", "0_1"}
     staying = st.tasks["0_0"]
+    flow = len(spy.flow())
 
     st._on_revoke([tp(LEFT, 1), tp(RIGHT, 1)])
     assert set(st.tasks) == {"0_0"}
     assert st.tasks["0_0"] is staying  # untouched: not closed, not restored
     assert st.opened == {"0_0": 1, "0_1": 1}
     assert st.owned == {tp(LEFT, 0), tp(RIGHT, 0)}
-    assert not spy.flow()
+    assert len(spy.flow()) == flow
 
     # a revoke that splits a task (never from range): the task closes, its rest is held back
     st._on_revoke([tp(RIGHT, 0)])
     assert not st.tasks
-    assert spy.flow() == [("pause", [tp(LEFT, 0)])]
+    assert spy.flow()[flow:] == [("pause", [tp(LEFT, 0)])]
     st._on_revoke([tp(LEFT, 0)])
     assert not st.owned
+
+
+def _fill_changelog(broker: EmbeddedBroker, records: int) -> None:
+    """Partition 0 of the counts store's changelog: ``records`` updates of distinct keys."""
+    changelog = "inc-counts-changelog"
+    for i in range(records):
+        broker.append(changelog, f"k{i}".encode(), (1).to_bytes(8, "big"), partition=0)
+
+
+def test_a_task_restores_in_steps_of_the_loop_and_runs_once_caught_up(
+        broker: EmbeddedBroker, thread: tuple[StreamThread, Spy]) -> None:
+    st, spy = thread
+    _fill_changelog(broker, 3 * MAX_RECORDS)
+    st._on_assign([tp(LEFT, 0), tp(LEFT, 1), tp(RIGHT, 0), tp(RIGHT, 1)])
+    st._advance_tasks()
+    assert set(st.tasks) == {"0_1"}  # nothing to restore
+    assert set(st.restoring) == {"0_0"}  # one poll of its changelog applied, not more
+    assert ("resume", [tp(LEFT, 0), tp(RIGHT, 0)]) not in spy.flow()
+    steps = 1
+    while "0_0" in st.restoring:
+        st._advance_tasks()
+        steps += 1
+    assert steps >= 3
+    assert st.restored["0_0"] == {"counts": 3 * MAX_RECORDS}
+    assert spy.flow()[-1] == ("resume", [tp(LEFT, 0), tp(RIGHT, 0)])
+
+
+def test_a_task_moved_away_mid_restore_keeps_its_progress(
+        broker: EmbeddedBroker, thread: tuple[StreamThread, Spy]) -> None:
+    st, _ = thread
+    _fill_changelog(broker, 3 * MAX_RECORDS)
+    st._on_assign([tp(LEFT, 0), tp(RIGHT, 0)])
+    st._advance_tasks()
+    assert "0_0" in st.restoring
+    st._on_revoke([tp(LEFT, 0), tp(RIGHT, 0)])
+    assert not st.restoring and not st.tasks
+    st._on_assign([tp(LEFT, 0), tp(RIGHT, 0)])  # back here: goes on from its checkpoint
+    while "0_0" not in st.tasks:
+        st._advance_tasks()
+    assert 0 < st.restored["0_0"]["counts"] < 3 * MAX_RECORDS
 
 
 def test_kafka_adapter_drops_classic_only_settings_under_kip848(

@@ -43,7 +43,10 @@ def test_a_real_restore_reports_its_progress(tmp_path: Path, caplog: pytest.LogC
                         clients.producer({}))
     try:
         with caplog.at_level(logging.INFO, logger="fluvial.restore"):
-            assert stores.restore(clients) == {"counts": 3_000}
+            restore = stores.begin_restore(clients)
+            while not restore.step(0.5):
+                pass
+            assert restore.applied == {"counts": 3_000}
     finally:
         stores.close(clean=False, clients=None)
     lines = [r.getMessage() for r in caplog.records]

@@ -32,7 +32,12 @@ def test_probes_and_metrics_follow_the_app(tmp_path: Path) -> None:
     try:
         assert get(server.port, "/readyz")[0] == 503  # not running yet
         app.start()
-        assert get(server.port, "/readyz") == (200, json.dumps({"status": "ok"}))
+        deadline = time.monotonic() + 10
+        while len(app.stream_thread.tasks) < 4 and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        status, body = get(server.port, "/readyz")
+        assert (status, json.loads(body)) == (200, {"status": "ok", "tasks": {
+            "running": ["0_0", "0_1", "1_0", "1_1"], "restoring": []}})
         assert get(server.port, "/healthz")[0] == 200
         for line in ["a b", "b c", "c d"]:
             broker.append(INPUT, None, line.encode(), 1)

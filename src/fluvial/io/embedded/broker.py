@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from fluvial.errors import ConfigError
-from fluvial.io.client import Headers, TopicPartition, UnknownTopicOrPartitionError
+from fluvial.io.client import GroupMember, Headers, TopicPartition, UnknownTopicOrPartitionError
 from fluvial.io.embedded.group import Group, Member
 from fluvial.io.embedded.message import EmbeddedMessage
 from fluvial.io.embedded.partitioner import partition_for_key
@@ -280,6 +280,15 @@ class EmbeddedBroker:
         for f in self._dirty:
             f.flush()
         self._dirty.clear()
+
+    def group_members(self, group_id: str) -> list[GroupMember]:
+        """The group's members and what each holds now (the admin's describe)."""
+        with self._cond:
+            group = self._groups.get(group_id)
+            if group is None:
+                return []
+            return [GroupMember(m.member_id, m.client_id, tuple(m.owned))
+                    for m in group.members.values()]
 
     def _join_locked(self, group_id: str, member: Member) -> Group:
         group = self._groups.get(group_id)

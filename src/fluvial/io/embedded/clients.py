@@ -10,6 +10,7 @@ from fluvial.errors import ConfigError, FluvialError
 from fluvial.io.client import (
     Clients,
     CommitFailedError,
+    GroupMember,
     Headers,
     OutRecord,
     ProducerFencedError,
@@ -170,6 +171,9 @@ class EmbeddedAdmin:
     def delete_topics(self, topics: Sequence[str]) -> None:
         for topic in topics:
             self._broker.delete_topic(topic)
+
+    def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
+        return self._broker.group_members(group_id)
 
 
 class EmbeddedClients:

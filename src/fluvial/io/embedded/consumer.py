@@ -89,7 +89,8 @@ class EmbeddedConsumer:
             self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
             if self._member is None:
                 self._member = Member(new_member_id(self._client_id), frozenset(topics),
-                                      self._max_poll_interval, time.monotonic())
+                                      self._max_poll_interval, time.monotonic(),
+                                      self._client_id)
                 self._group = self._broker._join_locked(self._group_id, self._member)
             elif self._member.topics != frozenset(topics):
                 self._member.topics = frozenset(topics)
@@ -281,6 +282,9 @@ class EmbeddedConsumer:
                 raise FluvialError(f"cannot seek {tp}: it is not assigned to this consumer")
             self._positions[tp] = self._start_offset_locked(tp, offset)
             self._cond.notify_all()
+
+    def member_id(self) -> str | None:
+        return self._member.member_id if self._member is not None else None
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         with self._cond:

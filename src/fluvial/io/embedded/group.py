@@ -52,6 +52,7 @@ class Member:
     topics: frozenset[str]
     max_poll_interval: float
     last_poll: float
+    client_id: str = ""
     generation: int = 0  # the generation whose assignment this member holds
     owned: list[TopicPartition] = field(default_factory=list)
     lost: bool = False  # evicted: its partitions went to others behind its back
