@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 # Workload modules, in report order (airline registers "airline" and "airline-per-record").
-_MODULES = ("stateless", "wordcount", "airline", "windowed", "nexmark")
+_MODULES = ("stateless", "wordcount", "airline", "windowed", "nexmark", "enrichment")
 
 ALL_SYSTEMS = frozenset({"fluvial", "ceiling", "quix", "faust", "java"})
 

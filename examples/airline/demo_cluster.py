@@ -51,7 +51,7 @@ RUN_DIR = REPO / "build" / "demo-cluster"
 INPUT, OUTPUT, MODELS = "AirlineInputTopic", "AirlineOutputTopic", "AirlineModels"
 APP_ID = "airline-delay"
 MODEL_NAME = "airline-delay"
-TASKS_LINE = re.compile(r"tasks (assigned|revoked|lost): (.*)$")
+TASKS_LINE = re.compile(r"tasks (running|revoked|lost): (.*)$")
 
 
 @dataclass
@@ -157,7 +157,7 @@ class Instance:
             if not m:
                 continue
             what, tasks = m.group(1), set(m.group(2).split())
-            if what == "assigned":
+            if what == "running":
                 self.tasks |= tasks
             else:
                 self.tasks -= tasks

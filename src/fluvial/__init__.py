@@ -15,9 +15,11 @@ from fluvial.dsl import (
     Grouped,
     GroupedStream,
     GroupedTable,
+    Joined,
     Materialized,
     Repartitioned,
     Stream,
+    StreamJoined,
     StreamsBuilder,
     Table,
 )
@@ -45,6 +47,7 @@ from fluvial.testing import TestDriver
 from fluvial.topology.topology import Topology
 from fluvial.windows import (
     EmitStrategy,
+    JoinWindows,
     SessionWindows,
     SlidingWindows,
     TimeWindows,
@@ -60,14 +63,16 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 __all__ = [
     "App", "BranchedStream", "Change", "ConfigError", "DeliveryError", "EmbeddedBroker",
     "FluvialError", "GlobalTable", "GroupProtocol", "Grouped", "GroupedStream", "GroupedTable",
-    "Guarantee", "Materialized", "OnError", "ProcessingError", "Processor", "PunctuationType",
-    "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamsBuilder", "StreamsConfig",
-    "Table", "TestDriver", "Topology", "TopologyError", "__version__", "serdes",
+    "Guarantee", "Joined", "Materialized", "OnError", "ProcessingError", "Processor",
+    "PunctuationType", "Record", "RecordProcessor", "Repartitioned", "Stream", "StreamJoined",
+    "StreamsBuilder", "StreamsConfig", "Table", "TestDriver", "Topology", "TopologyError",
+    "__version__", "serdes",
 ]
 # event time and windows
 __all__ += [
-    "EmitStrategy", "RecordTimestamp", "SessionWindows", "SlidingWindows", "TimeWindows",
-    "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window", "Windowed",
+    "EmitStrategy", "JoinWindows", "RecordTimestamp", "SessionWindows", "SlidingWindows",
+    "TimeWindows", "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window",
+    "Windowed",
 ]
 # suppress
 __all__ += ["BufferConfig", "Suppressed"]

@@ -162,3 +162,55 @@ class EmitStrategy(Enum):
     @classmethod
     def on_window_close(cls) -> EmitStrategy:
         return cls.ON_WINDOW_CLOSE
+
+
+@dataclass(frozen=True)
+class JoinWindows:
+    """How far apart two records of a stream-stream join may be: a record at ``ts`` joins
+    the other stream's records in ``[ts - before, ts + after]``; records are taken until
+    stream time passes them by ``after`` (or ``before``) plus ``grace``, and a left/outer
+    join's record without a match is emitted only then."""
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+
+    def __post_init__(self) -> None:
+        if self.before_ms + self.after_ms < 0:
+            raise ValueError(f"join window interval (before + after) must not be negative, "
+                             f"got {self.before_ms} + {self.after_ms} ms")
+
+    @classmethod
+    def of_time_difference_with_no_grace(cls, time_difference: Duration) -> JoinWindows:
+        return cls.of_time_difference_and_grace(time_difference, 0)
+
+    @classmethod
+    def of_time_difference_and_grace(cls, time_difference: Duration,
+                                     grace: Duration) -> JoinWindows:
+        ms = to_ms(time_difference, "time difference")
+        return cls(ms, ms, to_ms(grace, "grace period"))
+
+    def before(self, time_difference: Duration) -> JoinWindows:
+        """Only the other stream's records up to ``time_difference`` earlier (it may be
+        negative, if ``after`` covers it)."""
+        return JoinWindows(_signed_ms(time_difference), self.after_ms, self.grace_ms)
+
+    def after(self, time_difference: Duration) -> JoinWindows:
+        """Only the other stream's records up to ``time_difference`` later."""
+        return JoinWindows(self.before_ms, _signed_ms(time_difference), self.grace_ms)
+
+    @property
+    def size_ms(self) -> int:
+        return self.before_ms + self.after_ms
+
+    @property
+    def retention_ms(self) -> int:
+        """How long each side's store keeps records: the window plus grace."""
+        return self.size_ms + self.grace_ms
+
+
+def _signed_ms(duration: Duration) -> int:
+    if isinstance(duration, timedelta):
+        return duration // timedelta(milliseconds=1)
+    return -to_ms(-duration, "time difference") if duration < 0 else to_ms(duration,
+                                                                          "time difference")

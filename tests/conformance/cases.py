@@ -325,6 +325,101 @@ WINDOW_CASES = [
         ["out"]),
 ]
 CASES += WINDOW_CASES
+# -- joins -------------------------------------------------------------------------------
+
+def global_table(topic: str, value_serde: str = L) -> dict[str, Any]:
+    return {"global_table": topic, "key_serde": S, "value_serde": value_serde}
+
+
+def join(kind: str, fn: str, other: str, **params: Any) -> dict[str, Any]:
+    """``kind`` ("join", "left_join") with the chain named ``other``; a join after a rekey
+    repartitions with the stream's serdes (``serdes()``)."""
+    return op(kind, fn, **{"with": other}, **params)
+
+
+JOIN_CASES = [
+    Case("stream_table_join", [
+        chain(table("tin"), name="t"),
+        chain(stream("sin"), name="s"),
+        chain("s", join("join", "plus", "t"), to("out1")),
+        chain("s", join("left_join", "plus", "t"), to("out2")),
+    ], ["out1", "out2"], null_values=0.2),
+    Case("stream_table_join_filtered_mapped", [
+        chain(table("tin", store="source"), name="t"),
+        chain("t", op("filter", "value_even"), name="even"),
+        chain("t", op("map_values", "null_if_odd"), op("map_values", "half"), name="halves"),
+        chain(stream("sin"), name="s"),
+        chain("s", join("join", "plus", "even"), to("out1")),
+        chain("s", join("left_join", "plus", "halves"), to("out2")),
+    ], ["out1", "out2"], null_values=0.2),
+    Case("stream_table_join_rekeyed", [
+        chain(table("tin"), name="t"),
+        chain(stream("sin"), name="s"),
+        chain("s", op("join_key", "next_letter"), join("join", "plus", "t", **serdes()),
+              to("out1")),
+        chain("s", op("map_values", "double"), op("join_key", "next_letter"),
+              join("left_join", "plus", "t", **serdes()), to("out2")),
+    ], ["out1", "out2"], null_values=0.2),
+    Case("stream_global_table_join", [
+        chain(global_table("gin"), name="g"),
+        chain(stream("sin"), name="s"),
+        chain("s", join("join", "plus", "g", key_mapper="value_letter"), to("out1")),
+        chain("s", join("left_join", "plus", "g", key_mapper="value_letter"), to("out2")),
+        chain("s", join("left_join", "plus", "g", key_mapper="key"), to("out3")),
+    ], ["out1", "out2", "out3"], null_values=0.2),
+]
+TABLE_JOIN_CASES = [
+    Case(f"table_{kind}", [
+        chain(table("tleft"), name="l"),
+        chain(table("tright"), name="r"),
+        chain("l", op(kind, "plus", **{"with": "r"}), op("to_stream"), to("out1")),
+        chain("l", op(kind, "plus", **{"with": "r"}, **serdes(store="joined")),
+              op("to_stream"), to("out2")),
+    ], ["out1", "out2"], null_values=0.3)
+    for kind in ("table_join", "table_left_join", "table_outer_join")
+] + [
+    Case("table_join_filtered_then_filter", [
+        chain(table("tleft", store="lsource"), op("filter", "value_even"), name="l"),
+        chain(table("tright"), op("map_values", "half"), name="r"),
+        chain("l", op("table_left_join", "plus", **{"with": "r"}), name="j"),
+        chain("j", op("to_stream"), to("out1")),
+        chain("j", op("filter", "value_small"), op("to_stream"), to("out2")),
+        chain("j", op("group_by", "mod3", **serdes()),
+              op("reduce", "sum", sub="minus", **serdes()), op("to_stream"), to("out3")),
+    ], ["out1", "out2", "out3"], null_values=0.3),
+    Case("table_outer_join_chained", [
+        chain(table("ta"), name="a"),
+        chain(table("tb"), name="b"),
+        chain(table("tc"), name="c"),
+        chain("a", op("table_outer_join", "plus", **{"with": "b"}), name="ab"),
+        chain("c", op("table_join", "plus", **{"with": "ab"}), op("to_stream"), to("out")),
+    ], ["out"], null_values=0.3),
+]
+
+
+def stream_join(kind: str, other: str, before: int, after: int, grace: int) -> dict[str, Any]:
+    """A stream-stream join (``kind``: stream_join, stream_left_join, stream_outer_join) with
+    the stream chain ``other``, in windows of ``before``/``after`` ms and ``grace`` ms."""
+    return op(kind, "plus", **{"with": other}, before=before, after=after, grace=grace,
+              key_serde=S, value_serde=L, other_value_serde=L)
+
+
+STREAM_JOIN_CASES = [
+    Case(f"stream_{kind}", [
+        chain(stream("sleft"), name="l"),
+        chain(stream("sright"), name="r"),
+        chain("l", stream_join(kind, "r", 100, 100, 50), to("out1")),
+        chain("l", stream_join(kind, "r", 0, 200, 0), to("out2")),
+    ], ["out1", "out2"], null_values=0.1)
+    for kind in ("stream_join", "stream_left_join", "stream_outer_join")
+] + [
+    Case("stream_outer_join_rekeyed_asymmetric", [
+        chain(stream("sleft"), op("join_key", "next_letter"), name="l"),
+        chain(stream("sright"), name="r"),
+        chain("l", stream_join("stream_outer_join", "r", 30, 150, 200), to("out")),
+    ], ["out"], null_values=0.1),
+]
+CASES += JOIN_CASES + TABLE_JOIN_CASES + STREAM_JOIN_CASES
 CASES_BY_NAME = {c.name: c for c in CASES}
 
 
@@ -334,6 +429,10 @@ def _encode(value: Any, serde: str) -> str | None:
     if serde == L:
         return struct.pack(">q", value).hex()
     return str(value).encode().hex()
+
+
+def _topic(source: dict[str, Any]) -> str:
+    return source.get("stream") or source.get("table") or source["global_table"]
 
 
 def generate(case: Case, seed: int, count: int) -> list[dict[str, Any]]:
@@ -359,7 +458,7 @@ def generate(case: Case, seed: int, count: int) -> list[dict[str, Any]]:
         value: Any = None
         if rng.random() >= case.null_values:
             value = rng.randint(0, 99) if source["value_serde"] == L else rng.choice(WORDS)
-        records.append({"topic": source.get("stream") or source["table"],
+        records.append({"topic": _topic(source),
                         "key": _encode(key, S), "value": _encode(value, source["value_serde"]),
                         "ts": ts})
     return records

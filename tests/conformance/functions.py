@@ -90,6 +90,26 @@ MERGERS: dict[str, Callable[[Any, Any, Any], Any]] = {
 }
 
 
+# -- joins -------------------------------------------------------------------------------
+
+#: ``joiner(value, other_value)``; a left/outer join passes None for a missing side
+JOINERS: dict[str, Callable[[Any, Any], Any]] = {
+    "plus": lambda a, b: (-1 if a is None else a) * 1000 + (-1 if b is None else b),
+}
+
+#: a global table's key from a stream record: ``key_mapper(key, value)``
+JOIN_KEY_MAPPERS: dict[str, Callable[[Any, Any], Any]] = {
+    "key": lambda k, v: k,
+    "value_letter": lambda k, v: None if v is None or _rem(v, 5) == 4 else "abcd"[_rem(v, 5)],
+}
+
+#: a stream's new key within the tables' key space (a-d), for a join after a rekey
+JOIN_KEY_SELECTORS: dict[str, Callable[[Any, Any], Any]] = {
+    "next_letter": lambda k, v: None if k is None else {"a": "b", "b": "c", "c": "d",
+                                                         "d": "a"}[k],
+}
+
+
 def named(functions: dict[str, Any], name: str, kind: str) -> Any:
     try:
         return functions[name]

@@ -14,7 +14,7 @@ from tests.conformance.records import Output, Outputs
 
 from fluvial.dsl import StreamsBuilder
 from fluvial.dsl.grouped import GroupedStream, GroupedTable
-from fluvial.dsl.options import Grouped, Materialized, Repartitioned
+from fluvial.dsl.options import Grouped, Joined, Materialized, Repartitioned, StreamJoined
 from fluvial.dsl.stream import Stream
 from fluvial.dsl.suppressed import BufferConfig, Suppressed
 from fluvial.dsl.table import Table
@@ -23,7 +23,13 @@ from fluvial.io.serdes import Serde, StringSerde
 from fluvial.io.windowed_serdes import SessionWindowedSerde, TimeWindowedSerde
 from fluvial.testing.driver import TestDriver
 from fluvial.topology.topology import Topology
-from fluvial.windows import EmitStrategy, SessionWindows, SlidingWindows, TimeWindows
+from fluvial.windows import (
+    EmitStrategy,
+    JoinWindows,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+)
 
 Op = dict[str, Any]
 
@@ -54,6 +60,9 @@ def _start(builder: StreamsBuilder, named: dict[str, Any], start: Any) -> Any:
         return named[start]
     if "stream" in start:
         return builder.stream(start["stream"], start["key_serde"], start["value_serde"])
+    if "global_table" in start:
+        return builder.global_table(start["global_table"], start["key_serde"],
+                                    start["value_serde"])
     return builder.table(start["table"], start["key_serde"], start["value_serde"],
                          materialized=materialized(start) if start.get("store") else None)
 
@@ -67,6 +76,8 @@ def _apply(current: Any, op: Op, named: dict[str, Any]) -> Any:
     if isinstance(current, Stream):
         return _stream(current, name, f, op, named)
     if isinstance(current, Table):
+        if name in TABLE_JOIN_OPS:
+            return _table_join(current, name, f, op, named)
         return _table(current, name, f, op)
     if isinstance(current, GroupedStream) and name == "windowed_by":
         return _windowed_by(current, op)
@@ -123,9 +134,40 @@ def _stream(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
         by_name = branched.default_branch(name="default")
         return [by_name[f"split-{i}"] for i in range(len(op["preds"]))] + [
             by_name["split-default"]]
+    if name in JOIN_OPS:
+        return _stream_join(s, name, f, op, named)
     if name not in simple:
         raise ValueError(f"a stream has no operator {name!r}")
     return simple[name]()
+
+
+# -- joins -------------------------------------------------------------------------------
+
+JOIN_OPS = ("join", "left_join", "join_key", "stream_join", "stream_left_join",
+            "stream_outer_join")
+
+
+def _stream_join(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
+    """``join``/``left_join`` with the table (or global table, with ``key_mapper``) named
+    by ``with``; ``join_key`` rekeys with a join key selector first."""
+    if name == "join_key":
+        return s.select_key(fn.named(fn.JOIN_KEY_SELECTORS, f, "join key selector"))
+    if name.startswith("stream_"):
+        windows = (JoinWindows.of_time_difference_and_grace(0, op["grace"])
+                   .after(op["after"]).before(op["before"]))
+        stream_joined = StreamJoined(key_serde=op["key_serde"], value_serde=op["value_serde"],
+                                     other_value_serde=op["other_value_serde"])
+        join = {"stream_join": s.join, "stream_left_join": s.left_join,
+                "stream_outer_join": s.outer_join}[name]
+        return join(named[op["with"]], fn.named(fn.JOINERS, f, "joiner"), windows,
+                    stream_joined)
+    joiner = fn.named(fn.JOINERS, f, "joiner")
+    other = named[op["with"]]
+    mapper = (fn.named(fn.JOIN_KEY_MAPPERS, op["key_mapper"], "join key mapper")
+              if op.get("key_mapper") else None)
+    joined = Joined(key_serde=op.get("key_serde"), value_serde=op.get("value_serde"))
+    join = s.left_join if name == "left_join" else s.join
+    return join(other, joiner, joined, key_mapper=mapper)
 
 
 def _table(t: Table, name: str, f: str, op: Op) -> Any:
@@ -200,6 +242,16 @@ def suppressed(op: Op) -> Suppressed:
     s = (Suppressed.until_window_closes(buffer) if op["until"] == "window_close"
          else Suppressed.until_time_limit(op["limit"], buffer))
     return s.with_name(op["name"]) if op.get("name") else s
+TABLE_JOIN_OPS = ("table_join", "table_left_join", "table_outer_join")
+
+
+def _table_join(t: Table, name: str, f: str, op: Op, named: dict[str, Any]) -> Table:
+    """A table-table join with the table chain named by ``with``, materialized under
+    ``store`` where given."""
+    join = {"table_join": t.join, "table_left_join": t.left_join,
+            "table_outer_join": t.outer_join}[name]
+    return join(named[op["with"]], fn.named(fn.JOINERS, f, "joiner"),
+                materialized(op) if op.get("store") else None)
 
 
 def run(case: dict[str, Any]) -> Outputs:

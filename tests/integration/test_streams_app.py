@@ -197,3 +197,33 @@ def test_missing_source_topic_is_a_clear_error(kafka: KafkaTestBroker,
     with pytest.raises(TopologyError, match=re.escape(missing)):
         App(builder.build(), unique_topic("app"), bootstrap_servers=kafka.bootstrap_servers,
             state_dir=tmp_path).start()
+
+
+def test_a_static_member_killed_and_restarted_at_once_rejoins(
+        kafka: KafkaTestBroker, unique_topic: Callable[[str], str], tmp_path: Path,
+        instances: list[Instance]) -> None:
+    """Under KIP-848 the broker refuses a static member's new process (UNRELEASED_INSTANCE_ID,
+    fatal to that consumer) while the killed one has not expired: the restarted instance
+    waits for that, then joins and goes on counting."""
+    source, sink, app_id = unique_topic("in"), unique_topic("out"), unique_topic("app")
+    kafka.create_topic(source, partitions=2)
+    kafka.create_topic(sink, partitions=2)
+    a = Instance("a", app_id, kafka.bootstrap_servers, source, sink, tmp_path,
+                 env={"FLUVIAL_GROUP_INSTANCE_ID": "static-a"})
+    instances.append(a)
+    first = make_lines(0, 200)
+    kafka.produce(source, first)
+    wait_until(a.has_tasks, timeout=90, message=lambda: a.text()[-3000:])
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(30)
+    a.restart()  # at once: the killed member still holds "static-a"
+    second = make_lines(200, 200)
+    kafka.produce(source, second)
+    counts = counts_reaching(kafka, sink, word_counts(first + second), timeout=120)
+    assert "joining once the group has let its membership expire" in a.text()
+    assert a.proc.poll() is None, f"the restarted instance exited\n{a.text()[-3000:]}"
+    short = {w: (counts.get(w), n) for w, n in word_counts(first + second).items()
+             if counts.get(w, 0) < n}
+    assert not short, f"counts lost records (got, expected): {short}\n{a.text()[-3000:]}"
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(60) == 0, a.text()[-3000:]

@@ -43,6 +43,31 @@ class Repartitioned:
     value_serde: Serde | str | None = None
 
 
+@dataclass(frozen=True)
+class Joined:
+    """A stream-table join's settings: ``name`` names the join processor (and a
+    repartition topic it needs, ``<name>-repartition``); the serdes write that topic."""
+
+    name: str | None = None
+    key_serde: Serde | str | None = None
+    value_serde: Serde | str | None = None
+
+
+@dataclass(frozen=True)
+class StreamJoined:
+    """A stream-stream join's settings: ``name`` names its processors (and repartition
+    topics, ``<name>-left-repartition``/``-right-repartition``), ``store_name`` its stores
+    (``<store_name>-this-join-store``, ...); the serdes write the stores and topics:
+    ``value_serde`` this stream's values, ``other_value_serde`` the other's."""
+
+    name: str | None = None
+    store_name: str | None = None
+    key_serde: Serde | str | None = None
+    value_serde: Serde | str | None = None
+    other_value_serde: Serde | str | None = None
+    logging: bool = True
+
+
 def as_materialized(value: Materialized | str | None) -> Materialized:
     if value is None:
         return Materialized()

@@ -5,17 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from fluvial.dsl.options import Grouped, Materialized, Repartitioned, as_grouped, as_materialized
+from fluvial.dsl.options import (
+    Grouped,
+    Joined,
+    Materialized,
+    Repartitioned,
+    StreamJoined,
+    as_grouped,
+    as_materialized,
+)
 from fluvial.errors import TopologyError
 from fluvial.io.serdes import Serde
 from fluvial.processing import stateless
+from fluvial.processing.join import StreamTableJoin
 from fluvial.processing.processor import Processor
 from fluvial.processing.table import Forwarding, Materialize
+from fluvial.windows import JoinWindows
 
 if TYPE_CHECKING:
     from fluvial.dsl.builder import StreamsBuilder
     from fluvial.dsl.grouped import GroupedStream
-    from fluvial.dsl.table import Table
+    from fluvial.dsl.table import GlobalTable, Table
 
 
 class Stream:
@@ -138,23 +148,106 @@ class Stream:
         return Stream(b, node, ks, vs)
 
     def _through_repartition(self, base: str, key_serde: Serde, value_serde: Serde,
-                             partitions: int | None = None, drop_null_keys: bool = False) -> str:
+                             partitions: int | None = None, drop_null_keys: bool = False,
+                             keep_null_keys: bool = False) -> str:
         """sink → internal topic ``<application.id>-<base>-repartition`` → source.
 
-        ``drop_null_keys`` puts a filter before the sink, since null keys cannot be grouped;
-        names are drawn sink, filter, source, as Kafka Streams does.
+        ``drop_null_keys`` puts a filter before the sink, since null keys cannot be grouped
+        or inner-joined; ``keep_null_keys`` puts one that keeps them (a left join's, which
+        joins a null key with nothing). Names are drawn sink, filter, source, as Kafka
+        Streams does.
         """
         graph = self._builder.graph
         topic = f"{base}-repartition"
         sink = graph.new_name("KSTREAM-SINK-")
         parent = self.node
-        if drop_null_keys:
+        if drop_null_keys or keep_null_keys:
+            predicate = _has_key if drop_null_keys else _any_key
             parent = graph.add_processor(graph.new_name("KSTREAM-FILTER-"),
-                                         lambda: stateless.Filter(_has_key), [parent])
+                                         lambda: stateless.Filter(predicate), [parent])
         graph.add_sink(sink, topic, [parent], key_serde, value_serde, internal=True,
                        partitions=partitions)
         return graph.add_source(graph.new_name("KSTREAM-SOURCE-"), [topic], key_serde,
                                 value_serde, internal=True)
+
+    # -- joins -------------------------------------------------------------------------
+
+    def join(self, other: Stream | Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+             joined: Joined | JoinWindows | None = None,
+             stream_joined: StreamJoined | None = None, *,
+             key_mapper: Callable[[Any, Any], Any] | None = None) -> Stream:
+        """With a table: each record with the table's current value for its key,
+        ``joiner(value, table_value)``; a key the table lacks gives nothing. A global table
+        is looked up by ``key_mapper(key, value)``. With a stream: each pair of records of
+        one key within the ``JoinWindows`` (the third argument). See
+        docs/windows-and-joins.md."""
+        if isinstance(other, Stream):
+            return self._stream_join(other, joiner, joined, stream_joined, "inner")
+        return self._table_join(other, joiner, _table_joined(joined), key_mapper, left=False)
+
+    def left_join(self, other: Stream | Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+                  joined: Joined | JoinWindows | None = None,
+                  stream_joined: StreamJoined | None = None, *,
+                  key_mapper: Callable[[Any, Any], Any] | None = None) -> Stream:
+        """As ``join``, but a record with no match gives ``joiner(value, None)`` (with a
+        stream: once its window has closed)."""
+        if isinstance(other, Stream):
+            return self._stream_join(other, joiner, joined, stream_joined, "left")
+        return self._table_join(other, joiner, _table_joined(joined), key_mapper, left=True)
+
+    def outer_join(self, other: Stream, joiner: Callable[[Any, Any], Any],
+                   windows: JoinWindows, stream_joined: StreamJoined | None = None) -> Stream:
+        """As ``left_join`` with a stream, both ways: an unmatched record of ``other``
+        gives ``joiner(None, other_value)``."""
+        return self._stream_join(other, joiner, windows, stream_joined, "outer")
+
+    def _stream_join(self, other: Stream, joiner: Callable[[Any, Any], Any],
+                     windows: Any, stream_joined: StreamJoined | None, kind: str) -> Stream:
+        from fluvial.dsl.stream_join import stream_stream_join
+
+        if not isinstance(windows, JoinWindows):
+            raise TopologyError("a stream-stream join needs JoinWindows, e.g. "
+                                "JoinWindows.of_time_difference_and_grace(...), as its third "
+                                "argument")
+        return stream_stream_join(self, other, joiner, windows, stream_joined or StreamJoined(),
+                                  kind)
+
+    def _table_join(self, table: Table | GlobalTable, joiner: Callable[[Any, Any], Any],
+                    joined: Joined | None, key_mapper: Callable[[Any, Any], Any] | None,
+                    left: bool) -> Stream:
+        from fluvial.dsl.table import GlobalTable
+
+        j = joined or Joined()
+        b = self._builder
+        graph = b.graph
+        prefix = "KSTREAM-LEFTJOIN-" if left else "KSTREAM-JOIN-"
+        if isinstance(table, GlobalTable):
+            if key_mapper is None:
+                raise TopologyError("a join with a global table needs key_mapper=(key, value) "
+                                    "-> the table's key")
+            # as Kafka Streams: a global table's join is named LEFTJOIN, inner or left
+            name = j.name or graph.new_name("KSTREAM-LEFTJOIN-")
+            getter = table.value_getter()
+            supplier = lambda: StreamTableJoin(getter, joiner, left, key_mapper)  # noqa: E731
+            node = graph.add_processor(name, supplier, [self.node])
+            return Stream(b, node, self.key_serde, None, self._repartition_required)
+        if key_mapper is not None:
+            raise TopologyError("key_mapper is for a global table's join; a table joins on "
+                                "the stream's key (select_key first to join on another)")
+        parent = self
+        if self._repartition_required:
+            # as Kafka Streams: co-partition the stream with the table by its new key
+            ks = b.key_serde(j.key_serde or self.key_serde)
+            vs = b.value_serde(j.value_serde or self.value_serde)
+            source = self._through_repartition(j.name or self.node, ks, vs,
+                                               drop_null_keys=not left, keep_null_keys=left)
+            parent = Stream(b, source, ks, vs)
+        name = j.name or graph.new_name(prefix)
+        getter = table.value_getter()
+        node = graph.add_processor(name, lambda: StreamTableJoin(getter, joiner, left),
+                                   [parent.node], list(getter.store_names))
+        return Stream(b, node, b.key_serde(j.key_serde) if j.key_serde else parent.key_serde,
+                      None)
 
     # -- to tables ---------------------------------------------------------------------
 
@@ -193,8 +286,19 @@ class Stream:
                              self._repartition_required)
 
 
+def _table_joined(joined: Joined | JoinWindows | None) -> Joined | None:
+    if isinstance(joined, JoinWindows):
+        raise TopologyError("JoinWindows are for a join of two streams; a stream-table join "
+                            "takes Joined")
+    return joined
+
+
 def _has_key(key: Any, _value: Any) -> bool:
     return key is not None
+
+
+def _any_key(_key: Any, _value: Any) -> bool:
+    return True
 
 
 class BranchedStream:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fluvial.dsl.options import Materialized
 from fluvial.errors import TopologyError
 from fluvial.io.serdes import BytesSerde
-from fluvial.processing.suppress import SuppressSpec, TableSuppress
+from fluvial.processing.suppress import SuppressGetter, SuppressSpec, TableSuppress
 from fluvial.windows import Duration, to_ms
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ def suppress(table: Table, suppressed: Suppressed) -> Table:
     node = graph.add_processor(
         node_name, lambda: TableSuppress(spec, store, key_serde, value_serde), [table.node],
         [store])
-    return Table(b, node, table.key_serde, table.value_serde, None, parent=table)
+    return Table(b, node, table.key_serde, table.value_serde, None, parent=table,
+                 getter=SuppressGetter(table._getter, store, key_serde, value_serde))
 
 
 def _window_close_delay(table: Table) -> int:

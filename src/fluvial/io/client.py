@@ -48,6 +48,7 @@ class GroupMember:
     member_id: str
     client_id: str
     partitions: tuple[TopicPartition, ...]  # what it holds now
+    instance_id: str | None = None  # group.instance.id of a static member
 
 
 class UnknownTopicOrPartitionError(TopologyError, LookupError):

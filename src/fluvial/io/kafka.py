@@ -584,7 +584,8 @@ class KafkaAdmin:
                 return []
             raise FluvialError(f"describing group {group_id!r}: {e.args[0].str()}") from e
         return [GroupMember(m.member_id, m.client_id or "",
-                            tuple(_ours(m.assignment.topic_partitions if m.assignment else [])))
+                            tuple(_ours(m.assignment.topic_partitions if m.assignment else [])),
+                            m.group_instance_id or None)
                 for m in description.members]
 
     def delete_topics(self, topics: Sequence[str]) -> None:

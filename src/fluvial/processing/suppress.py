@@ -28,7 +28,8 @@ from typing import Any
 
 from fluvial.errors import ProcessingError
 from fluvial.io.serdes import Serde
-from fluvial.processing.processor import Processor
+from fluvial.processing.getters import Getter, ValueGetterSupplier
+from fluvial.processing.processor import Processor, ProcessorContext
 from fluvial.record import Change, Headers, Record
 
 _LONG = struct.Struct(">q")
@@ -94,17 +95,7 @@ class _Entry:
     @classmethod
     def decode(cls, data: bytes, key_serde: Serde, value_serde: Serde,
                key_bytes: bytes) -> tuple[Any, _Entry]:
-        timestamp, offset, topic_length = _CONTEXT.unpack_from(data)
-        at = _CONTEXT.size
-        topic = data[at:at + topic_length].decode()
-        at += topic_length
-        partition, header_count = struct.unpack_from(">ii", data, at)
-        at += 8
-        headers: Headers = []
-        for _ in range(header_count):
-            name, at = _read(data, at)
-            value, at = _read(data, at)
-            headers.append(((name or b"").decode(), value))
+        timestamp, offset, topic, partition, headers, at = _read_context(data)
         prior, at = _read(data, at)
         if _INT.unpack_from(data, at)[0] == _SAME_AS_PRIOR:
             old, at = prior, at + 4
@@ -115,6 +106,22 @@ class _Entry:
         change = Change(value_serde.deserialize(new), value_serde.deserialize(old))
         return key_serde.deserialize(key_bytes), cls(
             time, change, prior, old, new, timestamp, headers or None, topic, partition, offset)
+
+
+def _read_context(data: bytes) -> tuple[int, int, str, int, Headers, int]:
+    """Timestamp, offset, topic, partition and headers of a buffer value; where they end."""
+    timestamp, offset, topic_length = _CONTEXT.unpack_from(data)
+    at = _CONTEXT.size
+    topic = data[at:at + topic_length].decode()
+    at += topic_length
+    partition, header_count = struct.unpack_from(">ii", data, at)
+    at += 8
+    headers: Headers = []
+    for _ in range(header_count):
+        name, at = _read(data, at)
+        value, at = _read(data, at)
+        headers.append(((name or b"").decode(), value))
+    return timestamp, offset, topic, partition, headers, at
 
 
 def _length(data: bytes | None) -> int:
@@ -233,3 +240,30 @@ class TableSuppress(Processor):
 
 def _limit(value: int | None) -> str:
     return "unbounded" if value is None else str(value)
+
+
+class SuppressGetter(ValueGetterSupplier):
+    """A suppressed table read by a join (Kafka Streams' suppress view): a key in the buffer
+    reads as its value before the first buffered update (what was last emitted), with an
+    unknown timestamp (-1); any other key as the table above reads it."""
+
+    def __init__(self, parent: ValueGetterSupplier, store_name: str, key_serde: Serde,
+                 value_serde: Serde) -> None:
+        self.parent = parent
+        self.store_name = store_name
+        self.key_serde = key_serde
+        self.value_serde = value_serde
+        self.store_names = [store_name, *parent.store_names]
+
+    def make(self, context: ProcessorContext) -> Getter:
+        get, buffer = self.parent.make(context), context.get_store(self.store_name)
+        key_serde, value_serde = self.key_serde, self.value_serde
+
+        def suppressed(key: Any) -> tuple[Any, int] | None:
+            data = buffer.get(key_serde.serialize(key) or b"")
+            if data is None:
+                return get(key)
+            prior = _read(data, _read_context(data)[-1])[0]
+            return None if prior is None else (value_serde.deserialize(prior), -1)
+
+        return suppressed

@@ -5,7 +5,9 @@ parents forwarded for that batch. A node fed by several parents (``merge`` after
 re-sorts its input by source offset, so it sees records in the order per-record processing
 would have given it. Offsets cannot order records that share one (a ``flat_map``'s outputs,
 one record sent down two paths): where such records can meet again in a merge, the task runs
-depth-first instead, each forwarded record going through the children before the next.
+depth-first instead, each forwarded record going through the children before the next. So it
+does where two paths from one source share a store (a stream joined with a table built from
+the same stream): the join must see the table as it was at each record, not after the batch.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ class Task:
                 processor.init(context)
             else:
                 self._source_contexts[i] = context
-        self.depth_first = _merges_after_fan_out(nodes, self._processors)
+        self.depth_first = (_merges_after_fan_out(nodes, self._processors)
+                            or _shares_a_store_below_one_source(nodes))
         parents = [len(n.parents) for n in nodes]
         #: source topic -> its fused chain, where the sub-topology below it is one
         self.fused: dict[str, FusedChain] = {}
@@ -376,3 +379,20 @@ def _merges_after_fan_out(nodes: list[Any], processors: list[Processor | None]) 
             for child in node.children:
                 fanned[index[child]] = True
     return False
+
+
+def _shares_a_store_below_one_source(nodes: list[Any]) -> bool:
+    """Whether two processors using one store are both fed by one source node."""
+    sources: dict[str, frozenset[str]] = {}
+    for node in nodes:  # parents come first
+        if isinstance(node, SourceNode):
+            sources[node.name] = frozenset([node.name])
+        else:
+            sources[node.name] = frozenset().union(*(sources[p] for p in node.parents))
+    users: dict[str, list[str]] = {}
+    for node in nodes:
+        if isinstance(node, ProcessorNode):
+            for store in node.stores:
+                users.setdefault(store, []).append(node.name)
+    return any(sources[a] & sources[b] for names in users.values()
+               for i, a in enumerate(names) for b in names[i + 1:])

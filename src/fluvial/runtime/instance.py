@@ -6,7 +6,8 @@ A process takes the lowest slot no live process holds, so a restarted instance (
 *k* of ``fluvial run --workers N``) gets its predecessor's id back. The id names the
 transactional producer (``<application_id>-<id>``): the successor's ``init_transactions``
 fences the dead one at once and aborts the transaction it left open, instead of readers
-waiting for the broker's transaction timeout.
+waiting for the broker's transaction timeout. A marker file beside it, removed when the
+process releases the slot, tells the next process whether its predecessor was killed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class InstanceSlot:
     slot: int
     instance_id: str
     _lock: IO[str]
+    _running: Path  # exists while a process holds the slot: left behind by a kill -9
+    crashed_before: bool = False  # the slot's previous process did not release it
 
     def transactional_id(self, application_id: str) -> str:
         return f"{application_id}-{self.instance_id}"
@@ -37,6 +40,7 @@ class InstanceSlot:
         return configured if self.slot == 0 else f"{configured}-{self.slot}"
 
     def release(self) -> None:
+        self._running.unlink(missing_ok=True)
         self._lock.close()  # closing the file drops the lock
 
 
@@ -58,5 +62,8 @@ def claim_slot(app_dir: Path) -> InstanceSlot:
             f.write(instance_id + "\n")
             f.flush()
             os.fsync(f.fileno())
-        return InstanceSlot(slot, instance_id, f)
+        running = app_dir / f"instance-{slot}.running"
+        crashed_before = running.exists()
+        running.touch()
+        return InstanceSlot(slot, instance_id, f, running, crashed_before)
     raise ConfigError(f"{MAX_SLOTS} instances already hold slots under {app_dir}")

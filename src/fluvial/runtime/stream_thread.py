@@ -73,6 +73,9 @@ MAX_RECOVERIES_IN_A_ROW = 20  # without a successful commit in between: a failur
 COMMITTED_TIMEOUT_S = 60.0
 COMMITTED_STEP_S = 1.0  # one try of those, between two polls of the loop
 RESTORE_POLL_S = 0.05  # a restore step waits this long for changelog records
+# a static member restarted after a kill -9 waits for its predecessor's membership to expire
+PREDECESSOR_CHECK_S = 1.0
+PREDECESSOR_TIMEOUT_S = 300.0  # past any broker's group.consumer.session.timeout.ms
 # a transactional call (send offsets, commit, abort) still unfinished after this is given up
 # and the producer replaced: longer than the transaction timeout, after which the broker
 # aborts the transaction anyway
@@ -147,6 +150,15 @@ class StreamThread:
         if config.group_instance_id is not None and instance is not None:
             consumer_config.setdefault("group.instance.id",
                                        instance.group_instance_id(config.group_instance_id))
+        static_id = consumer_config.get("group.instance.id")
+        # a static member killed moments ago still holds its id: KIP-848 refuses (fatally)
+        # a new member with that id until the old one's session expires
+        self._predecessor: str | None = (
+            str(static_id) if static_id and instance is not None and instance.crashed_before
+            else None)
+        self._subscribed = False
+        self._next_predecessor_check = 0.0
+        self._predecessor_deadline = 0.0
         self.consumer: Consumer = clients.consumer(config.application_id, consumer_config)
         self._reset = str(consumer_config.get("auto.offset.reset", "earliest")).lower()
         self.tasks: dict[str, _ActiveTask] = {}  # running
@@ -181,12 +193,43 @@ class StreamThread:
     # -- lifecycle ------------------------------------------------------------------------
 
     def subscribe(self) -> None:
+        """Join the group; a static member whose previous process was killed joins from the
+        loop, once that process's membership has expired (``_predecessor_gone``)."""
+        if self._predecessor is not None:
+            log.info("the previous process of group.instance.id=%s was killed; joining once "
+                     "the group has let its membership expire", self._predecessor)
+            self._predecessor_deadline = time.monotonic() + PREDECESSOR_TIMEOUT_S
+            return
+        self._subscribe_now()
+
+    def _subscribe_now(self) -> None:
         topics = sorted(self._subtopology_of)
         self.consumer.subscribe(topics, self._on_assign, self._on_revoke, self._on_lost)
+        self._subscribed = True
+
+    def _predecessor_gone(self) -> bool:
+        """Whether the killed predecessor's static membership is gone (checked every
+        PREDECESSOR_CHECK_S); past PREDECESSOR_TIMEOUT_S, join regardless."""
+        now = time.monotonic()
+        if now < self._next_predecessor_check:
+            return False
+        self._next_predecessor_check = now + PREDECESSOR_CHECK_S
+        try:
+            members = self.clients.admin().group_members(self.config.application_id, 5.0)
+        except FluvialError as exc:
+            log.info("describing the group: %s; trying again", exc)
+            return now > self._predecessor_deadline
+        return (all(m.instance_id != self._predecessor for m in members)
+                or now > self._predecessor_deadline)
 
     def run_once(self) -> int:
         """One poll and its processing; commits when the interval is due. Returns records."""
         cfg = self.config
+        if not self._subscribed:
+            if not self._predecessor_gone():
+                time.sleep(cfg.poll_timeout_ms / 1000)  # the loop's pace while it waits
+                return 0
+            self._subscribe_now()
         try:
             self._begin()
             wait = 0.0 if self.restoring else cfg.poll_timeout_ms / 1000

@@ -68,12 +68,16 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
             raise TopologyError("repartition topics form a cycle")
         resolving.add(st.id)
         per_topic: dict[str, int] = {}
+        # as Kafka Streams: a repartition topic read beside source topics (a join after a
+        # key change) is sized to be co-partitioned with them
+        beside = max((sizes[t] for s in st.sources if not s.internal for t in s.topics),
+                     default=None)
         for source in st.sources:
             for topic in source.topics:
                 if source.internal:
                     sink = sinks_by_topic[topic]
                     if topic not in sizes:
-                        sizes[topic] = sink.partitions or size_of(writer[topic])
+                        sizes[topic] = sink.partitions or beside or size_of(writer[topic])
                 per_topic[topic] = sizes[topic]
         resolving.discard(st.id)
         if len(set(per_topic.values())) > 1:

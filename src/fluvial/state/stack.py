@@ -64,7 +64,8 @@ def open_store(spec: StoreDefinition, directory: Path | None,
                 return codec.timestamp_of(value, split_window_key(key[8:])[1])
             lower = ChangeLogging(backend, changelog, window_time, WindowStore.changelog_key)
         return WindowStore(spec.name, codec, WriteCache(lower, cache_bytes), backend,
-                           retention, spec.window_size_ms)
+                           retention, spec.window_size_ms,
+                           getattr(spec, "retain_duplicates", False))
     if kind == "session":
         retention = _required(spec, "retention_ms")
         if changelog is not None:

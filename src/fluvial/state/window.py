@@ -1,9 +1,10 @@
 """Window stores: a value per (key, window start), kept for a retention period.
 
 The changelog key is Kafka Streams' window key layout (``WindowKeySchema``): the key's bytes,
-the window start (8 bytes, big-endian), a sequence number (4 bytes; 0, as duplicates are not
-kept). Segments, retention and observed stream time (the largest window start put) work as
-``segments.py`` says.
+the window start (8 bytes, big-endian), a sequence number (4 bytes: 0, or, in a store that
+keeps duplicates (a stream-stream join's), one number per put, so every record of a key and
+time is kept, in the order put). Segments, retention and observed stream time (the largest
+window start put) work as ``segments.py`` says.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ _START_SEQ = struct.Struct(">qi")
 _SUFFIX = _START_SEQ.size  # 12
 
 
-def window_key(key: bytes, start: int) -> bytes:
+def window_key(key: bytes, start: int, seq: int = 0) -> bytes:
     """The changelog key of ``key``'s window starting at ``start``."""
-    return key + _START_SEQ.pack(start, 0)
+    return key + _START_SEQ.pack(start, seq)
 
 
 def split_window_key(changelog_key: bytes) -> tuple[bytes, int]:
@@ -34,9 +35,12 @@ def split_window_key(changelog_key: bytes) -> tuple[bytes, int]:
 
 class WindowStore(SegmentedStore):
     def __init__(self, name: str, codec: StoreCodec, cache: WriteCache, backend: BytesStore,
-                 retention_ms: int, window_size_ms: int | None = None) -> None:
+                 retention_ms: int, window_size_ms: int | None = None,
+                 retain_duplicates: bool = False) -> None:
         super().__init__(name, codec, cache, backend, retention_ms)
         self.window_size_ms = window_size_ms
+        self.retain_duplicates = retain_duplicates
+        self._seq = 0
 
     @staticmethod
     def time_of(changelog_key: bytes) -> int:
@@ -47,9 +51,17 @@ class WindowStore(SegmentedStore):
         return self.segment_key(start, window_key(self.codec.encode_key(key), start))
 
     def put(self, key: Any, value: Any, window_start: int) -> None:
-        """Write ``key``'s window (``None`` deletes it); dropped if out of retention."""
-        if self.observe(window_start):
+        """Write ``key``'s window (``None`` deletes it); dropped if out of retention.
+        Keeping duplicates, each put adds an entry, and ``None`` does nothing."""
+        if not self.observe(window_start):
+            return
+        if not self.retain_duplicates:
             self.cache.put(self._key(key, window_start), self.codec.encode_value(value))
+        elif value is not None:
+            self._seq = (self._seq + 1) & 0x7FFFFFFF  # as Kafka Streams' seqnum
+            self.cache.put(self.segment_key(window_start, window_key(
+                self.codec.encode_key(key), window_start, self._seq)),
+                self.codec.encode_value(value))
 
     def fetch(self, key: Any, window_start: int) -> Any:
         if window_start < self.expired_before():

@@ -27,6 +27,7 @@ class StoreSpec:
     window_size_ms: int | None = None
     retention_ms: int | None = None  # window and session stores
     history_retention_ms: int | None = None  # versioned stores
+    retain_duplicates: bool = False  # window stores: a stream-stream join keeps every record
 
     def changelog_topic(self, application_id: str) -> str:
         return f"{application_id}-{self.name}-changelog"

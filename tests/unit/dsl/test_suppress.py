@@ -155,3 +155,23 @@ def test_names_drawn_as_kafka_streams_draws_them() -> None:
     assert "KTABLE-SUPPRESS-0000000003 (stores: [KTABLE-SUPPRESS-STATE-STORE-0000000004])" \
         in str(text)
     assert "limit (stores: [limit-store])" in str(text)
+
+
+def test_a_join_reads_a_suppressed_table_as_last_emitted() -> None:
+    """Kafka Streams' suppress view: a key still buffered reads as its value before the
+    buffered updates; once emitted, as the table holds it."""
+    b = StreamsBuilder()
+    prices = b.table("prices", value_serde="string").suppress(
+        Suppressed.until_time_limit(10, BufferConfig.unbounded()))
+    b.stream("orders", value_serde="string").join(
+        prices, lambda order, price: f"{order}@{price}").to("out", value_serde="string")
+    with TestDriver(b.build()) as d:
+        price_in = d.input_topic("prices", value_serde="string")
+        order_in = d.input_topic("orders", value_serde="string")
+        out = d.output_topic("out", value_serde="string")
+        price_in.pipe("1", key="EUR", timestamp=0)
+        order_in.pipe("tea", key="EUR", timestamp=1)   # buffered, nothing emitted: no row
+        price_in.pipe("2", key="EUR", timestamp=5)
+        price_in.pipe("9", key="USD", timestamp=10)    # EUR is emitted at 10
+        order_in.pipe("jam", key="EUR", timestamp=11)
+        assert out.read_key_values() == [("EUR", "jam@2")]

@@ -78,3 +78,33 @@ def test_the_embedded_broker_gets_missing_source_and_sink_topics_created() -> No
     broker = EmbeddedBroker(default_partitions=2)
     topics.plan(two_in_two_out(), "app", EmbeddedAdmin(broker), -1, None, create_missing=True)
     assert broker.partition_counts() == {"in-a": 2, "in-b": 2, "out-a": 2, "out-b": 2}
+
+
+def enrich(rekey: bool) -> fluvial.Topology:
+    builder = fluvial.StreamsBuilder()
+    orders = builder.stream("orders")
+    if rekey:
+        orders = orders.select_key(lambda k, v: v["customer"])
+    orders.join(builder.table("customers"), lambda o, c: {**o, **c}).to("enriched")
+    return builder.build()
+
+
+def test_a_join_of_topics_not_co_partitioned_names_both() -> None:
+    broker = EmbeddedBroker()
+    for topic, partitions in (("orders", 4), ("customers", 2), ("enriched", 1)):
+        broker.create_topic(topic, partitions)
+    with pytest.raises(TopologyError) as info:
+        topics.plan(enrich(rekey=False), "app", EmbeddedAdmin(broker), -1, None)
+    assert "co-partitioning" in str(info.value)
+    assert "orders (4)" in str(info.value) and "customers (2)" in str(info.value)
+
+
+def test_a_join_after_a_key_change_repartitions_to_the_tables_partitions() -> None:
+    broker = EmbeddedBroker()
+    for topic, partitions in (("orders", 4), ("customers", 2), ("enriched", 1)):
+        broker.create_topic(topic, partitions)
+    plan = topics.plan(enrich(rekey=True), "app", EmbeddedAdmin(broker), -1, None)
+    repartition = [s for s in plan.internal if s.name.endswith("-repartition")]
+    assert [(s.name, s.partitions) for s in repartition] == [
+        ("app-KSTREAM-KEY-SELECT-0000000001-repartition", 2)]
+    assert sorted(plan.task_counts.values()) == [2, 4]

@@ -75,3 +75,19 @@ def test_observed_time_survives_a_reopen_on_rocksdb(make_store: Any, backend: st
     store.flush()
     store.close()
     assert _window(make_store, directory=tmp_path).observed_time == 5 * HOUR
+
+
+def test_a_store_keeping_duplicates_keeps_every_put_in_order(make_store: Any) -> None:
+    """A stream-stream join's store: each put is a new entry (sequence numbers from 1, as
+    Kafka Streams), a None put only moves observed time on."""
+    log = Changelog()
+    store = _window(make_store, changelog=log, retention_ms=2 * HOUR, timestamped=False,
+                    value_serde="int64", retain_duplicates=True)
+    store.put("k", 1, HOUR)
+    store.put("k", 2, HOUR)
+    store.put("k", 3, 0)
+    assert list(store.fetch_range("k", 0, HOUR)) == [(0, 3), (HOUR, 1), (HOUR, 2)]
+    store.flush()
+    assert [key[-4:] for key, _, _ in log.records] == [struct.pack(">i", n) for n in (1, 2, 3)]
+    store.put("k", None, 3 * HOUR)  # expires everything at or before 1h
+    assert list(store.fetch_range("k", 0, 3 * HOUR)) == []

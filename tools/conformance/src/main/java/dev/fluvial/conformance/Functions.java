@@ -8,6 +8,7 @@ import org.apache.kafka.streams.kstream.Initializer;
 import org.apache.kafka.streams.kstream.KeyValueMapper;
 import org.apache.kafka.streams.kstream.Predicate;
 import org.apache.kafka.streams.kstream.Reducer;
+import org.apache.kafka.streams.kstream.ValueJoiner;
 import org.apache.kafka.streams.kstream.ValueMapper;
 
 /**
@@ -75,6 +76,25 @@ final class Functions {
         "add_len", (k, v, agg) -> l(agg) + s(v).length(),
         "sub_len", (k, v, agg) -> l(agg) - s(v).length(),
         "append", (k, v, agg) -> s(agg) + s(v));
+
+    // -- joins -------------------------------------------------------------------------
+
+    private static long orMinusOne(final Object v) {
+        return v == null ? -1L : l(v);
+    }
+
+    /** joiner(value, otherValue); a left/outer join passes null for a missing side. */
+    static final Map<String, ValueJoiner<Object, Object, Object>> JOINERS = Map.of(
+        "plus", (a, b) -> orMinusOne(a) * 1000 + orMinusOne(b));
+
+    /** A global table's key from a stream record. */
+    static final Map<String, KeyValueMapper<Object, Object, Object>> JOIN_KEY_MAPPERS = Map.of(
+        "key", (k, v) -> k,
+        "value_letter", (k, v) -> v == null || l(v) % 5 == 4 ? null : "abcd".substring((int) (l(v) % 5), (int) (l(v) % 5) + 1));
+
+    /** A stream's new key within the tables' key space (a-d), for a join after a rekey. */
+    static final Map<String, KeyValueMapper<Object, Object, Object>> JOIN_KEY_SELECTORS = Map.of(
+        "next_letter", (k, v) -> k == null ? null : Map.of("a", "b", "b", "c", "c", "d", "d", "a").get(k));
 
     static <T> T named(final Map<String, T> functions, final String name, final String kind) {
         final T f = functions.get(name);

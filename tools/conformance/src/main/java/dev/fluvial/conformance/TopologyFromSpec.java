@@ -1,6 +1,7 @@
 package dev.fluvial.conformance;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -12,16 +13,22 @@ import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.BranchedKStream;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.JoinWindows;
+import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.kstream.KGroupedStream;
 import org.apache.kafka.streams.kstream.KGroupedTable;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.KeyValueMapper;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.Repartitioned;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
+import org.apache.kafka.streams.kstream.StreamJoined;
+import org.apache.kafka.streams.kstream.ValueJoiner;
 import org.apache.kafka.streams.state.KeyValueStore;
 
 /**
@@ -77,6 +84,9 @@ final class TopologyFromSpec {
         final Consumed<Object, Object> consumed = Consumed.with(serde(start.get("key_serde")), serde(start.get("value_serde")));
         if (start.has("stream")) {
             return builder.stream(start.get("stream").asText(), consumed);
+        }
+        if (start.has("global_table")) {
+            return builder.globalTable(start.get("global_table").asText(), consumed);
         }
         if (start.hasNonNull("store")) {
             return builder.table(start.get("table").asText(), consumed, materialized(start));
@@ -154,8 +164,72 @@ final class TopologyFromSpec {
             case "group_by_key" -> s.groupByKey(Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
             case "group_by" -> s.groupBy(Functions.named(Functions.KEY_SELECTORS, fn, "key selector"),
                 Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
+            case "join", "left_join", "join_key" -> streamJoin(s, name, fn, op);
+            case "stream_join", "stream_left_join", "stream_outer_join" -> streamStreamJoin(s, name, fn, op);
             default -> throw new IllegalArgumentException("a stream has no operator " + name);
         };
+    }
+
+    // -- joins -------------------------------------------------------------------------
+
+    /** A stream-stream join with the stream named by "with", in join windows of "before"/"after"
+     *  ms and "grace" ms; the stores written with "key_serde", "value_serde", "other_value_serde". */
+    @SuppressWarnings("unchecked")
+    private Object streamStreamJoin(final KStream<Object, Object> s, final String name, final String fn, final JsonNode op) {
+        final KStream<Object, Object> other = (KStream<Object, Object>) named.get(op.get("with").asText());
+        final ValueJoiner<Object, Object, Object> joiner = Functions.named(Functions.JOINERS, fn, "joiner");
+        final JoinWindows windows = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(0), Duration.ofMillis(op.get("grace").asLong()))
+            .after(Duration.ofMillis(op.get("after").asLong()))
+            .before(Duration.ofMillis(op.get("before").asLong()));
+        final StreamJoined<Object, Object, Object> joined = StreamJoined.with(serde(op.get("key_serde")),
+            serde(op.get("value_serde")), serde(op.get("other_value_serde")));
+        return switch (name) {
+            case "stream_join" -> s.join(other, joiner, windows, joined);
+            case "stream_left_join" -> s.leftJoin(other, joiner, windows, joined);
+            default -> s.outerJoin(other, joiner, windows, joined);
+        };
+    }
+
+    /** A table-table join with the table named by "with", materialized under "store" where given. */
+    @SuppressWarnings("unchecked")
+    private Object tableJoin(final KTable<Object, Object> t, final String name, final String fn, final JsonNode op) {
+        final KTable<Object, Object> other = (KTable<Object, Object>) named.get(op.get("with").asText());
+        final ValueJoiner<Object, Object, Object> joiner = Functions.named(Functions.JOINERS, fn, "joiner");
+        if (op.hasNonNull("store")) {
+            return switch (name) {
+                case "table_join" -> t.join(other, joiner, materialized(op));
+                case "table_left_join" -> t.leftJoin(other, joiner, materialized(op));
+                default -> t.outerJoin(other, joiner, materialized(op));
+            };
+        }
+        return switch (name) {
+            case "table_join" -> t.join(other, joiner);
+            case "table_left_join" -> t.leftJoin(other, joiner);
+            default -> t.outerJoin(other, joiner);
+        };
+    }
+
+    /** join/left_join with the table (or global table, with key_mapper) named by "with";
+     *  join_key rekeys with a join key selector first. */
+    @SuppressWarnings("unchecked")
+    private Object streamJoin(final KStream<Object, Object> s, final String name, final String fn, final JsonNode op) {
+        if (name.equals("join_key")) {
+            return s.selectKey(Functions.named(Functions.JOIN_KEY_SELECTORS, fn, "join key selector"));
+        }
+        final ValueJoiner<Object, Object, Object> joiner = Functions.named(Functions.JOINERS, fn, "joiner");
+        final boolean left = name.equals("left_join");
+        final Object other = named.get(op.get("with").asText());
+        if (other instanceof GlobalKTable<?, ?> g) {
+            final GlobalKTable<Object, Object> global = (GlobalKTable<Object, Object>) g;
+            final KeyValueMapper<Object, Object, Object> mapper =
+                Functions.named(Functions.JOIN_KEY_MAPPERS, op.get("key_mapper").asText(), "join key mapper");
+            return left ? s.leftJoin(global, mapper, joiner) : s.join(global, mapper, joiner);
+        }
+        final KTable<Object, Object> table = (KTable<Object, Object>) other;
+        final Joined<Object, Object, Object> joined = op.hasNonNull("key_serde")
+            ? Joined.with(serde(op.get("key_serde")), serde(op.get("value_serde")), null)
+            : Joined.with(null, null, null);
+        return left ? s.leftJoin(table, joiner, joined) : s.join(table, joiner, joined);
     }
 
     /** The branches of a split, in order, the default branch last. */
@@ -186,6 +260,7 @@ final class TopologyFromSpec {
                 : t.mapValues(Functions.named(Functions.VALUE_MAPPERS, fn, "value mapper"));
             case "to_stream" -> t.toStream();
             case "suppress" -> t.suppress(Windows.suppressed(op));
+            case "table_join", "table_left_join", "table_outer_join" -> tableJoin(t, name, fn, op);
             case "group_by" -> t.groupBy(Functions.named(Functions.PAIR_MAPPERS, fn, "pair mapper"),
                 Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
             default -> throw new IllegalArgumentException("a table has no operator " + name);
