@@ -23,6 +23,7 @@ from fluvial.dsl import (
     StreamsBuilder,
     Table,
 )
+from fluvial.dsl.suppressed import BufferConfig, Suppressed
 from fluvial.errors import (
     ConfigError,
     DeliveryError,
@@ -73,3 +74,5 @@ __all__ += [
     "TimeWindows", "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window",
     "Windowed",
 ]
+# suppress
+__all__ += ["BufferConfig", "Suppressed"]

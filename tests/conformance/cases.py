@@ -26,6 +26,9 @@ class Case:
     #: chance that a value is null (a tombstone, for a table's topic)
     null_values: float = 0.1
     notes: str = field(default="", compare=False)
+    #: the oracle runs Kafka Streams' default RocksDB stores, not in-memory ones, where the
+    #: backend changes what is emitted (see the oracle); ten times slower per case
+    rocksdb: bool = False
 
     def sources(self) -> list[dict[str, Any]]:
         return [c["start"] for c in self.topology if isinstance(c["start"], dict)]
@@ -191,6 +194,137 @@ CASES = [
 ]
 
 
+# -- windows and suppress ------------------------------------------------------------------
+# Inputs span ~600 ms (short form) with records 50-500 ms late, so windows of 30-100 ms
+# close while records keep coming, and grace lets some late ones in.
+
+def tumbling(size: int, grace: int = 0) -> dict[str, Any]:
+    return hopping(size, size, grace)
+
+
+def hopping(size: int, advance: int, grace: int = 0) -> dict[str, Any]:
+    return {"kind": "time", "size": size, "advance": advance, "grace": grace}
+
+
+def sliding(difference: int, grace: int = 0) -> dict[str, Any]:
+    return {"kind": "sliding", "difference": difference, "grace": grace}
+
+
+def session(gap: int, grace: int = 0) -> dict[str, Any]:
+    return {"kind": "session", "gap": gap, "grace": grace}
+
+
+def windowed(windows: dict[str, Any], on_close: bool = False) -> dict[str, Any]:
+    return op("windowed_by", windows=windows, **({"emit": "close"} if on_close else {}))
+
+
+def window_key(windows: dict[str, Any]) -> str:
+    """The key serde of a windowed aggregation's output: Kafka Streams' windowed serdes."""
+    if windows["kind"] == "session":
+        return "session_windowed"
+    return f"time_windowed:{windows.get('size', windows.get('difference'))}"
+
+
+def window_case(name: str, windows: dict[str, Any], aggregation: dict[str, Any], *,
+                on_close: bool = False, value_serde: str = L, result_serde: str = L,
+                suppress: dict[str, Any] | None = None) -> Case:
+    """A grouped stream's windowed aggregation, maybe suppressed, written to ``out``.
+
+    Null values only where the aggregation is a count: windowed aggregations pass them to
+    the user's function (only null keys are dropped), and the named functions take none.
+    """
+    return Case(name, [chain(
+        stream("in", value_serde), op("group_by_key", **serdes(value_serde)),
+        windowed(windows, on_close), aggregation, *([suppress] if suppress else []),
+        op("to_stream"), to("out", result_serde, window_key(windows)))], ["out"],
+        null_values=0.1 if aggregation["op"] == "count" else 0.0,
+        rocksdb=on_close and windows["kind"] == "session")
+
+
+def window_having(name: str, windows: dict[str, Any], aggregation: dict[str, Any]) -> Case:
+    """A filter below a windowed aggregation (ksqlDB's HAVING): what it forwards depends on
+    the old values the aggregation sends."""
+    return Case(name, [chain(
+        stream("in"), op("group_by_key", **serdes()), windowed(windows), aggregation,
+        op("filter", "value_even"), op("to_stream"), to("out", key_serde=window_key(windows)))],
+        ["out"], null_values=0.1 if aggregation["op"] == "count" else 0.0)
+
+
+def until_window_closes(**buffer: Any) -> dict[str, Any]:
+    return op("suppress", until="window_close", buffer=buffer,
+              **({"full": "shut_down"} if buffer else {}))
+
+
+def until_time_limit(limit: int, full: str = "emit", **buffer: Any) -> dict[str, Any]:
+    return op("suppress", until="time_limit", limit=limit, buffer=buffer, full=full)
+
+
+WINDOW_CASES = [
+    window_case("window_tumbling_count", tumbling(100), op("count", **serdes())),
+    window_case("window_hopping_reduce_grace", hopping(100, 30, grace=50),
+                op("reduce", "sum", **serdes())),
+    # a retention that outlasts the inputs where the cache would show (the full form's
+    # longer inputs find more): Kafka Streams' record cache serves windows its store has
+    # dropped (docs/streams.md, "Windows past their retention")
+    window_case("window_tumbling_aggregate_on_close", tumbling(100, grace=20),
+                op("aggregate", "sum", init="zero", retention=10_000, **serdes()),
+                on_close=True),
+    window_case("window_hopping_count_on_close", hopping(100, 40, grace=30),
+                op("count", retention=10_000, **serdes(store="hopping")), on_close=True),
+    window_case("window_sliding_count", sliding(50, grace=30), op("count", **serdes())),
+    window_case("window_sliding_reduce_on_close", sliding(50, grace=20),
+                op("reduce", "sum", **serdes()), on_close=True),
+    window_case("window_sliding_aggregate_strings", sliding(80, grace=100),
+                op("aggregate", "add_len", init="zero", **serdes()), value_serde=S),
+    window_case("window_session_count", session(30, grace=20),
+                op("count", retention=10_000, **serdes())),
+    window_case("window_session_aggregate", session(40, grace=50),
+                op("aggregate", "sum", init="zero", merger="sum", retention=10_000,
+                   **serdes())),
+    window_case("window_session_reduce_on_close", session(30, grace=10),
+                op("reduce", "concat", **serdes(S)), on_close=True, value_serde=S,
+                result_serde=S),
+    window_having("window_hopping_count_having", hopping(60, 20, grace=40),
+                  op("count", **serdes())),
+    window_having("window_sliding_aggregate_having", sliding(50, grace=30),
+                  op("aggregate", "sum", init="zero", **serdes())),
+    window_having("window_session_count_having", session(30, grace=20),
+                  op("count", retention=10_000, **serdes())),
+    window_case("suppress_tumbling_count_final", tumbling(100, grace=30),
+                op("count", **serdes()), suppress=until_window_closes()),
+    window_case("suppress_hopping_aggregate_final", hopping(100, 40, grace=20),
+                op("aggregate", "sum", init="zero", **serdes(store="sums")),
+                suppress=until_window_closes(max_records=1000)),
+    window_case("suppress_sliding_reduce_final", sliding(50, grace=20),
+                op("reduce", "sum", **serdes()), suppress=until_window_closes()),
+    window_case("suppress_session_count_final", session(30, grace=20),
+                op("count", retention=10_000, **serdes()),
+                suppress={**until_window_closes(), "name": "final"}),
+    Case("suppress_filtered_windows_final", [chain(
+        stream("in"), op("group_by_key", **serdes()),
+        windowed(hopping(60, 20, grace=40)), op("count", **serdes()),
+        op("filter", "value_even"), until_window_closes(), op("to_stream"),
+        to("out", key_serde=window_key(hopping(60, 20))))], ["out"],
+        notes="the grace found through a filter; its tombstones dropped as final results"),
+    Case("suppress_windows_time_limit_max_bytes", [chain(
+        stream("in"), op("group_by_key", **serdes()), windowed(tumbling(100, grace=50)),
+        op("reduce", "sum", **serdes()), until_time_limit(30, max_bytes=150), op("to_stream"),
+        to("out", key_serde=window_key(tumbling(100))))], ["out"], null_values=0.0),
+    Case("suppress_table_time_limit", [chain(
+        table("in"), until_time_limit(50), op("to_stream"), to("out"))], ["out"],
+        null_values=0.25),
+    Case("suppress_count_time_limit_max_records", [chain(
+        stream("in"), op("group_by_key", **serdes()), op("count", **serdes()),
+        until_time_limit(200, max_records=2), op("to_stream"), to("out"))], ["out"]),
+    Case("suppress_table_time_limit_max_bytes", [chain(
+        table("in", store="source"), until_time_limit(100, max_bytes=120),
+        op("filter", "value_even"), op("to_stream"), to("out"))], ["out"], null_values=0.25),
+    Case("suppress_regrouped_count_time_limit_max_bytes", [chain(
+        stream("in"), op("group_by", "mod3", **serdes()), op("count", **serdes()),
+        until_time_limit(150, max_bytes=200, max_records=3), op("to_stream"), to("out"))],
+        ["out"]),
+]
+CASES += WINDOW_CASES
 # -- joins -------------------------------------------------------------------------------
 
 def global_table(topic: str, value_serde: str = L) -> dict[str, Any]:
@@ -335,4 +469,4 @@ def spec(case: Case, seed: int, count: int, record_cache: bool = False) -> dict[
     off on both sides."""
     return {"id": f"{case.name}/{seed}{'/cached' if record_cache else ''}",
             "topology": case.topology, "inputs": generate(case, seed, count),
-            "outputs": case.outputs, "record_cache": record_cache}
+            "outputs": case.outputs, "record_cache": record_cache, "rocksdb": case.rocksdb}

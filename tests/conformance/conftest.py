@@ -23,6 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/conformance/" in str(item.path).replace(os.sep, "/"):
             item.add_marker(pytest.mark.conformance)
+            if FULL:  # the first test waits for the oracle to run every case and seed
+                item.add_marker(pytest.mark.timeout(1800))
 
 
 @pytest.fixture(scope="session")

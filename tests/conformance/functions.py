@@ -83,6 +83,12 @@ AGGREGATORS: dict[str, Callable[[Any, Any, Any], Any]] = {
     "append": lambda k, v, agg: agg + v,
 }
 
+#: session merges: ``merger(key, aggregate1, aggregate2)``
+MERGERS: dict[str, Callable[[Any, Any, Any], Any]] = {
+    "sum": lambda k, a, b: a + b,
+    "concat": lambda k, a, b: f"{a}|{b}",
+}
+
 
 # -- joins -------------------------------------------------------------------------------
 

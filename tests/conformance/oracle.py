@@ -52,7 +52,7 @@ def run(specs: list[dict[str, Any]]) -> dict[str, Outputs | str]:
     # parallel collector cost more CPU than they save (3x the time on a busy machine)
     done = subprocess.run(["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp",
                            CLASSPATH, "dev.fluvial.conformance.Oracle"],
-                          input=text, capture_output=True, text=True, timeout=600, check=False)
+                          input=text, capture_output=True, text=True, timeout=1500, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the conformance oracle exited {done.returncode}: "
                            f"{done.stderr.strip()[-2000:]}")

@@ -16,17 +16,27 @@ from fluvial.dsl import StreamsBuilder
 from fluvial.dsl.grouped import GroupedStream, GroupedTable
 from fluvial.dsl.options import Grouped, Joined, Materialized, Repartitioned, StreamJoined
 from fluvial.dsl.stream import Stream
+from fluvial.dsl.suppressed import BufferConfig, Suppressed
 from fluvial.dsl.table import Table
+from fluvial.dsl.windowed import SessionWindowedStream, TimeWindowedStream
+from fluvial.io.serdes import Serde, StringSerde
+from fluvial.io.windowed_serdes import SessionWindowedSerde, TimeWindowedSerde
 from fluvial.testing.driver import TestDriver
 from fluvial.topology.topology import Topology
-from fluvial.windows import JoinWindows
+from fluvial.windows import (
+    EmitStrategy,
+    JoinWindows,
+    SessionWindows,
+    SlidingWindows,
+    TimeWindows,
+)
 
 Op = dict[str, Any]
 
 
 def materialized(op: Op) -> Materialized:
     return Materialized(name=op.get("store"), key_serde=op["key_serde"],
-                        value_serde=op["value_serde"])
+                        value_serde=op["value_serde"], retention=op.get("retention"))
 
 
 def grouped(op: Op) -> Grouped:
@@ -69,6 +79,10 @@ def _apply(current: Any, op: Op, named: dict[str, Any]) -> Any:
         if name in TABLE_JOIN_OPS:
             return _table_join(current, name, f, op, named)
         return _table(current, name, f, op)
+    if isinstance(current, GroupedStream) and name == "windowed_by":
+        return _windowed_by(current, op)
+    if isinstance(current, TimeWindowedStream | SessionWindowedStream):
+        return _windowed(current, name, f, op)
     if isinstance(current, GroupedStream):
         if name == "count":
             return current.count(materialized(op))
@@ -111,7 +125,7 @@ def _stream(s: Stream, name: str, f: str, op: Op, named: dict[str, Any]) -> Any:
                                        grouped(op)),
     }
     if name == "to":
-        s.to(op["topic"], op["key_serde"], op["value_serde"])
+        s.to(op["topic"], serde(op["key_serde"]), op["value_serde"])
         return s
     if name == "split":
         branched = s.split(name="split-")
@@ -166,11 +180,68 @@ def _table(t: Table, name: str, f: str, op: Op) -> Any:
         return t.map_values(fn.named(fn.VALUE_MAPPERS, f, "value mapper"), materialized=m)
     if name == "to_stream":
         return t.to_stream()
+    if name == "suppress":
+        return t.suppress(suppressed(op))
     if name == "group_by":
         return t.group_by(fn.named(fn.PAIR_MAPPERS, f, "pair mapper"), grouped(op))
     raise ValueError(f"a table has no operator {name!r}")
 
 
+def serde(name: str) -> Serde | str:
+    """A serde by name; windowed keys of strings as ``time_windowed:SIZE`` or
+    ``session_windowed``."""
+    if name.startswith("time_windowed:"):
+        return TimeWindowedSerde(StringSerde(), int(name.split(":", 1)[1]))
+    if name == "session_windowed":
+        return SessionWindowedSerde(StringSerde())
+    return name
+
+
+def _windowed_by(g: GroupedStream, op: Op) -> TimeWindowedStream | SessionWindowedStream:
+    w = op["windows"]
+    windowed: TimeWindowedStream | SessionWindowedStream
+    if w["kind"] == "time":
+        windowed = g.windowed_by(TimeWindows.of_size_and_grace(w["size"], w["grace"])
+                                 .advance_by(w["advance"]))
+    elif w["kind"] == "sliding":
+        windowed = g.windowed_by(SlidingWindows.of_time_difference_and_grace(
+            w["difference"], w["grace"]))
+    else:
+        windowed = g.windowed_by(SessionWindows.of_inactivity_gap_and_grace(w["gap"], w["grace"]))
+    if op.get("emit") == "close":
+        windowed.emit_strategy(EmitStrategy.on_window_close())
+    return windowed
+
+
+def _windowed(w: TimeWindowedStream | SessionWindowedStream, name: str, f: str, op: Op) -> Table:
+    if name == "count":
+        return w.count(materialized(op))
+    if name == "reduce":
+        return w.reduce(fn.named(fn.REDUCERS, f, "reducer"), materialized(op))
+    if name != "aggregate":
+        raise ValueError(f"a windowed stream has no operator {name!r}")
+    init = fn.named(fn.INITIALIZERS, op["init"], "initializer")
+    aggregator = fn.named(fn.AGGREGATORS, f, "aggregator")
+    if isinstance(w, SessionWindowedStream):
+        return w.aggregate(init, aggregator, fn.named(fn.MERGERS, op["merger"], "merger"),
+                           materialized(op))
+    return w.aggregate(init, aggregator, materialized(op))
+
+
+def suppressed(op: Op) -> Suppressed:
+    """The spec's suppress (see the oracle's Windows.suppressed)."""
+    b = op.get("buffer") or {}
+    buffer = BufferConfig.unbounded()
+    if "max_records" in b or "max_bytes" in b:
+        buffer = (BufferConfig.max_records(b["max_records"]) if "max_records" in b
+                  else BufferConfig.max_bytes(b["max_bytes"]))
+        if "max_records" in b and "max_bytes" in b:
+            buffer = buffer.with_max_bytes(b["max_bytes"])
+        buffer = (buffer.shut_down_when_full() if op.get("full") == "shut_down"
+                  else buffer.emit_early_when_full())
+    s = (Suppressed.until_window_closes(buffer) if op["until"] == "window_close"
+         else Suppressed.until_time_limit(op["limit"], buffer))
+    return s.with_name(op["name"]) if op.get("name") else s
 TABLE_JOIN_OPS = ("table_join", "table_left_join", "table_outer_join")
 
 

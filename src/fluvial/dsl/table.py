@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fluvial.dsl.builder import StreamsBuilder
     from fluvial.dsl.grouped import GroupedTable
     from fluvial.dsl.stream import Stream
+    from fluvial.dsl.suppressed import Suppressed
 
 
 class Table:
@@ -47,6 +48,8 @@ class Table:
         self._parent = parent
         self._sides = sides
         self._forwarding = forwarding or ops.Forwarding(named=True)
+        #: a windowed aggregation's table: how long after a window's end it closes
+        self.window_close_delay_ms: int | None = None
         if getter is None:
             if store is None:
                 raise ValueError(f"table {node}: neither a store nor a value getter")
@@ -123,6 +126,13 @@ class Table:
         return self._derive("KTABLE-MAPVALUES-", name, materialized,
                             lambda store, f: ops.TableMapValues(mapper, store, f), None,
                             MapValuesGetter(self._getter, mapper))
+
+    def suppress(self, suppressed: Suppressed) -> Table:
+        """Hold updates back: final results of windows, or a key's latest per time limit
+        (``fluvial.dsl.suppressed``)."""
+        from fluvial.dsl.suppressed import suppress
+
+        return suppress(self, suppressed)
 
     def to_stream(self, name: str | None = None) -> Stream:
         from fluvial.dsl.stream import Stream

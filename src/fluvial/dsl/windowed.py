@@ -116,11 +116,13 @@ class TimeWindowedStream(_WindowedStream):
         retention = _retention(m, w.retention_ms, "window store",
                                f"its window size plus the grace period. Got size=[{size}], "
                                f"grace=[{w.grace_ms}]")
-        return self._grouped._aggregate(
+        table = self._grouped._aggregate(
             m, name, prefix, result_serde, make,
             store_fields={"kind": "window", "window_size_ms": size,
                           "retention_ms": _kept_until_emitted(retention, emit, 1)},
             windowed_key=lambda serde: TimeWindowedSerde(serde, size))
+        table.window_close_delay_ms = w.grace_ms
+        return table
 
 
 class SessionWindowedStream(_WindowedStream):
@@ -165,7 +167,7 @@ class SessionWindowedStream(_WindowedStream):
         retention = _retention(m, w.retention_ms, "session store",
                                f"the session inactivity gap plus the grace period. Got "
                                f"gap=[{w.inactivity_gap_ms}], grace=[{w.grace_ms}]")
-        return self._grouped._aggregate(
+        table = self._grouped._aggregate(
             m, name, prefix, result_serde,
             lambda store: SessionWindowAggregate(store, w, initializer, aggregator, merger,
                                                  emit, stage, idle, retention),
@@ -174,6 +176,8 @@ class SessionWindowedStream(_WindowedStream):
                           "retention_ms": _kept_until_emitted(
                               retention, emit, max(retention // 2, 60_000))},
             windowed_key=SessionWindowedSerde)
+        table.window_close_delay_ms = w.inactivity_gap_ms + w.grace_ms
+        return table
 
 
 def _retention(m: Materialized, needed: int, what: str, why: str) -> int:

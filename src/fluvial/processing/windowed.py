@@ -45,26 +45,33 @@ Merger = Callable[[Any, Any, Any], Any]      # (key, aggregate, aggregate) -> ag
 #: how often (wall clock, at most) ``close_when_idle`` checks for an idle partition
 IDLE_CHECK_MS = 1000
 NO_TIMESTAMP = -1
+_OLD = object()  # _Updates.update: the store held the old value
 
 
 class _Updates:
     """The records one batch forwards. With the record cache on, one per windowed key: its
-    last update, with the value before the batch as ``old`` (a window created and removed in
-    the same batch, a merged-away session, emits nothing), as the cached stores do."""
+    last update, with the value the store held before the batch as ``old`` (None for a
+    window it did not hold, where an update without the cache carries the initializer's
+    value; a window created and removed in the same batch, a merged-away session, emits
+    nothing), as the cached stores do."""
 
     def __init__(self, collapse: bool) -> None:
         self.out: list[Record] = []
         self.latest: dict[Windowed, tuple[Record, Any, Any, int]] | None = (
             {} if collapse else None)
 
-    def update(self, r: Record, key: Windowed, new: Any, old: Any, timestamp: int) -> None:
+    def update(self, r: Record, key: Windowed, new: Any, old: Any, timestamp: int,
+               held: Any = _OLD) -> None:
+        """``held``: what the store held for ``key`` before this update, if not ``old``
+        (the cache's old value)."""
         latest = self.latest
         if latest is None:
             self.out.append(Record(key, Change(new, old), timestamp, r.headers, r.topic,
                                    r.partition, r.offset))
             return
         seen = latest.pop(key, None)  # re-inserted: emitted in order of last update
-        latest[key] = (r, old if seen is None else seen[1], new, timestamp)
+        before = (old if held is _OLD else held) if seen is None else seen[1]
+        latest[key] = (r, before, new, timestamp)
 
     def final(self, r: Record, key: Windowed, value: Any, timestamp: int) -> None:
         self.out.append(Record(key, Change(value, None), timestamp, r.headers, r.topic,
@@ -210,7 +217,8 @@ class TimeWindowAggregate(_WindowedAggregate):
                 return
             put(key, (new, new_ts), start)
             if not self.on_close:
-                updates.update(r, Windowed(key, start, end), new, old, new_ts)
+                updates.update(r, Windowed(key, start, end), new, old, new_ts,
+                               None if stored is None else old)
         if self.on_close:
             self.emit_closed(r, close, updates)
 
@@ -296,12 +304,14 @@ class SlidingWindowAggregate(_WindowedAggregate):
         if previous is not None:  # the previous record's right window, if this is in it
             previous_right = previous + 1
             if previous_right not in starts and previous_right + diff >= ts:
-                self._update(r, previous_right, (self.initializer(), ts), close, updates)
+                self._update(r, previous_right, (self.initializer(), ts), close, updates,
+                             existed=False)
         if not left_created:
             if previous is not None and left_agg is not None and ts - diff <= previous:
-                self._update(r, ts - diff, (left_agg[0], ts), close, updates)
+                self._update(r, ts - diff, (left_agg[0], ts), close, updates, existed=False)
             else:
-                self._update(r, ts - diff, (self.initializer(), ts), close, updates)
+                self._update(r, ts - diff, (self.initializer(), ts), close, updates,
+                             existed=False)
         if not right_created and right_agg is not None and right_agg[1] > ts:
             self._right_window(r, right_agg, updates)
 
@@ -329,9 +339,10 @@ class SlidingWindowAggregate(_WindowedAggregate):
         if not right_created and right_agg is not None and right_agg[1] > ts:
             self._right_window(r, right_agg, updates)
         if previous is not None and previous + 1 not in starts:
-            self._update(r, previous + 1, (self.initializer(), ts), close, updates)
+            self._update(r, previous + 1, (self.initializer(), ts), close, updates,
+                         existed=False)
         self._update(r, 0, combined if combined is not None else (self.initializer(), ts),
-                     close, updates)
+                     close, updates, existed=combined is not None)
 
     def _right_window(self, r: Record, agg: tuple[Any, int], updates: _Updates) -> None:
         """The record's right window, holding what the later records added: never late."""
@@ -342,7 +353,9 @@ class SlidingWindowAggregate(_WindowedAggregate):
                            agg[0], None, agg[1])
 
     def _update(self, r: Record, start: int, stored: tuple[Any, int], close: int,
-                updates: _Updates) -> None:
+                updates: _Updates, existed: bool = True) -> None:
+        """Add the record to the window at ``start`` holding ``stored`` (``existed``: in
+        the store, rather than made up for a window being created)."""
         end = start + self.windows.time_difference_ms
         if end < close:
             self._late(r, f"[{start},{end}]", close)
@@ -356,7 +369,8 @@ class SlidingWindowAggregate(_WindowedAggregate):
         new_ts = r.timestamp if old is None else max(r.timestamp, stored_ts)
         self.store.put(r.key, (new, new_ts), start)
         if not self.on_close:
-            updates.update(r, Windowed(r.key, start, end), new, old, new_ts)
+            updates.update(r, Windowed(r.key, start, end), new, old, new_ts,
+                           old if existed else None)
 
     def emit_closed(self, r: Record, close: int, updates: _Updates) -> None:
         if not self._may_emit_final(close):
@@ -437,8 +451,9 @@ class SessionWindowAggregate(_WindowedAggregate):
             self.store.put(key, start, end, agg)
             if end > self.latest_end:
                 self.latest_end = end
-            if not self.on_close:
-                updates.update(r, Windowed(key, start, end), agg, None, end)
+            if not self.on_close:  # the cache's old value: a session it replaces in place
+                held = next((v for w, v in merged if w == (start, end)), None)
+                updates.update(r, Windowed(key, start, end), agg, None, end, held)
         if self.on_close:
             self.emit_closed(r, close, updates)
 

@@ -44,6 +44,7 @@ class TestDriver(CollectorBase):
                  wall_clock_ms: int | None = None, record_cache: bool = False) -> None:
         self.topology = topology
         self.application_id = application_id
+        self._settings = (on_error, dead_letter_topic, record_cache)
         self._clock = int(time.time() * 1000) if wall_clock_ms is None else wall_clock_ms
         self._topics: dict[str, list[EmbeddedMessage]] = {}
         self._tasks: dict[str, Task] = {}  # real input topic -> task
@@ -202,6 +203,24 @@ class TestDriver(CollectorBase):
         if matches:
             return matches[0].key_serde or BytesSerde(), matches[0].value_serde or BytesSerde()
         return BytesSerde(), BytesSerde()
+
+    def restarted(self) -> TestDriver:
+        """A fresh driver on the same topology whose stores are restored from this one's
+        changelog topics: an instance taking over after this one stopped with everything
+        committed. Its operators start afresh (observed stream times are not kept, as in
+        Kafka Streams); its output topics start empty; it keeps the changelogs."""
+        on_error, dead_letter_topic, record_cache = self._settings
+        other = TestDriver(self.topology, self.application_id, on_error, dead_letter_topic,
+                           self._clock, record_cache)
+        for st in self.topology.subtopologies:
+            for spec in st.stores:
+                topic = spec.changelog_topic(self.application_id)
+                log = self._topics.get(topic, []) if spec.logged else []
+                if log:
+                    other._stores[spec.name].restore(
+                        [(m.key(), m.value(), m.timestamp()[1]) for m in log])
+                    other._topics[topic] = list(log)
+        return other
 
     def close(self) -> None:
         for task in self._unique_tasks():

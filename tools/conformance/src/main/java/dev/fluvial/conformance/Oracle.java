@@ -76,10 +76,20 @@ public final class Oracle {
         // after is dropped.
         final boolean cached = spec.path("record_cache").asBoolean();
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, cached ? 10L * 1024 * 1024 : 0L);
+        // Windows emitted on close are looked for after every record, as fluvial's
+        // TestDriver does: the default throttles the search to once per second of a wall
+        // clock that TopologyTestDriver does not move on its own.
+        props.put(StreamsConfig.InternalConfig.EMIT_INTERVAL_MS_KSTREAMS_WINDOWED_AGGREGATION, 0L);
         // In-memory stores: a case's state is small, and opening RocksDB per case costs more
         // than running it; a key-value store's semantics do not depend on its backend.
-        props.put(StreamsConfig.DSL_STORE_SUPPLIERS_CLASS_CONFIG,
-            BuiltInDslStoreSuppliers.InMemoryDslStoreSuppliers.class);
+        // A case may ask for Kafka Streams' default (RocksDB) stores where the backend shows:
+        // an in-memory session store drops a session once it is older than the retention,
+        // before an on-window-close aggregation has emitted it; RocksDB's time-ordered
+        // store keeps it a segment longer.
+        if (!spec.path("rocksdb").asBoolean()) {
+            props.put(StreamsConfig.DSL_STORE_SUPPLIERS_CLASS_CONFIG,
+                BuiltInDslStoreSuppliers.InMemoryDslStoreSuppliers.class);
+        }
         // Stream-stream left/outer joins look for closed windows on every record, not once
         // per wall-clock second (its default): fluvial's TestDriver does so, and
         // TopologyTestDriver's wall clock does not move.

@@ -26,6 +26,7 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.Repartitioned;
+import org.apache.kafka.streams.kstream.WindowedSerdes;
 import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.ValueJoiner;
 import org.apache.kafka.streams.state.KeyValueStore;
@@ -48,7 +49,8 @@ final class TopologyFromSpec {
         return (Serde<Object>) (Serde<?>) switch (name.asText()) {
             case "string" -> Serdes.String();
             case "long" -> Serdes.Long();
-            default -> throw new IllegalArgumentException("unknown serde " + name);
+            case "session_windowed" -> WindowedSerdes.sessionWindowedSerdeFrom(String.class);
+            default -> Windows.keySerde(name.asText());
         };
     }
 
@@ -107,6 +109,12 @@ final class TopologyFromSpec {
         }
         if (current instanceof KTable<?, ?> t) {
             return table((KTable<Object, Object>) t, name, fn, op);
+        }
+        if (current instanceof KGroupedStream<?, ?> g && name.equals("windowed_by")) {
+            return Windows.windowedBy((KGroupedStream<Object, Object>) g, op);
+        }
+        if (Windows.isWindowed(current)) {
+            return Windows.aggregate(current, name, fn, op);
         }
         if (current instanceof KGroupedStream<?, ?> g) {
             final KGroupedStream<Object, Object> grouped = (KGroupedStream<Object, Object>) g;
@@ -251,6 +259,7 @@ final class TopologyFromSpec {
             case "map_values" -> store ? t.mapValues(Functions.named(Functions.VALUE_MAPPERS, fn, "value mapper"), materialized(op))
                 : t.mapValues(Functions.named(Functions.VALUE_MAPPERS, fn, "value mapper"));
             case "to_stream" -> t.toStream();
+            case "suppress" -> t.suppress(Windows.suppressed(op));
             case "table_join", "table_left_join", "table_outer_join" -> tableJoin(t, name, fn, op);
             case "group_by" -> t.groupBy(Functions.named(Functions.PAIR_MAPPERS, fn, "pair mapper"),
                 Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
