@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from fluvial.dsl import Grouped, Materialized, Stream, StreamsBuilder, Table
+from fluvial.dsl import Grouped, Joined, Materialized, Stream, StreamJoined, StreamsBuilder, Table
 from fluvial.dsl.grouped import GroupedStream
 from fluvial.io.serdes import BytesSerde, Serde
 from fluvial.io.windowed_serdes import SessionWindowedSerde, TimeWindowedSerde
@@ -23,9 +23,10 @@ from fluvial.sql import planner
 from fluvial.sql.catalog import ROWTIME, DataSource, WindowInfo
 from fluvial.sql.errors import SqlAnalysisError, at
 from fluvial.sql.formats import InternalSerde, InternalStateSerde, KeySerde, ValueSerde
+from fluvial.sql.joins import JoinPlan, JoinSide
 from fluvial.sql.planner import QueryPlan
 from fluvial.topology.topology import Topology
-from fluvial.windows import EmitStrategy, SessionWindows, TimeWindows, Windowed
+from fluvial.windows import EmitStrategy, JoinWindows, SessionWindows, TimeWindows, Windowed
 
 
 def key_serde(source: DataSource) -> Serde:
@@ -124,7 +125,8 @@ class TopologyCompiler:
     # -- queries --------------------------------------------------------------------------
 
     def _add_stream_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
-        stream = self._rows(plan.source)
+        stream = self._rows(plan.source) if plan.join is None else \
+            self._joined_stream(query_id, plan.join)
         where = plan.where
         if where is not None:
             stream = stream.filter(lambda _k, row: _has_value(row) and where(row) is True)
@@ -141,7 +143,8 @@ class TopologyCompiler:
         self._sink(stream, sink)
 
     def _add_table_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
-        table = self._table(query_id, plan.source)
+        table = self._table(query_id, plan.source) if plan.join is None else \
+            self._joined_tables(query_id, plan.join)
         where = plan.where
         if where is not None:
             table = table.filter(lambda _k, row: where(row) is True)
@@ -152,6 +155,49 @@ class TopologyCompiler:
 
     def _sink(self, stream: Stream, sink: DataSource) -> None:
         stream.to(sink.topic, key_serde=key_serde(sink), value_serde=value_serde(sink))
+
+    # -- joins --------------------------------------------------------------------------
+
+    def _joined_stream(self, query_id: str, join: JoinPlan) -> Stream:
+        """A stream-stream or stream-table join, through the DSL's, each stream rekeyed by
+        its ON expression where that is not its key (the join repartitions it)."""
+        left = self._join_input(join.left)
+        joiner = join.joiner
+        if join.right.source.kind == "TABLE":
+            table = self._table(f"{query_id}-Right", join.right.source)
+            joined = Joined(name=f"{query_id}-Join")
+            if join.kind == "LEFT":
+                return left.left_join(table, joiner, joined)
+            return left.join(table, joiner, joined)
+        right = self._join_input(join.right)
+        within = join.within
+        assert within is not None
+        windows = JoinWindows(within.before_ms, within.after_ms,
+                              planner.DEFAULT_GRACE_MS if within.grace_ms is None
+                              else within.grace_ms)
+        stream_joined = StreamJoined(name=f"{query_id}-Join", store_name=f"{query_id}-Join")
+        if join.kind == "LEFT":
+            return left.left_join(right, joiner, windows, stream_joined)
+        if join.kind == "FULL":
+            return left.outer_join(right, joiner, windows, stream_joined)
+        return left.join(right, joiner, windows, stream_joined)
+
+    def _join_input(self, side: JoinSide) -> Stream:
+        rows = self._rows(side.source).filter(lambda _k, row: _has_value(row))
+        rekey = side.rekey
+        if rekey is None:
+            return rows
+        return rows.select_key(lambda _k, row: (rekey(row),))
+
+    def _joined_tables(self, query_id: str, join: JoinPlan) -> Table:
+        left = self._table(f"{query_id}-Left", join.left.source)
+        right = self._table(f"{query_id}-Right", join.right.source)
+        store = Materialized(name=f"{query_id}-Join")
+        if join.kind == "LEFT":
+            return left.left_join(right, join.joiner, store)
+        if join.kind == "FULL":
+            return left.outer_join(right, join.joiner, store)
+        return left.join(right, join.joiner, store)
 
     # -- aggregations ---------------------------------------------------------------------
 
