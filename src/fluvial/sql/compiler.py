@@ -161,14 +161,15 @@ class TopologyCompiler:
     def _joined_stream(self, query_id: str, join: JoinPlan) -> Stream:
         """A stream-stream or stream-table join, through the DSL's, each stream rekeyed by
         its ON expression where that is not its key (the join repartitions it)."""
-        left = self._join_input(join.left)
         joiner = join.joiner
         if join.right.source.kind == "TABLE":
+            left = self._join_input(join.left, keep_null_keys=join.kind == "LEFT")
             table = self._table(f"{query_id}-Right", join.right.source)
             joined = Joined(name=f"{query_id}-Join")
             if join.kind == "LEFT":
                 return left.left_join(table, joiner, joined)
             return left.join(table, joiner, joined)
+        left = self._join_input(join.left)
         right = self._join_input(join.right)
         within = join.within
         assert within is not None
@@ -182,12 +183,21 @@ class TopologyCompiler:
             return left.outer_join(right, joiner, windows, stream_joined)
         return left.join(right, joiner, windows, stream_joined)
 
-    def _join_input(self, side: JoinSide) -> Stream:
+    def _join_input(self, side: JoinSide, keep_null_keys: bool = False) -> Stream:
+        """A stream side's rows keyed by their join value; rows without a value, or (but
+        for a stream-table LEFT join's, which join nothing) without a join value, are
+        dropped."""
         rows = self._rows(side.source).filter(lambda _k, row: _has_value(row))
         rekey = side.rekey
         if rekey is None:
-            return rows
-        return rows.select_key(lambda _k, row: (rekey(row),))
+            if keep_null_keys:
+                return rows
+            return rows.filter(lambda key, _row: None not in key)
+
+        def join_key(_key: Any, row: dict[str, Any]) -> tuple[Any] | None:
+            value = rekey(row)
+            return None if value is None else (value,)
+        return rows.select_key(join_key)
 
     def _joined_tables(self, query_id: str, join: JoinPlan) -> Table:
         left = self._table(f"{query_id}-Left", join.left.source)
