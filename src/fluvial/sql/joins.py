@@ -37,84 +37,117 @@ class JoinSide:
 
 
 @dataclass(frozen=True)
-class JoinPlan:
+class JoinStep:
+    """One ``JOIN``: the joins so far (or the FROM source) with ``right``."""
+
     kind: str  # INNER | LEFT | FULL
-    left: JoinSide
+    left_kind: str  # STREAM | TABLE, of the left input
+    left_rekey: Evaluator | None  # over the left input's rows, where not its key
     right: JoinSide
     within: ast.JoinWithin | None  # stream-stream joins
     joiner: Callable[[Row | None, Row | None], Row]
-    synthetic_key: bool  # FULL OUTER: the key is ROWKEY, the first non-null side's
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """``first`` joined with each step's source in turn (left-deep, as ksqlDB)."""
+
+    first: JoinSide
+    steps: tuple[JoinStep, ...]
+
+    @property
+    def sources(self) -> tuple[DataSource, ...]:
+        return (self.first.source, *(s.right.source for s in self.steps))
 
 
 def plan_join(query: ast.Query,
               sources: list[DataSource]) -> tuple[ast.Query, DataSource, JoinPlan]:
     """The query rewritten over the joined source, that source, and how to build it."""
-    if len(query.joins) > 1:
-        raise SqlAnalysisError(at(query.joins[1].pos, "multi-way joins are not supported yet: "
-                                                      "join two sources per query"))
-    join = query.joins[0]
-    left_source, right_source = sources
-    aliases = [query.source_alias or left_source.name, join.alias or right_source.name]
-    if aliases[0] == aliases[1]:
-        raise SqlAnalysisError(at(join.source_pos, f"Can not join '{left_source.name}' to "
-                                                   f"'{right_source.name}': self joins are "
-                                                   f"not yet supported."))
-    kinds = (left_source.kind, right_source.kind)
-    _check_kind(join, kinds, left_source, right_source)
+    aliases = [query.source_alias or sources[0].name]
+    for join, source in zip(query.joins, sources[1:], strict=True):
+        alias = join.alias or source.name
+        if alias in aliases:
+            raise SqlAnalysisError(at(join.source_pos, f"Can not join '{sources[0].name}' to "
+                                                       f"'{source.name}': self joins are "
+                                                       f"not yet supported."))
+        aliases.append(alias)
     columns = [_prefixed(s, a) for s, a in zip(sources, aliases, strict=True)]
-    left_on, right_on = _split_condition(join, aliases, columns)
-    scopes = [Scope(s.scope_columns()) for s in sources]
-    compiled = [compile_expr(_bare(e), scope) for e, scope in zip((left_on, right_on), scopes,
-                                                                   strict=True)]
-    if compiled[0].type != compiled[1].type:
-        raise SqlAnalysisError(at(join.on.pos if hasattr(join.on, "pos") else None,
-                                  f"Invalid join condition: types don't match. Got "
-                                  f"{text(left_on)}{{{compiled[0].type}}} = "
-                                  f"{text(right_on)}{{{compiled[1].type}}}."))
-    sides = []
-    for source, alias, on, c in zip(sources, aliases, (left_on, right_on), compiled,
-                                    strict=True):
-        is_key = [ast.ColumnRef(k.name) for k in source.schema.key] == [_bare(on)]
-        if not is_key and source.kind == "TABLE":
-            keys = ", ".join(f"{alias}.{k.name}" for k in source.schema.key)
-            raise SqlAnalysisError(at(getattr(on, "pos", None),
-                                      f"Cannot repartition a TABLE source. If this is a join, "
-                                      f"make sure that the criteria uses the TABLE's key "
-                                      f"column {keys} instead of {text(on)}"))
-        sides.append(JoinSide(source, alias, None if is_key else c.fn))
-    synthetic = join.kind == "FULL" or not any(isinstance(_bare(e), ast.ColumnRef)
-                                               for e in (left_on, right_on))
+    first = sources[0]
+    if first.window is not None:
+        raise SqlAnalysisError(at(query.source_pos, f"windowed source {first.name} in a join "
+                                                    f"is not supported yet"))
+    left_kind = first.kind
+    keys: list[ast.Expr] = [ast.ColumnRef(k.name, aliases[0]) for k in first.schema.key]
+    synthetic = False
+    steps = []
+    key_type = None
+    for n, join in enumerate(query.joins):
+        right = sources[n + 1]
+        _check_kind(join, (left_kind, right.kind), aliases[n] if n else first.name, right)
+        left_on, right_on = _split_condition(join, aliases[:n + 2], columns[:n + 2])
+        left_scope = Scope(first.scope_columns()) if n == 0 else Scope(
+            {name: ty for cols in columns[:n + 1] for name, ty in cols.items()} |
+            {ROWTIME: t.BIGINT})
+        left_expr = _bare(left_on) if n == 0 else _joined_name(left_on, aliases, columns)
+        compiled = [compile_expr(left_expr, left_scope),
+                    compile_expr(_bare(right_on), Scope(right.scope_columns()))]
+        if compiled[0].type != compiled[1].type:
+            raise SqlAnalysisError(at(getattr(join.on, "pos", None),
+                                      f"Invalid join condition: types don't match. Got "
+                                      f"{text(left_on)}{{{compiled[0].type}}} = "
+                                      f"{text(right_on)}{{{compiled[1].type}}}."))
+        key_type = compiled[0].type
+        # the joins so far are keyed by any of their ON columns; a source by its whole key
+        left_is_key = (left_on in keys if n else keys == [left_on]) and not synthetic
+        right_is_key = [ast.ColumnRef(k.name) for k in right.schema.key] == [_bare(right_on)]
+        for is_key, kind, on, what in ((left_is_key, left_kind, left_on, keys),
+                                       (right_is_key, right.kind, right_on,
+                                        [ast.ColumnRef(k.name, aliases[n + 1])
+                                         for k in right.schema.key])):
+            if not is_key and kind == "TABLE":
+                raise SqlAnalysisError(at(getattr(on, "pos", None),
+                                          f"Cannot repartition a TABLE source. If this is a "
+                                          f"join, make sure that the criteria uses the "
+                                          f"TABLE's key column "
+                                          f"{', '.join(dict.fromkeys(map(text, what)))} "
+                                          f"instead of {text(on)}"))
+        kinds = (left_kind, right.kind)
+        synthetic = join.kind == "FULL" or not any(isinstance(e, ast.ColumnRef)
+                                                   for e in (left_on, right_on))
+        joiner = _joiner(aliases[0] if n == 0 else None, columns[:n + 1], aliases[n + 1],
+                         columns[n + 1], kinds, [c.fn for c in compiled] if synthetic else None)
+        steps.append(JoinStep(join.kind, left_kind, None if left_is_key else compiled[0].fn,
+                              JoinSide(right, aliases[n + 1],
+                                       None if right_is_key else compiled[1].fn),
+                              join.within, joiner))
+        keys = [left_on, right_on] + (keys if left_is_key else [])
+        left_kind = "TABLE" if kinds == ("TABLE", "TABLE") else "STREAM"
+    assert key_type is not None
     rewritten = _rewrite(query, aliases, columns, synthetic)
-    key_name = SYNTHETIC_KEY if synthetic else _key_column(rewritten, left_on, right_on)
-    key_type = compiled[0].type
-    value_columns = tuple(Column(n, ty) for cols in columns for n, ty in cols.items())
-    if synthetic:
-        value_columns = tuple(c for c in value_columns if c.name != SYNTHETIC_KEY)
-    else:
-        value_columns = tuple(c for c in value_columns if c.name != key_name)
-    joined = DataSource(f"{aliases[0]}_{aliases[1]}_JOIN",
-                        "TABLE" if kinds == ("TABLE", "TABLE") else "STREAM",
+    key_name = SYNTHETIC_KEY if synthetic else _key_column(rewritten, keys)
+    value_columns = tuple(Column(n, ty) for cols in columns for n, ty in cols.items()
+                          if n != key_name)
+    joined = DataSource("_".join(aliases) + "_JOIN", left_kind,
                         Schema((Column(key_name, key_type),), value_columns),
-                        left_source.topic, left_source.formats, left_source.partitions)
-    plan = JoinPlan(join.kind, sides[0], sides[1], join.within,
-                    _joiner(sides, columns, kinds, synthetic), synthetic)
-    return rewritten, joined, plan
+                        first.topic, first.formats, first.partitions)
+    return rewritten, joined, JoinPlan(JoinSide(first, aliases[0], None), tuple(steps))
 
 
-def _check_kind(join: ast.Join, kinds: tuple[str, str], left: DataSource,
+def _check_kind(join: ast.Join, kinds: tuple[str, str], left: str,
                 right: DataSource) -> None:
+    """ksqlDB's rules for the kinds of join each pair of sources allows."""
     if join.kind == "RIGHT":
         raise SqlAnalysisError(at(join.pos, "RIGHT joins are not supported yet: swap the "
                                             "sources and use LEFT JOIN"))
     if kinds == ("TABLE", "STREAM"):
         raise SqlAnalysisError(at(join.pos, f"Invalid join order: table-stream joins are not "
                                             f"supported; only stream-table joins. Got "
-                                            f"{left.name} [TABLE] {join.kind} JOIN "
+                                            f"{left} [TABLE] {join.kind} JOIN "
                                             f"{right.name} [STREAM]."))
     if kinds == ("STREAM", "TABLE") and join.kind == "FULL":
         raise SqlAnalysisError(at(join.pos, f"Invalid join type: full-outer join not "
                                             f"supported for stream-table join. Got "
-                                            f"{left.name} [STREAM] FULL JOIN {right.name} "
+                                            f"{left} [STREAM] FULL JOIN {right.name} "
                                             f"[TABLE]."))
     streams = kinds == ("STREAM", "STREAM")
     if streams and join.within is None:
@@ -131,10 +164,9 @@ def _check_kind(join: ast.Join, kinds: tuple[str, str], left: DataSource,
                                                    "window definition (i.e. the WITHIN "
                                                    "clause) and try to execute your join "
                                                    "again."))
-    for source in (left, right):
-        if source.window is not None:
-            raise SqlAnalysisError(at(join.source_pos, f"windowed source {source.name} in a "
-                                                       f"join is not supported yet"))
+    if right.window is not None:
+        raise SqlAnalysisError(at(join.source_pos, f"windowed source {right.name} in a join "
+                                                   f"is not supported yet"))
 
 
 def _prefixed(source: DataSource, alias: str) -> dict[str, t.SqlType]:
@@ -147,16 +179,18 @@ def _prefixed(source: DataSource, alias: str) -> dict[str, t.SqlType]:
 
 def _split_condition(join: ast.Join, aliases: list[str],
                      columns: list[dict[str, t.SqlType]]) -> tuple[ast.Expr, ast.Expr]:
-    """ON's two sides as (left source's expression, right source's), each qualified."""
+    """ON's two sides as (the joins so far's expression, the joined source's), each
+    qualified; ``aliases`` ends with the joined source's."""
     on = join.on
     if not (isinstance(on, ast.Comparison) and on.op == "="):
         raise SqlAnalysisError(at(getattr(on, "pos", join.pos),
                                   f"Unsupported join expression: {text(on)}. Only equality "
                                   f"joins between the two sources (ON a.x = b.y) are "
                                   f"supported"))
+    new = len(aliases) - 1
     sides = []
     for e in (on.left, on.right):
-        owners = {_owner(c, aliases, columns) for c in _columns(e)}
+        owners = {_owner(c, aliases, columns) == new for c in _columns(e)}
         if len(owners) != 1:
             raise SqlAnalysisError(at(getattr(e, "pos", join.pos),
                                       f"Invalid comparison expression '{text(e)}' in join "
@@ -167,8 +201,8 @@ def _split_condition(join: ast.Join, aliases: list[str],
         raise SqlAnalysisError(at(getattr(on, "pos", join.pos),
                                   f"Each side of the join comparison must reference a "
                                   f"different source: {text(on)}"))
-    by_owner = dict(sides)
-    return by_owner[0], by_owner[1]
+    by_side = dict(sides)
+    return by_side[False], by_side[True]
 
 
 def _columns(e: ast.Expr) -> list[ast.ColumnRef]:
@@ -248,34 +282,36 @@ def _rewrite(query: ast.Query, aliases: list[str], columns: list[dict[str, t.Sql
         having=rename(query.having) if query.having else None)
 
 
-def _key_column(query: ast.Query, left_on: ast.Expr, right_on: ast.Expr) -> str:
-    """The joined source's key column: the ON column the projection selects (the left's
-    when it selects both or neither, as ksqlDB's error then names the left's)."""
-    names = [f"{e.source}_{e.name}" for e in (left_on, right_on)
-             if isinstance(e, ast.ColumnRef)]
+def _key_column(query: ast.Query, keys: list[ast.Expr]) -> str:
+    """The joined source's key column: the ON column the projection selects (the first
+    when it selects several or none, as ksqlDB's error then names that one)."""
+    names = [f"{e.source}_{e.name}" for e in keys if isinstance(e, ast.ColumnRef)]
     selected = {i.expr.name for i in query.items if isinstance(i.expr, ast.ColumnRef)}
     return next((n for n in names if n in selected), names[0])
 
 
-def _joiner(sides: list[JoinSide], columns: list[dict[str, t.SqlType]],
-            kinds: tuple[str, str],
-            synthetic: bool) -> Callable[[Row | None, Row | None], Row]:
-    """``(left row, right row) -> joined row``: each side's columns prefixed (NULLs for a
-    missing side); ROWTIME, the result record's time as Kafka Streams stamps it: the
-    stream's in a stream-table join, else the later of the two sides'; and a FULL join's
+def _joiner(left_alias: str | None, left_columns: list[dict[str, t.SqlType]], right_alias: str,
+            right_columns: dict[str, t.SqlType], kinds: tuple[str, str],
+            join_values: list[Evaluator] | None) -> Callable[[Row | None, Row | None], Row]:
+    """``(left row, right row) -> joined row``: each side's columns prefixed (the left's
+    only where it is a source's, ``left_alias``; NULLs for a missing side); ROWTIME, the
+    result record's time as Kafka Streams stamps it: the stream's in a stream-table join,
+    else the later of the two sides'; and, given ``join_values``, the synthetic key
     ROWKEY, the first non-null side's join value."""
-    join_values = [_join_value(s) for s in sides]
-    left_prefix, right_prefix = (f"{s.alias}_" for s in sides)
-    left_nulls = dict.fromkeys(columns[0])
-    right_nulls = dict.fromkeys(columns[1])
+    left_prefix = f"{left_alias}_" if left_alias is not None else ""
+    right_prefix = f"{right_alias}_"
+    left_nulls = {name: None for cols in left_columns for name in cols}
+    right_nulls = dict.fromkeys(right_columns)
     stream_table = kinds == ("STREAM", "TABLE")
 
     def join(left: Row | None, right: Row | None) -> Row:
         row: Row = {}
         if left is None:
             row.update(left_nulls)
-        else:
+        elif left_prefix:
             row.update((left_prefix + k, v) for k, v in left.items())
+        else:
+            row.update(left)
         if right is None:
             row.update(right_nulls)
         else:
@@ -286,15 +322,8 @@ def _joiner(sides: list[JoinSide], columns: list[dict[str, t.SqlType]],
             row[ROWTIME] = right[ROWTIME]
         else:
             row[ROWTIME] = max(left[ROWTIME], right[ROWTIME])
-        if synthetic:
+        if join_values is not None:
             row[SYNTHETIC_KEY] = join_values[0](left) if left is not None else \
                 join_values[1](right) if right is not None else None
         return row
     return join
-
-
-def _join_value(side: JoinSide) -> Evaluator:
-    if side.rekey is not None:
-        return side.rekey
-    key = side.source.schema.key[0].name
-    return lambda row: row[key]

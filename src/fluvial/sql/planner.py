@@ -88,7 +88,7 @@ class QueryPlan:
         """The names of the sources the query reads."""
         if self.join is None:
             return (self.source.name,)
-        return (self.join.left.source.name, self.join.right.source.name)
+        return tuple(s.name for s in self.join.sources)
 
 
 def group_field(i: int) -> str:
