@@ -187,6 +187,8 @@ class TopologyCompiler:
             store = Materialized(name=name)
             if step.kind == "LEFT":
                 return left.left_join(right_table, joiner, store)
+            if step.kind == "RIGHT":
+                return right_table.left_join(left, _swapped(joiner), store)
             if step.kind == "FULL":
                 return left.outer_join(right_table, joiner, store)
             return left.join(right_table, joiner, store)
@@ -207,6 +209,8 @@ class TopologyCompiler:
         stream_joined = StreamJoined(name=name, store_name=name)
         if step.kind == "LEFT":
             return keyed.left_join(right, joiner, windows, stream_joined)
+        if step.kind == "RIGHT":
+            return right.left_join(keyed, _swapped(joiner), windows, stream_joined)
         if step.kind == "FULL":
             return keyed.outer_join(right, joiner, windows, stream_joined)
         return keyed.join(right, joiner, windows, stream_joined)
@@ -309,6 +313,11 @@ def _keyed(rows: Stream, rekey: Callable[[dict[str, Any]], Any] | None,
         value = rekey(row)
         return None if value is None else (value,)
     return rows.select_key(join_key)
+
+
+def _swapped(joiner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A RIGHT join is the other side's LEFT join, joining the same (left, right) rows."""
+    return lambda right, left: joiner(left, right)
 
 
 def _has_value(row: dict[str, Any]) -> bool:

@@ -40,7 +40,7 @@ class JoinSide:
 class JoinStep:
     """One ``JOIN``: the joins so far (or the FROM source) with ``right``."""
 
-    kind: str  # INNER | LEFT | FULL
+    kind: str  # INNER | LEFT | RIGHT | FULL
     left_kind: str  # STREAM | TABLE, of the left input
     left_rekey: Evaluator | None  # over the left input's rows, where not its key
     right: JoinSide
@@ -136,18 +136,16 @@ def plan_join(query: ast.Query,
 def _check_kind(join: ast.Join, kinds: tuple[str, str], left: str,
                 right: DataSource) -> None:
     """ksqlDB's rules for the kinds of join each pair of sources allows."""
-    if join.kind == "RIGHT":
-        raise SqlAnalysisError(at(join.pos, "RIGHT joins are not supported yet: swap the "
-                                            "sources and use LEFT JOIN"))
     if kinds == ("TABLE", "STREAM"):
         raise SqlAnalysisError(at(join.pos, f"Invalid join order: table-stream joins are not "
                                             f"supported; only stream-table joins. Got "
                                             f"{left} [TABLE] {join.kind} JOIN "
                                             f"{right.name} [STREAM]."))
-    if kinds == ("STREAM", "TABLE") and join.kind == "FULL":
-        raise SqlAnalysisError(at(join.pos, f"Invalid join type: full-outer join not "
+    if kinds == ("STREAM", "TABLE") and join.kind in ("FULL", "RIGHT"):
+        word = "full-outer" if join.kind == "FULL" else "right"
+        raise SqlAnalysisError(at(join.pos, f"Invalid join type: {word} join not "
                                             f"supported for stream-table join. Got "
-                                            f"{left} [STREAM] FULL JOIN {right.name} "
+                                            f"{left} [STREAM] {join.kind} JOIN {right.name} "
                                             f"[TABLE]."))
     streams = kinds == ("STREAM", "STREAM")
     if streams and join.within is None:
