@@ -60,8 +60,8 @@ class JoinPlan:
         return (self.first.source, *(s.right.source for s in self.steps))
 
 
-def plan_join(query: ast.Query,
-              sources: list[DataSource]) -> tuple[ast.Query, DataSource, JoinPlan]:
+def plan_join(query: ast.Query, sources: list[DataSource],
+              sink_name: str) -> tuple[ast.Query, DataSource, JoinPlan]:
     """The query rewritten over the joined source, that source, and how to build it."""
     aliases = [query.source_alias or sources[0].name]
     for join, source in zip(query.joins, sources[1:], strict=True):
@@ -124,6 +124,8 @@ def plan_join(query: ast.Query,
         left_kind = "TABLE" if kinds == ("TABLE", "TABLE") else "STREAM"
     assert key_type is not None
     rewritten = _rewrite(query, aliases, columns, synthetic)
+    if not synthetic and not query.group_by and not query.partition_by:
+        _check_key_selected(rewritten, keys, aliases, sink_name)
     key_name = SYNTHETIC_KEY if synthetic else _key_column(rewritten, keys)
     value_columns = tuple(Column(n, ty) for cols in columns for n, ty in cols.items()
                           if n != key_name)
@@ -168,9 +170,9 @@ def _check_kind(join: ast.Join, kinds: tuple[str, str], left: str,
 
 
 def _prefixed(source: DataSource, alias: str) -> dict[str, t.SqlType]:
-    """The joined source's columns from one side: value, key, then ROWTIME, each
+    """The joined source's columns from one side: key, value, then ROWTIME, each
     ``ALIAS_COLUMN`` (``*`` lists them in this order, as ksqlDB does)."""
-    columns = {f"{alias}_{c.name}": c.type for c in source.schema.value + source.schema.key}
+    columns = {f"{alias}_{c.name}": c.type for c in source.schema.key + source.schema.value}
     columns[f"{alias}_{ROWTIME}"] = t.BIGINT
     return columns
 
@@ -269,8 +271,10 @@ def _rewrite(query: ast.Query, aliases: list[str], columns: list[dict[str, t.Sql
                              for n in columns[i] if not n.endswith(f"_{ROWTIME}"))
             continue
         alias = item.alias
-        if alias is None and isinstance(item.expr, ast.ColumnRef) and item.expr.source is None:
-            alias = item.expr.name
+        if alias is None and isinstance(item.expr, ast.ColumnRef) and sum(
+                f"{a}_{item.expr.name}" in cols for a, cols in zip(aliases, columns,
+                                                                   strict=True)) == 1:
+            alias = item.expr.name  # a name only one source has keeps it, qualified or not
         items.append(dataclasses.replace(item, expr=rename(item.expr), alias=alias))
     return dataclasses.replace(
         query, items=tuple(items), source_alias=None, joins=(),
@@ -278,6 +282,24 @@ def _rewrite(query: ast.Query, aliases: list[str], columns: list[dict[str, t.Sql
         group_by=tuple(map(rename, query.group_by)),
         partition_by=tuple(map(rename, query.partition_by)),
         having=rename(query.having) if query.having else None)
+
+
+def _check_key_selected(query: ast.Query, keys: list[ast.Expr], aliases: list[str],
+                        sink_name: str) -> None:
+    """ksqlDB's error where the projection selects none of the columns the result is
+    keyed by (any ON column equal to the join value), named in FROM order."""
+    columns = sorted(dict.fromkeys(e for e in keys if isinstance(e, ast.ColumnRef)),
+                     key=lambda e: aliases.index(e.source or ""))
+    selected = {i.expr.name for i in query.items if isinstance(i.expr, ast.ColumnRef)}
+    if any(f"{e.source}_{e.name}" in selected for e in columns):
+        return
+    names = [text(e) for e in columns]
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    plural = "s" if len(names) > 1 else ""
+    raise SqlAnalysisError(f"Key missing from projection (ie, SELECT). The query used to "
+                           f"build `{sink_name}` must include the join "
+                           f"expression{plural} {listed} in its projection (eg, SELECT "
+                           f"{names[0]}...).")
 
 
 def _key_column(query: ast.Query, keys: list[ast.Expr]) -> str:

@@ -103,7 +103,7 @@ def plan_select(query: ast.Query, sources: list[DataSource], sink_name: str) -> 
     """The plan of a query over ``sources``: its FROM source, then each joined one."""
     if not query.joins:
         return plan_query(query, sources[0], sink_name)
-    rewritten, joined, join = plan_join(query, sources)
+    rewritten, joined, join = plan_join(query, sources, sink_name)
     return dataclasses.replace(plan_query(rewritten, joined, sink_name), join=join)
 
 
