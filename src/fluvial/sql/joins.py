@@ -83,8 +83,8 @@ def plan_join(query: ast.Query, sources: list[DataSource],
     key_type = None
     for n, join in enumerate(query.joins):
         right = sources[n + 1]
-        _check_kind(join, (left_kind, right.kind), aliases[n] if n else first.name, right)
         left_on, right_on = _split_condition(join, aliases[:n + 2], columns[:n + 2])
+        _check_kind(join, (left_kind, right.kind), aliases[n] if n else first.name, right)
         left_scope = Scope(first.scope_columns()) if n == 0 else Scope(
             {name: ty for cols in columns[:n + 1] for name, ty in cols.items()} |
             {ROWTIME: t.BIGINT})
@@ -124,8 +124,9 @@ def plan_join(query: ast.Query, sources: list[DataSource],
         left_kind = "TABLE" if kinds == ("TABLE", "TABLE") else "STREAM"
     assert key_type is not None
     rewritten = _rewrite(query, aliases, columns, synthetic)
-    if not synthetic and not query.group_by and not query.partition_by:
-        _check_key_selected(rewritten, keys, aliases, sink_name)
+    if not query.group_by and not query.partition_by:
+        _check_key_selected(rewritten, [] if synthetic else keys, aliases, sink_name,
+                            query.joins[-1].kind == "FULL")
     key_name = SYNTHETIC_KEY if synthetic else _key_column(rewritten, keys)
     value_columns = tuple(Column(n, ty) for cols in columns for n, ty in cols.items()
                           if n != key_name)
@@ -190,7 +191,7 @@ def _split_condition(join: ast.Join, aliases: list[str],
     new = len(aliases) - 1
     sides = []
     for e in (on.left, on.right):
-        owners = {_owner(c, aliases, columns) == new for c in _columns(e)}
+        owners = {_owner(c, aliases, columns, "JOIN ON column ") == new for c in _columns(e)}
         if len(owners) != 1:
             raise SqlAnalysisError(at(getattr(e, "pos", join.pos),
                                       f"Invalid comparison expression '{text(e)}' in join "
@@ -209,23 +210,26 @@ def _columns(e: ast.Expr) -> list[ast.ColumnRef]:
     return [x for x in walk(e) if isinstance(x, ast.ColumnRef)]
 
 
-def _owner(c: ast.ColumnRef, aliases: list[str], columns: list[dict[str, t.SqlType]]) -> int:
-    """Which side (0 or 1) a column belongs to."""
+def _owner(c: ast.ColumnRef, aliases: list[str], columns: list[dict[str, t.SqlType]],
+           what: str = "Column ") -> int:
+    """Which source (its index in FROM order) a column belongs to; ``what`` starts the
+    error for an unknown column, as ksqlDB words it per clause."""
     if c.source is not None:
         if c.source not in aliases:
             raise SqlAnalysisError(at(c.pos, f"unknown source {c.source} in "
                                              f"{c.source}.{c.name}"))
         side = aliases.index(c.source)
         if f"{c.source}_{c.name}" not in columns[side]:
-            raise SqlAnalysisError(at(c.pos, f"Column '{c.source}.{c.name}' cannot be "
+            raise SqlAnalysisError(at(c.pos, f"{what}'{c.source}.{c.name}' cannot be "
                                              f"resolved."))
         return side
     found = [i for i, a in enumerate(aliases) if f"{a}_{c.name}" in columns[i]]
     if not found:
-        raise SqlAnalysisError(at(c.pos, f"Column '{c.name}' cannot be resolved."))
+        raise SqlAnalysisError(at(c.pos, f"{what}'{c.name}' cannot be resolved."))
     if len(found) > 1:
-        raise SqlAnalysisError(at(c.pos, f"Column '{c.name}' is ambiguous. Could be any of: "
-                                         f"{', '.join(f'{a}.{c.name}' for a in aliases)}"))
+        names = [f"{aliases[i]}.{c.name}" for i in found]
+        raise SqlAnalysisError(at(c.pos, f"Column '{c.name}' is ambiguous. Could be "
+                                         f"{', '.join(names[:-1])} or {names[-1]}."))
     return found[0]
 
 
@@ -285,9 +289,20 @@ def _rewrite(query: ast.Query, aliases: list[str], columns: list[dict[str, t.Sql
 
 
 def _check_key_selected(query: ast.Query, keys: list[ast.Expr], aliases: list[str],
-                        sink_name: str) -> None:
+                        sink_name: str, full: bool) -> None:
     """ksqlDB's error where the projection selects none of the columns the result is
-    keyed by (any ON column equal to the join value), named in FROM order."""
+    keyed by (any ON column equal to the join value, named in FROM order, or, with no
+    ``keys``, the synthetic ROWKEY)."""
+    if not keys:
+        if any(i.expr == ast.ColumnRef(SYNTHETIC_KEY) for i in query.items):
+            return
+        see = "" if full else "Key missing from projection (ie, SELECT). See " \
+                              "https://cnfl.io/2LV7ouS. "
+        raise SqlAnalysisError(f"{see}The query used to build `{sink_name}` must include the "
+                               f"join expression {SYNTHETIC_KEY} in its projection (eg, "
+                               f"SELECT {SYNTHETIC_KEY}...). {SYNTHETIC_KEY} was added as a "
+                               f"synthetic key column because the join criteria did not "
+                               f"match any source column.")
     columns = sorted(dict.fromkeys(e for e in keys if isinstance(e, ast.ColumnRef)),
                      key=lambda e: aliases.index(e.source or ""))
     selected = {i.expr.name for i in query.items if isinstance(i.expr, ast.ColumnRef)}
