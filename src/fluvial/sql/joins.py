@@ -63,6 +63,17 @@ class JoinPlan:
 def plan_join(query: ast.Query, sources: list[DataSource],
               sink_name: str) -> tuple[ast.Query, DataSource, JoinPlan]:
     """The query rewritten over the joined source, that source, and how to build it."""
+    kafka = [s.name for s in sources if s.formats.value == "KAFKA"]
+    if kafka:
+        raise SqlAnalysisError(at(query.source_pos, f"Source(s) {', '.join(kafka)} are using "
+                                                    f"the 'KAFKA' value format. This format "
+                                                    f"does not yet support JOIN."))
+    names = [s.name for s in sources]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None and len(sources) > 2:
+        raise SqlAnalysisError(at(query.source_pos, f"N-way joins do not support multiple "
+                                                    f"occurrences of the same source. "
+                                                    f"Source: '{repeated}'"))
     aliases = [query.source_alias or sources[0].name]
     for join, source in zip(query.joins, sources[1:], strict=True):
         alias = join.alias or source.name
@@ -84,7 +95,8 @@ def plan_join(query: ast.Query, sources: list[DataSource],
     for n, join in enumerate(query.joins):
         right = sources[n + 1]
         left_on, right_on = _split_condition(join, aliases[:n + 2], columns[:n + 2])
-        _check_kind(join, (left_kind, right.kind), aliases[n] if n else first.name, right)
+        _check_kind(join, (left_kind, right.kind), left_on.source if isinstance(
+            left_on, ast.ColumnRef) and left_on.source else aliases[0], right)
         left_scope = Scope(first.scope_columns()) if n == 0 else Scope(
             {name: ty for cols in columns[:n + 1] for name, ty in cols.items()} |
             {ROWTIME: t.BIGINT})
@@ -111,6 +123,15 @@ def plan_join(query: ast.Query, sources: list[DataSource],
                                           f"TABLE's key column "
                                           f"{', '.join(dict.fromkeys(map(text, what)))} "
                                           f"instead of {text(on)}"))
+        if left_is_key and right_is_key and first.partitions != right.partitions:
+            raise SqlAnalysisError(at(join.pos, f"Can't join `{first.name}` with "
+                                                f"`{right.name}` since the number of "
+                                                f"partitions don't match. `{first.name}` "
+                                                f"partitions = {first.partitions}; "
+                                                f"`{right.name}` partitions = "
+                                                f"{right.partitions}. Please repartition "
+                                                f"either one so that the number of "
+                                                f"partitions match."))
         kinds = (left_kind, right.kind)
         synthetic = join.kind == "FULL" or not any(isinstance(e, ast.ColumnRef)
                                                    for e in (left_on, right_on))
@@ -142,8 +163,7 @@ def _check_kind(join: ast.Join, kinds: tuple[str, str], left: str,
     if kinds == ("TABLE", "STREAM"):
         raise SqlAnalysisError(at(join.pos, f"Invalid join order: table-stream joins are not "
                                             f"supported; only stream-table joins. Got "
-                                            f"{left} [TABLE] {join.kind} JOIN "
-                                            f"{right.name} [STREAM]."))
+                                            f"{left} [{join.kind}] JOIN {right.name}."))
     if kinds == ("STREAM", "TABLE") and join.kind in ("FULL", "RIGHT"):
         word = "full-outer" if join.kind == "FULL" else "right"
         raise SqlAnalysisError(at(join.pos, f"Invalid join type: {word} join not "
@@ -189,21 +209,28 @@ def _split_condition(join: ast.Join, aliases: list[str],
                                   f"joins between the two sources (ON a.x = b.y) are "
                                   f"supported"))
     new = len(aliases) - 1
-    sides = []
+    sides: list[tuple[int, ast.Expr]] = []
     for e in (on.left, on.right):
-        owners = {_owner(c, aliases, columns, "JOIN ON column ") == new for c in _columns(e)}
+        owners = {_owner(c, aliases, columns, "JOIN ON column ") for c in _columns(e)}
         if len(owners) != 1:
             raise SqlAnalysisError(at(getattr(e, "pos", join.pos),
                                       f"Invalid comparison expression '{text(e)}' in join "
                                       f"'{text(on)}'. Each side of the join comparision must "
                                       f"contain references from exactly one source."))
         sides.append((owners.pop(), _qualify(e, aliases, columns)))
-    if sides[0][0] == sides[1][0]:
+    (left, left_on), (right, right_on) = sides
+    if left == right:
         raise SqlAnalysisError(at(getattr(on, "pos", join.pos),
-                                  f"Each side of the join comparison must reference a "
-                                  f"different source: {text(on)}"))
-    by_side = dict(sides)
-    return by_side[False], by_side[True]
+                                  f"Each side of the join must reference exactly one source "
+                                  f"and not the same source. Left side references "
+                                  f"`{aliases[left]}` and right references `{aliases[right]}`"))
+    if new not in (left, right):
+        raise SqlAnalysisError(at(getattr(on, "pos", join.pos),
+                                  f"A join criteria is expected to reference the source "
+                                  f"(`{aliases[new]}`) in the FROM clause, instead the right "
+                                  f"source references `{aliases[right]}` and the left source "
+                                  f"references `{aliases[left]}`"))
+    return (left_on, right_on) if right == new else (right_on, left_on)
 
 
 def _columns(e: ast.Expr) -> list[ast.ColumnRef]:
