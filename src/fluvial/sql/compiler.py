@@ -203,9 +203,10 @@ class TopologyCompiler:
                        step.right.rekey)
         within = step.within
         assert within is not None
-        windows = JoinWindows(within.before_ms, within.after_ms,
-                              planner.DEFAULT_GRACE_MS if within.grace_ms is None
-                              else within.grace_ms)
+        # as ksqlDB: without GRACE PERIOD, Kafka Streams' legacy JoinWindows.of
+        windows = JoinWindows.of(0) if within.grace_ms is None else \
+            JoinWindows.of_time_difference_and_grace(0, within.grace_ms)
+        windows = windows.before(within.before_ms).after(within.after_ms)
         stream_joined = StreamJoined(name=name, store_name=name)
         if step.kind == "LEFT":
             return keyed.left_join(right, joiner, windows, stream_joined)
