@@ -77,7 +77,7 @@ def plan_join(query: ast.Query, sources: list[DataSource],
     aliases = [query.source_alias or sources[0].name]
     for join, source in zip(query.joins, sources[1:], strict=True):
         alias = join.alias or source.name
-        if alias in aliases:
+        if alias in aliases or (len(sources) == 2 and source.name == sources[0].name):
             raise SqlAnalysisError(at(join.source_pos, f"Can not join '{sources[0].name}' to "
                                                        f"'{source.name}': self joins are "
                                                        f"not yet supported."))
@@ -123,15 +123,6 @@ def plan_join(query: ast.Query, sources: list[DataSource],
                                           f"TABLE's key column "
                                           f"{', '.join(dict.fromkeys(map(text, what)))} "
                                           f"instead of {text(on)}"))
-        if left_is_key and right_is_key and first.partitions != right.partitions:
-            raise SqlAnalysisError(at(join.pos, f"Can't join `{first.name}` with "
-                                                f"`{right.name}` since the number of "
-                                                f"partitions don't match. `{first.name}` "
-                                                f"partitions = {first.partitions}; "
-                                                f"`{right.name}` partitions = "
-                                                f"{right.partitions}. Please repartition "
-                                                f"either one so that the number of "
-                                                f"partitions match."))
         kinds = (left_kind, right.kind)
         synthetic = join.kind == "FULL" or not any(isinstance(e, ast.ColumnRef)
                                                    for e in (left_on, right_on))
@@ -203,6 +194,10 @@ def _split_condition(join: ast.Join, aliases: list[str],
     """ON's two sides as (the joins so far's expression, the joined source's), each
     qualified; ``aliases`` ends with the joined source's."""
     on = join.on
+    if isinstance(on, ast.Logical) and on.op == "AND":
+        raise SqlAnalysisError(at(getattr(on, "pos", join.pos),
+                                  f"Invalid join condition: joins on multiple conditions are "
+                                  f"not yet supported. Got {text(on)}."))
     if not (isinstance(on, ast.Comparison) and on.op == "="):
         raise SqlAnalysisError(at(getattr(on, "pos", join.pos),
                                   f"Unsupported join expression: {text(on)}. Only equality "
@@ -243,8 +238,8 @@ def _owner(c: ast.ColumnRef, aliases: list[str], columns: list[dict[str, t.SqlTy
     error for an unknown column, as ksqlDB words it per clause."""
     if c.source is not None:
         if c.source not in aliases:
-            raise SqlAnalysisError(at(c.pos, f"unknown source {c.source} in "
-                                             f"{c.source}.{c.name}"))
+            raise SqlAnalysisError(at(c.pos, f"'{c.source}' is not a valid stream/table name "
+                                             f"or alias."))
         side = aliases.index(c.source)
         if f"{c.source}_{c.name}" not in columns[side]:
             raise SqlAnalysisError(at(c.pos, f"{what}'{c.source}.{c.name}' cannot be "
