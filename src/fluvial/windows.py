@@ -9,6 +9,7 @@ Streams': time windows are ``[start, end)``, aligned to the epoch; sliding windo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -174,11 +175,22 @@ class JoinWindows:
     before_ms: int
     after_ms: int
     grace_ms: int
+    #: False only from ``of``: a left/outer join's unmatched record is emitted at once
+    spurious_result_fix: bool = True
 
     def __post_init__(self) -> None:
         if self.before_ms + self.after_ms < 0:
             raise ValueError(f"join window interval (before + after) must not be negative, "
                              f"got {self.before_ms} + {self.after_ms} ms")
+
+    @classmethod
+    def of(cls, time_difference: Duration) -> JoinWindows:
+        """Kafka Streams' deprecated ``JoinWindows.of`` (which ksqlDB uses for a ``WITHIN``
+        without ``GRACE PERIOD``): 24 hours' grace, and a left or outer join emits a
+        record without a match at once, joined with None, rather than when its window
+        closes."""
+        ms = to_ms(time_difference, "time difference")
+        return cls(ms, ms, 24 * 3_600_000, spurious_result_fix=False)
 
     @classmethod
     def of_time_difference_with_no_grace(cls, time_difference: Duration) -> JoinWindows:
@@ -193,11 +205,11 @@ class JoinWindows:
     def before(self, time_difference: Duration) -> JoinWindows:
         """Only the other stream's records up to ``time_difference`` earlier (it may be
         negative, if ``after`` covers it)."""
-        return JoinWindows(_signed_ms(time_difference), self.after_ms, self.grace_ms)
+        return dataclasses.replace(self, before_ms=_signed_ms(time_difference))
 
     def after(self, time_difference: Duration) -> JoinWindows:
         """Only the other stream's records up to ``time_difference`` later."""
-        return JoinWindows(self.before_ms, _signed_ms(time_difference), self.grace_ms)
+        return dataclasses.replace(self, after_ms=_signed_ms(time_difference))
 
     @property
     def size_ms(self) -> int:

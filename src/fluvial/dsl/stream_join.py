@@ -63,7 +63,7 @@ def stream_stream_join(this: Stream, other: Stream, joiner: Callable[[Any, Any],
     other_store = _window_store(b, f"{base}{other_suffix}" if base else other_generated,
                                 ks, ovs, windows, sj_opts.logging)
     outer_store = None
-    if left_outer:
+    if left_outer and windows.spurious_result_fix:  # else unmatched records go out at once
         shared = ("-outer-shared-join" if right_outer else "-left-shared-join")
         outer_name = (f"{base}{shared}" if base else this_generated.replace(
             "OUTERTHIS-", "OUTERSHARED-").replace("JOINTHIS-", "OUTERSHARED-"))

@@ -164,6 +164,29 @@ class WindowSpec:
 
 
 @dataclass(frozen=True)
+class JoinWithin:
+    """``WITHIN n UNIT`` (before = after = n) or ``WITHIN (before, after)``."""
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int | None = None
+    pos: Pos = field(default=(0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Join:
+    """``[kind] JOIN source [alias] [WITHIN ...] ON condition``."""
+
+    kind: str  # INNER | LEFT | RIGHT | FULL
+    source: str
+    alias: str | None
+    within: JoinWithin | None
+    on: Expr
+    pos: Pos = field(default=(0, 0), compare=False, repr=False)
+    source_pos: Pos = field(default=(0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Query:
     items: tuple[SelectItem, ...]
     source: str
@@ -177,6 +200,7 @@ class Query:
     limit: int | None
     pos: Pos = field(default=(0, 0), compare=False, repr=False)
     source_pos: Pos = field(default=(0, 0), compare=False, repr=False)
+    joins: tuple[Join, ...] = ()
 
 
 # -- statements -----------------------------------------------------------------------

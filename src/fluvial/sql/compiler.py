@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from fluvial.dsl import Grouped, Materialized, Stream, StreamsBuilder, Table
+from fluvial.dsl import Grouped, Joined, Materialized, Stream, StreamJoined, StreamsBuilder, Table
 from fluvial.dsl.grouped import GroupedStream
 from fluvial.io.serdes import BytesSerde, Serde
 from fluvial.io.windowed_serdes import SessionWindowedSerde, TimeWindowedSerde
@@ -23,9 +23,10 @@ from fluvial.sql import planner
 from fluvial.sql.catalog import ROWTIME, DataSource, WindowInfo
 from fluvial.sql.errors import SqlAnalysisError, at
 from fluvial.sql.formats import InternalSerde, InternalStateSerde, KeySerde, ValueSerde
+from fluvial.sql.joins import JoinPlan, JoinStep
 from fluvial.sql.planner import QueryPlan
 from fluvial.topology.topology import Topology
-from fluvial.windows import EmitStrategy, SessionWindows, TimeWindows, Windowed
+from fluvial.windows import EmitStrategy, JoinWindows, SessionWindows, TimeWindows, Windowed
 
 
 def key_serde(source: DataSource) -> Serde:
@@ -124,7 +125,12 @@ class TopologyCompiler:
     # -- queries --------------------------------------------------------------------------
 
     def _add_stream_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
-        stream = self._rows(plan.source)
+        if plan.join is None:
+            stream = self._rows(plan.source)
+        else:
+            joined = self._joined(query_id, plan.join)
+            assert isinstance(joined, Stream)
+            stream = joined
         where = plan.where
         if where is not None:
             stream = stream.filter(lambda _k, row: _has_value(row) and where(row) is True)
@@ -141,7 +147,12 @@ class TopologyCompiler:
         self._sink(stream, sink)
 
     def _add_table_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
-        table = self._table(query_id, plan.source)
+        if plan.join is None:
+            table = self._table(query_id, plan.source)
+        else:
+            joined = self._joined(query_id, plan.join)
+            assert isinstance(joined, Table)
+            table = joined
         where = plan.where
         if where is not None:
             table = table.filter(lambda _k, row: where(row) is True)
@@ -152,6 +163,58 @@ class TopologyCompiler:
 
     def _sink(self, stream: Stream, sink: DataSource) -> None:
         stream.to(sink.topic, key_serde=key_serde(sink), value_serde=value_serde(sink))
+
+    # -- joins --------------------------------------------------------------------------
+
+    def _joined(self, query_id: str, join: JoinPlan) -> Stream | Table:
+        """The joins of a query, left-deep through the DSL's; each stream input rekeyed by
+        its ON expression where that is not its key (the join then repartitions it)."""
+        first = join.first.source
+        current: Stream | Table = self._table(f"{query_id}-Left", first) \
+            if first.kind == "TABLE" else self._rows(first).filter(
+                lambda _k, row: _has_value(row))
+        for n, step in enumerate(join.steps):
+            name = f"{query_id}-Join" if n == 0 else f"{query_id}-Join-{n}"
+            right_name = f"{query_id}-Right" if n == 0 else f"{query_id}-Right-{n}"
+            current = self._join_step(current, step, name, right_name)
+        return current
+
+    def _join_step(self, left: Stream | Table, step: JoinStep, name: str,
+                   right_name: str) -> Stream | Table:
+        joiner = step.joiner
+        if isinstance(left, Table):
+            right_table = self._table(right_name, step.right.source)
+            store = Materialized(name=name)
+            if step.kind == "LEFT":
+                return left.left_join(right_table, joiner, store)
+            if step.kind == "RIGHT":
+                return right_table.left_join(left, _swapped(joiner), store)
+            if step.kind == "FULL":
+                return left.outer_join(right_table, joiner, store)
+            return left.join(right_table, joiner, store)
+        if step.right.source.kind == "TABLE":
+            keyed = _keyed(left, step.left_rekey, keep_null_keys=step.kind == "LEFT")
+            table = self._table(right_name, step.right.source)
+            if step.kind == "LEFT":
+                return keyed.left_join(table, joiner, Joined(name=name))
+            return keyed.join(table, joiner, Joined(name=name))
+        keyed = _keyed(left, step.left_rekey)
+        right = _keyed(self._rows(step.right.source).filter(lambda _k, row: _has_value(row)),
+                       step.right.rekey)
+        within = step.within
+        assert within is not None
+        # as ksqlDB: without GRACE PERIOD, Kafka Streams' legacy JoinWindows.of
+        windows = JoinWindows.of(0) if within.grace_ms is None else \
+            JoinWindows.of_time_difference_and_grace(0, within.grace_ms)
+        windows = windows.before(within.before_ms).after(within.after_ms)
+        stream_joined = StreamJoined(name=name, store_name=name)
+        if step.kind == "LEFT":
+            return keyed.left_join(right, joiner, windows, stream_joined)
+        if step.kind == "RIGHT":
+            return right.left_join(keyed, _swapped(joiner), windows, stream_joined)
+        if step.kind == "FULL":
+            return keyed.outer_join(right, joiner, windows, stream_joined)
+        return keyed.join(right, joiner, windows, stream_joined)
 
     # -- aggregations ---------------------------------------------------------------------
 
@@ -236,6 +299,26 @@ class TopologyCompiler:
                 return key, None
             return key, projection.value_of(row_of(key, state))
         self._sink(table.to_stream().map(output), sink)
+
+
+def _keyed(rows: Stream, rekey: Callable[[dict[str, Any]], Any] | None,
+           keep_null_keys: bool = False) -> Stream:
+    """A join's stream input keyed by its join value; rows without one are dropped (but
+    for a stream-table LEFT join's, which join nothing)."""
+    if rekey is None:
+        if keep_null_keys:
+            return rows
+        return rows.filter(lambda key, _row: None not in key)
+
+    def join_key(_key: Any, row: dict[str, Any]) -> tuple[Any] | None:
+        value = rekey(row)
+        return None if value is None else (value,)
+    return rows.select_key(join_key)
+
+
+def _swapped(joiner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A RIGHT join is the other side's LEFT join, joining the same (left, right) rows."""
+    return lambda right, left: joiner(left, right)
 
 
 def _has_value(row: dict[str, Any]) -> bool:

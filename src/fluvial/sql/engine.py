@@ -21,7 +21,7 @@ from fluvial.sql.errors import SqlAnalysisError, SqlError, SqlExecutionError, at
 from fluvial.sql.expressions import Scope, cast_function, compile_expr
 from fluvial.sql.formats import KEY_FORMATS, VALUE_FORMATS, codec, delimiter
 from fluvial.sql.parser import parse
-from fluvial.sql.planner import QueryPlan, plan_query
+from fluvial.sql.planner import QueryPlan, plan_select
 from fluvial.topology.topology import Topology
 
 _SOURCE_PROPERTIES = {"KAFKA_TOPIC", "KEY_FORMAT", "VALUE_FORMAT", "FORMAT", "PARTITIONS",
@@ -89,6 +89,11 @@ class Engine:
             compiler.add(query.id, query.plan, self.sources[query.sink])
         return compiler.build()
 
+    def _plan(self, query: ast.Query, sink_name: str) -> QueryPlan:
+        sources = [self.source(query.source, query.source_pos, "Source ")]
+        sources += [self.source(j.source, j.source_pos, "Source ") for j in query.joins]
+        return plan_select(query, sources, sink_name)
+
     def source(self, name: str, pos: ast.Pos | None = None, what: str = "") -> DataSource:
         """The source ``name``; ``what`` ("Source ") words the error as ksqlDB does for a
         query's FROM: "Source `X` does not exist."."""
@@ -139,8 +144,8 @@ class Engine:
                 raise SqlExecutionError(at(s.pos, f"Cannot add {s.kind.lower()} '{s.name}': "
                                                   f"A {existing.kind.lower()} with the same "
                                                   f"name already exists"))
-        source = self.source(s.query.source, s.query.source_pos, "Source ")
-        plan = plan_query(s.query, source, s.name)
+        plan = self._plan(s.query, s.name)
+        source = plan.source
         if plan.result_kind != s.kind:
             create = "CREATE STREAM" if plan.result_kind == "STREAM" else "CREATE TABLE"
             raise SqlAnalysisError(at(s.pos, f"Invalid result type. Your SELECT query "
@@ -173,8 +178,7 @@ class Engine:
         if target.kind == "TABLE":
             raise SqlExecutionError(at(s.pos, f"INSERT INTO can only be used to insert into "
                                               f"a stream. {s.target} is a table."))
-        source = self.source(s.query.source, s.query.source_pos, "Source ")
-        plan = plan_query(s.query, source, s.target)
+        plan = self._plan(s.query, s.target)
         if plan.result_kind != "STREAM":
             raise SqlAnalysisError(at(s.pos, "INSERT INTO can only insert the result of a "
                                              "stream query"))
@@ -223,7 +227,7 @@ class Engine:
         if s.delete_topic and source.read_only:
             raise SqlExecutionError(at(s.pos, f"Cannot delete topic for read-only source: "
                                               f"{s.name}"))
-        readers = sorted(q.id for q in self.queries.values() if q.plan.source.name == s.name)
+        readers = sorted(q.id for q in self.queries.values() if s.name in q.plan.reads)
         if readers:
             raise SqlExecutionError(at(s.pos, f"Cannot drop {s.name}. The following queries "
                                               f"read from this source: [{', '.join(readers)}]."))

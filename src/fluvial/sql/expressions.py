@@ -607,19 +607,26 @@ def unqualify(expr: ast.Expr, qualifiers: frozenset[str]) -> ast.Expr:
     """``expr`` with ``source.column`` references to this query's source (its name or alias)
     written as bare ``column``, so equal expressions compare equal however they are spelled;
     a qualifier naming another source is refused."""
+    def bare(column: ast.ColumnRef) -> ast.Expr:
+        if column.source is None:
+            return column
+        if column.source not in qualifiers:
+            raise SqlAnalysisError(at(column.pos, f"unknown source {column.source} in "
+                                                  f"{column.source}.{column.name}"))
+        return dataclasses.replace(column, source=None)
+    return map_columns(expr, bare)
+
+
+def map_columns(expr: ast.Expr, f: Callable[[ast.ColumnRef], ast.Expr]) -> ast.Expr:
+    """``expr`` with each column reference replaced by ``f(column)``."""
     if isinstance(expr, ast.ColumnRef):
-        if expr.source is None:
-            return expr
-        if expr.source not in qualifiers:
-            raise SqlAnalysisError(at(expr.pos, f"unknown source {expr.source} in "
-                                                f"{expr.source}.{expr.name}"))
-        return dataclasses.replace(expr, source=None)
+        return f(expr)
     changes: dict[str, Any] = {}
     for name, value in vars(expr).items():
         if isinstance(value, ast.Expr):
-            changes[name] = unqualify(value, qualifiers)
+            changes[name] = map_columns(value, f)
         elif isinstance(value, tuple) and value and isinstance(value[0], ast.Expr | tuple):
             changes[name] = tuple(
-                tuple(unqualify(x, qualifiers) for x in item) if isinstance(item, tuple)
-                else unqualify(item, qualifiers) for item in value)
+                tuple(map_columns(x, f) for x in item) if isinstance(item, tuple)
+                else map_columns(item, f) for item in value)
     return dataclasses.replace(expr, **changes) if changes else expr

@@ -186,10 +186,28 @@ class _ToAst(Transformer):
 
     # -- queries --------------------------------------------------------------------------
     def query(self, meta: Any, c: list[Any]) -> ast.Query:
-        items, source, window, where, group_by, partition_by, having, emit, limit = c
+        items, source, joins, window, where, group_by, partition_by, having, emit, limit = c
         name, alias = source
         return ast.Query(tuple(items), name[0], alias, window, where, tuple(group_by or ()),
-                         tuple(partition_by or ()), having, emit, limit, _pos(meta), name[1])
+                         tuple(partition_by or ()), having, emit, limit, _pos(meta), name[1],
+                         tuple(joins))
+
+    def joins(self, meta: Any, c: list[Any]) -> list[ast.Join]:
+        return c
+
+    def join(self, meta: Any, c: list[Any]) -> ast.Join:
+        kind, (name, alias), within, on = c
+        word = str(kind).split()[0].upper() if kind is not None else "INNER"
+        return ast.Join("FULL" if word == "OUTER" else word, name[0], alias, within, on,
+                        _pos(meta), name[1])
+
+    def within(self, meta: Any, c: list[Any]) -> ast.JoinWithin:
+        *bounds, grace = c
+        before, after = bounds if len(bounds) == 2 else (bounds[0], bounds[0])
+        return ast.JoinWithin(before, after, grace, _pos(meta))
+
+    def join_grace(self, meta: Any, c: list[Any]) -> int:
+        return int(c[0])
 
     def select_items(self, meta: Any, c: list[Any]) -> list[ast.SelectItem]:
         return c

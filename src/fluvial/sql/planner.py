@@ -36,6 +36,7 @@ from fluvial.sql.expressions import (
     unqualify,
     walk,
 )
+from fluvial.sql.joins import JoinPlan, plan_join
 
 DEFAULT_GRACE_MS = 24 * 3_600_000  # ksqlDB's grace period when a window names none
 
@@ -80,6 +81,14 @@ class QueryPlan:
     aggregation: Aggregation | None
     projection: Projection  # over the source row, or the aggregate row
     window: WindowInfo | None  # of the result
+    join: JoinPlan | None = None  # ``source`` is then the joined source this builds
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The names of the sources the query reads."""
+        if self.join is None:
+            return (self.source.name,)
+        return tuple(s.name for s in self.join.sources)
 
 
 def group_field(i: int) -> str:
@@ -88,6 +97,14 @@ def group_field(i: int) -> str:
 
 def aggregate_field(i: int) -> str:
     return f"KSQL_AGG_{i}"
+
+
+def plan_select(query: ast.Query, sources: list[DataSource], sink_name: str) -> QueryPlan:
+    """The plan of a query over ``sources``: its FROM source, then each joined one."""
+    if not query.joins:
+        return plan_query(query, sources[0], sink_name)
+    rewritten, joined, join = plan_join(query, sources, sink_name)
+    return dataclasses.replace(plan_query(rewritten, joined, sink_name), join=join)
 
 
 def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPlan:

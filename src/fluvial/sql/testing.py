@@ -254,11 +254,12 @@ def _check_sources(engine: Engine, expected: Iterable[dict[str, Any]]) -> str | 
 
 
 def _squash(schema: str) -> str:
-    """A schema's text compared loosely: no back-quotes, spacing or type-name aliases."""
+    """A schema's text compared loosely: no back-quotes, spacing or type-name aliases, and
+    a table's ``PRIMARY KEY`` as ``KEY``."""
     words = schema.replace("`", "").replace(",", " , ").replace("(", " ( ").replace(
         ")", " ) ").upper().split()
     aliases = {"INT": "INTEGER", "VARCHAR": "STRING"}
-    return " ".join(aliases.get(w, w) for w in words)
+    return " ".join(aliases.get(w, w) for w in words).replace("PRIMARY KEY", "KEY")
 
 
 def format_table(results: list[CaseResult]) -> str:

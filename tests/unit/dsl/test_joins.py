@@ -242,6 +242,14 @@ def test_stream_outer_join_emits_unmatched_records_of_both_sides() -> None:
                    ("j", "None+Z", 214), ("j", "None+W", 216)]
 
 
+def test_legacy_join_windows_emit_an_unmatched_record_at_once() -> None:
+    # JoinWindows.of, as Kafka Streams' deprecated one (ksqlDB's WITHIN without GRACE):
+    # A goes out unjoined on arrival, then again with each later match
+    out = run_streams(stream_join("outer", JoinWindows.of(10)), STREAM_STEPS)
+    assert out == [("k", "A+None", 100), ("k", "A+X", 105), ("k", "A+Y", 100),
+                   ("k", "B+None", 200), ("j", "None+Z", 214), ("j", "None+W", 216)]
+
+
 def test_before_and_after_make_the_window_asymmetric() -> None:
     only_later = WINDOW.before(0)  # the right record may only come after the left one
     assert run_streams(stream_join("inner", only_later), STREAM_STEPS) == [("k", "A+X", 105)]
