@@ -16,8 +16,10 @@ from fluvial.io.client import Clients
 from fluvial.runtime import state_lock, topics
 from fluvial.runtime.banner import banner
 from fluvial.runtime.config import StreamsConfig
+from fluvial.runtime.discovery import Directory
 from fluvial.runtime.global_stores import GlobalStores
 from fluvial.runtime.instance import InstanceSlot, claim_slot
+from fluvial.runtime.query import StoreQuery
 from fluvial.runtime.stream_thread import StreamThread
 from fluvial.state.store import ReadOnlyView
 from fluvial.topology.topology import Topology
@@ -73,6 +75,7 @@ class App:
         self.global_stores: GlobalStores | None = None
         self.instance: InstanceSlot | None = None
         self.http_port: int | None = None  # set by the AppServer serving this app
+        self.directory: Directory | None = None  # set by the AppServer: routes app.query
 
     # -- running --------------------------------------------------------------------------
 
@@ -215,6 +218,13 @@ class App:
         if name not in self.topology.stores:
             raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
         return LocalStoreView(self, name)
+
+    def query(self, name: str) -> StoreQuery:
+        """The named store across the whole application: a key is read where its task runs
+        (here, or over HTTP on the instance that owns it); see docs/interactive-queries.md."""
+        if name not in self.topology.stores:
+            raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
+        return StoreQuery(self, name)
 
     def __enter__(self) -> App:
         return self.start()
