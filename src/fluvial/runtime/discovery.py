@@ -57,8 +57,7 @@ class Directory:
 
     @property
     def member_id(self) -> str | None:
-        thread = self._app.stream_thread
-        return thread.consumer.member_id() if thread is not None else None
+        return self._app.member_id
 
     def owner_of(self, tp: TopicPartition) -> tuple[str, str | None] | None:
         """(member id, its address or None) of the member holding ``tp``; None if nobody
