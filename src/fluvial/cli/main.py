@@ -45,6 +45,9 @@ _SETTINGS = [
     click.option("--dead-letter-topic", default=None),
     click.option("--replication-factor", type=int, default=None,
                  help="Of internal topics (-1: the broker's default)."),
+    click.option("--application-server", envvar="FLUVIAL_APPLICATION_SERVER", default=None,
+                 help="host:port the other instances query this one at (default: the "
+                      "address --http-host/--http-port bound)."),
     click.option("--num-standby-replicas", type=click.IntRange(min=0), default=None,
                  help="Warm copies of each task's state kept on other instances (default 0)."),
 ]
