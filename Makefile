@@ -126,8 +126,8 @@ bench-smoke: $(BENCH_STAMP) bench-java
 	$(BENCH_PY) tools/kafka_cluster.py fetch
 	$(BENCH_PY) -m bench --smoke $(BENCH_ARGS)
 
-## Nexmark (issue 14; bench/nexmark/README.md): generator speed, q0-q2 in the TestDriver and
-## on a real broker, every output checked against the plain-Python reference (~1-2 min).
+## Nexmark (issue 14; bench/nexmark/README.md): generator speed, q0-q5, q7, q8 in the TestDriver,
+## q0-q2 on a real broker, every output checked against the plain-Python reference (~1-2 min).
 nexmark-smoke: $(STAMP) kafka-fetch
 	$(PY) -m bench.nexmark speed --events 100000
 	$(PY) -m bench.nexmark smoke --events 5000

@@ -308,6 +308,38 @@ def random_cluster_id() -> str:
             return cid
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """An extra SASL_SSL listener for testing secured clients: TLS with ``keystore`` (PKCS12
+    holding the broker's key and certificate chain), SASL with SCRAM-SHA-256 and PLAIN for
+    ``users`` (name -> password). Brokers and controllers keep talking PLAINTEXT."""
+
+    keystore: Path
+    keystore_password: str
+    users: Mapping[str, str]
+
+    def broker_config(self) -> dict[str, str]:
+        plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
+        prefix = "listener.name.sasl_ssl"
+        return {
+            "sasl.enabled.mechanisms": "SCRAM-SHA-256,PLAIN",
+            f"{prefix}.ssl.keystore.type": "PKCS12",
+            f"{prefix}.ssl.keystore.location": str(self.keystore),
+            f"{prefix}.ssl.keystore.password": self.keystore_password,
+            f"{prefix}.ssl.key.password": self.keystore_password,
+            f"{prefix}.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f"{plain_users};",
+            f"{prefix}.scram-sha-256.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        }
+
+    def format_args(self) -> list[str]:
+        """StorageTool arguments that create the SCRAM credentials with the cluster."""
+        return [arg for name, pw in self.users.items()
+                for arg in ("--add-scram", f"SCRAM-SHA-256=[name={name},password={pw}]")]
+
+
 @dataclass
 class NodeSpec:
     """Where one node listens and keeps its files."""
@@ -317,6 +349,7 @@ class NodeSpec:
     controller_port: int
     node_dir: Path
     host: str = LOOPBACK
+    sasl_ssl_port: int | None = None  # with a SaslSslListener
 
     @property
     def data_dir(self) -> Path:
@@ -338,13 +371,19 @@ class NodeSpec:
     def controller_address(self) -> str:
         return f"{self.host}:{self.controller_port}"
 
+    @property
+    def sasl_ssl_address(self) -> str | None:
+        return None if self.sasl_ssl_port is None else f"{self.host}:{self.sasl_ssl_port}"
+
 
 def render_config(
     node: NodeSpec,
     all_nodes: Sequence[NodeSpec],
     overrides: Mapping[str, str] | None = None,
+    sasl_ssl: SaslSslListener | None = None,
 ) -> dict[str, str]:
-    """The ``server.properties`` of one node, tuned for fast tests.
+    """The ``server.properties`` of one node, tuned for fast tests (and with ``sasl_ssl``,
+    a SASL_SSL listener on the node's ``sasl_ssl_port`` besides the PLAINTEXT one).
 
     Every node is a combined broker+controller. The quorum is static
     (``controller.quorum.voters``): it needs no directory ids at format time and a
@@ -397,6 +436,13 @@ def render_config(
         "num.recovery.threads.per.data.dir": "1",
         "log.cleaner.threads": "1",
     }
+    if sasl_ssl is not None:
+        if node.sasl_ssl_address is None:
+            raise ValueError(f"node {node.node_id} has no sasl_ssl_port")
+        cfg["listeners"] += f",SASL_SSL://{node.sasl_ssl_address}"
+        cfg["advertised.listeners"] += f",SASL_SSL://{node.sasl_ssl_address}"
+        cfg["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        cfg.update(sasl_ssl.broker_config())
     if n > 1:
         # Fence a killed node quickly (defaults 9000 / 2000) so leadership moves fast.
         cfg["broker.session.timeout.ms"] = "6000"
@@ -600,6 +646,7 @@ class KafkaCluster:
         keep_data: bool = False,
         java: str | None = None,
         full_jit: bool = False,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
@@ -615,6 +662,7 @@ class KafkaCluster:
         self.keep_data = keep_data
         self._java = java
         self.full_jit = full_jit
+        self.sasl_ssl = sasl_ssl
         self.cluster_id: str | None = None
         self.start_seconds: float | None = None
         self._nodes: dict[int, _Node] = {}
@@ -627,6 +675,14 @@ class KafkaCluster:
         """Comma-separated broker addresses of all nodes (dead ones too)."""
         self._require_started()
         return ",".join(n.spec.broker_address for n in self._nodes.values())
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """Comma-separated SASL_SSL addresses of all nodes (needs ``sasl_ssl``)."""
+        self._require_started()
+        if self.sasl_ssl is None:
+            raise KafkaToolError(f"cluster {self.name!r} has no SASL_SSL listener")
+        return ",".join(str(n.spec.sasl_ssl_address) for n in self._nodes.values())
 
     @property
     def node_ids(self) -> list[int]:
@@ -671,14 +727,16 @@ class KafkaCluster:
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True)
-        ports = find_free_ports(2 * self.num_nodes, self.host)
+        per_node = 2 if self.sasl_ssl is None else 3
+        ports = find_free_ports(per_node * self.num_nodes, self.host)
         specs = [
             NodeSpec(
                 node_id=i + 1,
-                broker_port=ports[2 * i],
-                controller_port=ports[2 * i + 1],
+                broker_port=ports[per_node * i],
+                controller_port=ports[per_node * i + 1],
                 node_dir=self.run_dir / f"node-{i + 1}",
                 host=self.host,
+                sasl_ssl_port=ports[per_node * i + 2] if self.sasl_ssl is not None else None,
             )
             for i in range(self.num_nodes)
         ]
@@ -686,7 +744,8 @@ class KafkaCluster:
         for spec in specs:
             spec.node_dir.mkdir(parents=True)
             spec.config_path.write_text(
-                format_properties(render_config(spec, specs, self.config_overrides))
+                format_properties(render_config(spec, specs, self.config_overrides,
+                                                self.sasl_ssl))
             )
         self._format_all(specs)
         with self._lock:
@@ -721,7 +780,8 @@ class KafkaCluster:
                 self._java,
                 self._jars_dir,
                 "kafka.tools.StorageTool",
-                ["format", "-t", self.cluster_id, "-c", str(spec.config_path)],
+                ["format", "-t", self.cluster_id, "-c", str(spec.config_path),
+                 *(self.sasl_ssl.format_args() if self.sasl_ssl is not None else [])],
                 heap="256m",
             )
             out = open(spec.node_dir / "format.log", "w")  # noqa: SIM115 - closed below

@@ -1,5 +1,5 @@
 """``python -m bench.nexmark``: generate events (to Kafka or a file), measure the generator,
-and run the smoke check of q0-q2 against their references."""
+and run the smoke check of q0-q5, q7, q8 against their references."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bench.nexmark.check import check
 from bench.nexmark.generator import BID, Generator, GeneratorConfig
 from bench.nexmark.queries import QUERIES
 from bench.nexmark.sink import produce, union_value, write_jsonl
+from bench.nexmark.stateful import STATEFUL_QUERIES, check_query
 
 
 def _generator(args: argparse.Namespace) -> Generator:
@@ -61,7 +62,16 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     events = list(_generator(args).events(0, args.events))
     bids = [e for k, e in events if k == BID]
     failed = 0
-    for name in args.queries.split(","):
+    names = args.queries.split(",")
+    for name in (n for n in names if n in STATEFUL_QUERIES):
+        stateful = STATEFUL_QUERIES[name]
+        config = GeneratorConfig(seed=args.seed, events_per_second=args.window_rate)
+        started = time.perf_counter()
+        result = check_query(stateful, list(Generator(config).events(0, args.events)))
+        failed += not result.ok
+        print(f"{name} {stateful.title}: {result.summary()} ({args.events:,} events at "
+              f"{args.window_rate}/s in {time.perf_counter() - started:.2f} s, TestDriver)")
+    for name in (n for n in names if n not in STATEFUL_QUERIES):
         query = QUERIES[name]
         driver = fluvial.TestDriver(query.topology("bids", "out"))
         source = driver.input_topic("bids")
@@ -81,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_ in (("generate", "write events to Kafka or to a JSON-lines file"),
                         ("speed", "measure the generator's events/s"),
-                        ("smoke", "q0-q2 in the TestDriver against their references")):
+                        ("smoke", "the queries in the TestDriver against their references")):
         sub = commands.add_parser(name, help=help_)
         sub.add_argument("--events", type=int, default=100_000)
         sub.add_argument("--seed", type=int, default=0)
@@ -94,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--bootstrap-servers")
     generate.add_argument("--prefix", default="nexmark", help="topics <prefix>-bid ...")
     generate.add_argument("--topics", choices=("per-type", "union", "both"), default="both")
-    commands.choices["smoke"].add_argument("--queries", default=",".join(QUERIES))
+    smoke = commands.choices["smoke"]
+    smoke.add_argument("--queries", default=",".join(sorted({*QUERIES, *STATEFUL_QUERIES})))
+    smoke.add_argument("--window-rate", type=int, default=100,
+                       help="event-time rate for q3-q8, low enough that 10 s windows close")
     args = parser.parse_args(argv)
     handler = {"generate": cmd_generate, "speed": cmd_speed, "smoke": cmd_smoke}[args.command]
     return handler(args)

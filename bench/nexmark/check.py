@@ -48,3 +48,13 @@ def check(actual: Iterable[tuple[str | None, Any]],
         missing=[(str(k), orjson.loads(v)) for k, v in list(missing)[:5]],
         unexpected=[(str(k), orjson.loads(v)) for k, v in list(unexpected)[:5]],
         missing_count=sum(missing.values()), unexpected_count=sum(unexpected.values()))
+
+
+def check_latest(actual: Iterable[tuple[str | None, Any]],
+                 expected: Iterable[tuple[str | None, Any]]) -> CheckResult:
+    """For a table's update stream, in the order one partition wrote it: the latest value
+    per key must be the expected one (intermediate updates depend on batching and caching)."""
+    latest: dict[str | None, Any] = {}
+    for key, value in actual:
+        latest[key] = value
+    return check(latest.items(), expected)

@@ -69,4 +69,4 @@ def test_refused_credentials_are_one_line_at_once(kafka: KafkaTestBroker,
                            f"our credentials: ")
     assert "SASL" in last
     assert last.endswith("; check the security.protocol, sasl.* and ssl.* settings "
-                         "(consumer_config / producer_config)")
+                         "(kafka_config, or consumer_config / producer_config / admin_config)")

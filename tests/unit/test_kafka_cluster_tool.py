@@ -321,3 +321,22 @@ def test_cluster_api_before_start() -> None:
         _ = cluster.bootstrap_servers
     with pytest.raises(ValueError):
         kc.KafkaCluster(nodes=0)
+
+
+def test_a_sasl_ssl_listener_is_added_beside_plaintext(tmp_path: Path) -> None:
+    spec = kc.NodeSpec(node_id=1, broker_port=10000, controller_port=10001,
+                       node_dir=tmp_path, sasl_ssl_port=10002)
+    listener = kc.SaslSslListener(tmp_path / "broker.p12", "pw", {"alice": "a-secret"})
+    cfg = kc.render_config(spec, [spec], sasl_ssl=listener)
+    assert cfg["listeners"] == ("PLAINTEXT://127.0.0.1:10000,CONTROLLER://127.0.0.1:10001,"
+                                "SASL_SSL://127.0.0.1:10002")
+    assert cfg["advertised.listeners"] == "PLAINTEXT://127.0.0.1:10000,SASL_SSL://127.0.0.1:10002"
+    assert cfg["inter.broker.listener.name"] == "PLAINTEXT"
+    assert cfg["listener.security.protocol.map"].endswith(",SASL_SSL:SASL_SSL")
+    assert cfg["sasl.enabled.mechanisms"] == "SCRAM-SHA-256,PLAIN"
+    assert cfg["listener.name.sasl_ssl.ssl.keystore.location"] == str(tmp_path / "broker.p12")
+    assert 'user_alice="a-secret"' in cfg["listener.name.sasl_ssl.plain.sasl.jaas.config"]
+    assert listener.format_args() == ["--add-scram",
+                                      "SCRAM-SHA-256=[name=alice,password=a-secret]"]
+    with pytest.raises(ValueError, match="node 1 has no sasl_ssl_port"):
+        kc.render_config(_specs(1, tmp_path)[0], _specs(1, tmp_path), sasl_ssl=listener)

@@ -7,11 +7,14 @@ state directory in use, a missing topic) ends as one line on stderr and exit cod
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import gc
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
@@ -22,7 +25,31 @@ GC_THRESHOLDS = (100_000, 50, 100)  # what `fluvial run` sets; see _run_one
 EXIT_FAILURE = 2
 EXIT_INTERRUPTED = 130
 
+def _properties(ctx: click.Context, param: click.Parameter,
+                values: tuple[str, ...]) -> dict[str, str] | None:
+    """``--kafka-config KEY=VALUE`` (repeated) -> {KEY: VALUE}; None when not given."""
+    props: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (a librdkafka property, "
+                                     f"e.g. security.protocol=SASL_SSL)")
+        props[key.strip()] = value
+    return props or None
+
+
+def _client_config_option(kind: str, clients: str) -> Any:
+    return click.option(f"--{kind}-config", f"{kind}_config", multiple=True,
+                        metavar="KEY=VALUE", callback=_properties,
+                        help=f"A librdkafka property for {clients} (repeat the option).")
+
+
+_KAFKA_CONFIG = _client_config_option("kafka", "every client: consumers, producers, admin")
+
 _SETTINGS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                 envvar="FLUVIAL_CONFIG",
+                 help="A TOML file of settings; the environment and flags override it."),
     click.option("--application-id", "-a", envvar="FLUVIAL_APPLICATION_ID",
                  help="Names the consumer group, internal topics and state directory."),
     click.option("--bootstrap-servers", "-b", envvar="FLUVIAL_BOOTSTRAP_SERVERS",
@@ -50,6 +77,10 @@ _SETTINGS = [
                       "address --http-host/--http-port bound)."),
     click.option("--num-standby-replicas", type=click.IntRange(min=0), default=None,
                  help="Warm copies of each task's state kept on other instances (default 0)."),
+    _KAFKA_CONFIG,
+    _client_config_option("consumer", "consumers, over --kafka-config"),
+    _client_config_option("producer", "producers, over --kafka-config"),
+    _client_config_option("admin", "admin clients, over --kafka-config"),
 ]
 
 _EMBEDDED = click.option(
@@ -142,14 +173,19 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
     from fluvial.runtime.config import StreamsConfig
 
     settings = {k: v for k, v in settings.items() if v is not None}
-    config = StreamsConfig.create(**settings)
+    config = StreamsConfig.create(flags=True, **settings)
     if embedded is not None and config.bootstrap_servers is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     log_level = ctx.obj["log_level"]
     if workers == 1:
         configure_logging(log_level, config.application_id, None)
-        _run_app(load_topology(target), settings, _Http(http_host, http_port, http_token),
-                 embedded)
+        topology = load_topology(target)
+        if embedded is None and config.bootstrap_servers is None:
+            logging.getLogger("fluvial.cli").warning(
+                "no --bootstrap-servers: running on a private in-process broker that nothing "
+                "outside this process can reach; --embedded DIR shares it with "
+                "`fluvial produce` / `fluvial consume`")
+        _run_app(topology, settings, _Http(http_host, http_port, http_token), embedded)
         return
     if config.bootstrap_servers is None:
         raise click.UsageError("--workers > 1 needs --bootstrap-servers: the embedded "
@@ -202,10 +238,6 @@ def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
         log.info("embedded broker in %s: feed it with `fluvial produce --embedded %s TOPIC`, "
                  "read it with `fluvial consume --embedded %s TOPIC`",
                  owned.data_dir, embedded, embedded)
-    elif "bootstrap_servers" not in settings and not _env_bootstrap():
-        log.warning("no --bootstrap-servers: running on a private in-process broker that "
-                    "nothing outside this process can reach; --embedded DIR shares it with "
-                    "`fluvial produce` / `fluvial consume`")
     try:
         app = App(topology, broker=owned.broker if owned else None, **settings)
         if http.port is not None:
@@ -218,12 +250,6 @@ def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
     finally:
         if owned is not None:
             owned.close()
-
-
-def _env_bootstrap() -> bool:
-    import os
-
-    return bool(os.environ.get("FLUVIAL_BOOTSTRAP_SERVERS"))
 
 
 @cli.command()
@@ -240,6 +266,7 @@ _SERDE = click.Choice(["string", "json", "int64", "float64", "bytes"])
 
 def _broker_options(fn: Any) -> Any:
     """``--embedded DIR`` or ``-b HOST:PORT``: where produce/consume/create-topics go."""
+    fn = _KAFKA_CONFIG(fn)
     fn = click.option("--bootstrap-servers", "-b", envvar="FLUVIAL_BOOTSTRAP_SERVERS",
                       default=None, help="A Kafka cluster.")(fn)
     return click.option("--embedded", type=click.Path(file_okay=False), default=None,
@@ -259,13 +286,14 @@ def _broker_options(fn: Any) -> Any:
 @click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True,
               help="On the embedded broker: of the topic, if it does not exist yet.")
 def produce(topic: str, values: tuple[str, ...], embedded: str | None,
-            bootstrap_servers: str | None, key_separator: str | None, key_serde: str,
+            bootstrap_servers: str | None, kafka_config: dict[str, str] | None,
+            key_separator: str | None, key_serde: str,
             value_serde: str, partitions: int) -> None:
     """Write VALUES (or stdin, one record per line) to TOPIC."""
     from fluvial.cli.shell import produce_lines, topics_on
 
     lines = values or (line.rstrip("\n") for line in sys.stdin)
-    with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
+    with topics_on(embedded, bootstrap_servers, kafka_config) as session, session() as (broker, _):
         count = produce_lines(broker, topic, lines, key_separator, key_serde, value_serde,
                               partitions if embedded is not None else None)
     click.echo(f"{count} record(s) to {topic}", err=True)
@@ -282,14 +310,15 @@ def produce(topic: str, values: tuple[str, ...], embedded: str | None,
               help="Stop after this many records (waiting up to --timeout for them).")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="With --max-records: seconds to wait for them.")
-def consume(topic: str, embedded: str | None, bootstrap_servers: str | None, key_serde: str,
+def consume(topic: str, embedded: str | None, bootstrap_servers: str | None,
+            kafka_config: dict[str, str] | None, key_serde: str,
             value_serde: str, print_key: bool, follow: bool, max_records: int | None,
             timeout: float) -> None:
     """Print TOPIC's records from the beginning of every partition."""
     from fluvial.cli.shell import consume_records, topics_on
 
     printed = 0
-    with topics_on(embedded, bootstrap_servers) as session:
+    with topics_on(embedded, bootstrap_servers, kafka_config) as session:
         for key, value in consume_records(session, topic, key_serde, value_serde, follow,
                                           max_records, timeout):
             click.echo(f"{key}\t{value}" if print_key else value)
@@ -304,13 +333,125 @@ def consume(topic: str, embedded: str | None, bootstrap_servers: str | None, key
 @_broker_options
 @click.option("--partitions", type=click.IntRange(min=1), default=1, show_default=True)
 def create_topics_command(topics: tuple[str, ...], embedded: str | None,
-                          bootstrap_servers: str | None, partitions: int) -> None:
+                          bootstrap_servers: str | None, kafka_config: dict[str, str] | None,
+                          partitions: int) -> None:
     """Create TOPICS that do not exist yet (with the broker's default replication)."""
     from fluvial.cli.shell import create_topics, topics_on
 
-    with topics_on(embedded, bootstrap_servers) as session, session() as (broker, _):
+    with topics_on(embedded, bootstrap_servers, kafka_config) as session, session() as (broker, _):
         created = create_topics(broker, topics, partitions)
     click.echo(f"created: {', '.join(created) or 'none (all exist)'}", err=True)
+
+
+@cli.command()
+@click.argument("application_id")
+@_broker_options
+@click.option("--input-topics", multiple=True, metavar="TOPIC[,TOPIC...]",
+              help="The topics whose offsets to rewind (default: every non-internal topic "
+                   "the application's group has committed offsets on).")
+@click.option("--to-earliest", is_flag=True, help="Rewind to the beginning (the default).")
+@click.option("--to-datetime", metavar="ISO-8601",
+              help="Rewind to the first record at or after this time (no zone: UTC).")
+@click.option("--by-duration", metavar="ISO-8601",
+              help="Rewind to this long ago, e.g. PT15M, P1DT2H.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--local-state-dir", type=click.Path(file_okay=False), default=None,
+              help="This machine's --state-dir: wipe the application's local state there.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              envvar="FLUVIAL_CONFIG", help="A TOML file of settings (kafka_config, ...).")
+@_client_config_option("admin", "the admin client, over --kafka-config")
+@click.option("--connect-timeout-ms", type=click.IntRange(min=1), default=None)
+def reset(application_id: str, embedded: str | None, bootstrap_servers: str | None,
+          kafka_config: dict[str, str] | None, input_topics: tuple[str, ...],
+          to_earliest: bool, to_datetime: str | None, by_duration: str | None, dry_run: bool,
+          local_state_dir: str | None, config_file: str | None,
+          admin_config: dict[str, str] | None, connect_timeout_ms: int | None) -> None:
+    """Reset APPLICATION_ID to reprocess its input: rewind its input offsets, delete its
+    internal topics, and (with --local-state-dir) its local state. Stop every instance first."""
+    from fluvial.runtime.reset import apply_reset, parse_position, plan_reset
+
+    position = parse_position(to_earliest, to_datetime, by_duration)
+    topics = [t.strip() for item in input_topics for t in item.split(",") if t.strip()] \
+        if input_topics else None
+    state_dir = Path(local_state_dir) if local_state_dir is not None else None
+    with _group_admin(application_id, embedded, bootstrap_servers, config_file, kafka_config,
+                      admin_config, connect_timeout_ms) as admin:
+        plan = plan_reset(admin, application_id, topics, position, state_dir)
+        for line in plan.describe():
+            click.echo(line)
+        if dry_run:
+            click.echo("dry run: nothing changed")
+            return
+        apply_reset(admin, plan)
+    click.echo("done: start the application again to reprocess")
+
+
+@contextlib.contextmanager
+def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: str | None,
+                 config_file: str | None, kafka_config: dict[str, str] | None,
+                 admin_config: dict[str, str] | None,
+                 connect_timeout_ms: int | None) -> Iterator[Any]:
+    """The reset tool's admin on the cluster or embedded broker the options name."""
+    if embedded is not None and bootstrap_servers is not None:
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
+    if embedded is not None:
+        from fluvial.io.embedded.group_admin import EmbeddedGroupAdmin
+        from fluvial.io.embedded.shared import own
+
+        # a running app owns its directory's broker: refused here, like an active group
+        with own(embedded, wait_s=2.0) as owned:
+            yield EmbeddedGroupAdmin(owned.broker)
+        return
+    from fluvial.io.group_admin import KafkaGroupAdmin
+    from fluvial.io.kafka_check import check_cluster
+    from fluvial.runtime.config import StreamsConfig
+
+    config = StreamsConfig.create(config_file, flags=True, application_id=application_id,
+                                  bootstrap_servers=bootstrap_servers,
+                                  kafka_config=kafka_config, admin_config=admin_config,
+                                  connect_timeout_ms=connect_timeout_ms)
+    if config.bootstrap_servers is None:
+        raise click.UsageError("name the broker: --embedded DIR or --bootstrap-servers "
+                               "HOST:PORT (or bootstrap_servers in --config)")
+    client = config.client_config("admin")
+    check_cluster(config.bootstrap_servers, [client], config.connect_timeout_ms / 1000)
+    admin = KafkaGroupAdmin(config.bootstrap_servers, client)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
+              help="Run this script's statements, then its persistent queries until Ctrl-C.")
+@_EMBEDDED
+@_with_settings
+@click.pass_context
+def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings: Any) -> None:
+    """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if script is None:
+        click.echo(ctx.get_help())
+        return
+    from fluvial.cli.sql import run_script
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    settings.setdefault("application_id", f"fluvial-sql-{Path(script).stem}")
+    if embedded is not None and settings.get("bootstrap_servers"):
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
+    configure_logging(ctx.obj["log_level"], settings["application_id"], None)
+    run_script(script, settings, embedded)
+
+
+@sql.command("test")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def sql_test(files: tuple[str, ...]) -> None:
+    """Run ksqlDB query-validation-test FILES (JSON); print a pass/fail table."""
+    from fluvial.cli.sql import test_files
+
+    sys.exit(test_files(files))
 
 
 def _report(exc: BaseException) -> int:
@@ -324,6 +465,10 @@ def _report(exc: BaseException) -> int:
         import traceback
 
         traceback.print_exception(exc)
+    if isinstance(exc, click.UsageError):  # one line, like every other failure
+        command = exc.ctx.command_path if exc.ctx is not None else "fluvial"
+        click.echo(f"fluvial: error: {exc.format_message()} ({command} --help)", err=True)
+        return exc.exit_code
     if isinstance(exc, click.ClickException):
         exc.show()
         return exc.exit_code

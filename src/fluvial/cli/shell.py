@@ -27,10 +27,10 @@ _PARSE: dict[str, Callable[[str], Any]] = {
 class KafkaTopics:
     """``SharedBroker`` on a Kafka cluster: one producer, one free (group-less) reader."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, kafka_config: dict[str, Any]) -> None:
         from fluvial.io.kafka import KafkaClients
 
-        self._clients = KafkaClients(bootstrap_servers)
+        self._clients = KafkaClients(bootstrap_servers, kafka_config)
         self._producer: Any = None
         self._reader: Any = None
         self._buffered: dict[TopicPartition, list[Message]] = {}
@@ -75,7 +75,8 @@ Session = Callable[[], contextlib.AbstractContextManager[tuple[SharedBroker, boo
 
 
 @contextlib.contextmanager
-def topics_on(embedded: str | None, bootstrap_servers: str | None) -> Iterator[Session]:
+def topics_on(embedded: str | None, bootstrap_servers: str | None,
+              kafka_config: dict[str, Any] | None = None) -> Iterator[Session]:
     """Sessions on the broker that ``--embedded DIR`` or ``-b HOST:PORT`` names.
 
     On an embedded directory nobody serves, a session owns the directory for its length:
@@ -86,8 +87,8 @@ def topics_on(embedded: str | None, bootstrap_servers: str | None) -> Iterator[S
     if bootstrap_servers is not None:
         from fluvial.io.kafka_check import check_cluster
 
-        check_cluster(bootstrap_servers, {}, 30.0)
-        kafka = KafkaTopics(bootstrap_servers)
+        check_cluster(bootstrap_servers, [kafka_config or {}], 30.0)
+        kafka = KafkaTopics(bootstrap_servers, kafka_config or {})
 
         @contextlib.contextmanager
         def on_kafka() -> Iterator[tuple[SharedBroker, bool]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import confluent_kafka as ck
@@ -38,17 +38,24 @@ def security_settings(client_config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in client_config.items() if k.startswith(_SECURITY_PREFIXES)}
 
 
-def check_cluster(bootstrap_servers: str, client_config: Mapping[str, Any],
+def check_cluster(bootstrap_servers: str, client_configs: Sequence[Mapping[str, Any]],
                   timeout_s: float, stop: threading.Event | None = None) -> None:
-    """Return once a broker at ``bootstrap_servers`` answers a metadata request, or once
-    ``stop`` is set; raise ``AuthenticationError`` at once when one refuses us,
-    ``BrokerUnreachableError`` when none answered within ``timeout_s``."""
+    """Return once a broker at ``bootstrap_servers`` answers a metadata request made with
+    each distinct set of security settings of ``client_configs`` (one per kind of client the
+    app opens), or once ``stop`` is set; raise ``AuthenticationError`` at once when one
+    refuses us, ``BrokerUnreachableError`` when none answered within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    distinct = {tuple(sorted(security_settings(c).items())) for c in client_configs} or {()}
+    for settings in sorted(distinct):
+        _check_with(bootstrap_servers, dict(settings), timeout_s, deadline, stop)
+
+
+def _check_with(bootstrap_servers: str, security: dict[str, Any], timeout_s: float,
+                deadline: float, stop: threading.Event | None) -> None:
     errors: list[ck.KafkaError] = []
-    conf: dict[str, Any] = {**security_settings(client_config),
-                            "bootstrap.servers": bootstrap_servers,
+    conf: dict[str, Any] = {**security, "bootstrap.servers": bootstrap_servers,
                             "error_cb": errors.append, "logger": librdkafka_logger()}
     admin = AdminClient(conf)
-    deadline = time.monotonic() + timeout_s
     last = "no answer"
     while stop is None or not stop.is_set():
         try:
@@ -62,7 +69,7 @@ def check_cluster(bootstrap_servers: str, client_config: Mapping[str, Any],
             raise AuthenticationError(
                 f"the broker at {bootstrap_servers} refused our credentials: "
                 f"{refused[0].str()}; check the security.protocol, sasl.* and ssl.* settings "
-                f"(consumer_config / producer_config)")
+                f"(kafka_config, or consumer_config / producer_config / admin_config)")
         if errors:
             last = errors[-1].str()
         if time.monotonic() >= deadline:

@@ -49,8 +49,12 @@ def clients_for(config: StreamsConfig, broker: Any = None) -> Clients:
 
         return EmbeddedClients(broker if broker is not None else embedded_broker())
     from fluvial.io.kafka import KafkaClients
+    from fluvial.io.per_kind import PerKindClients
 
-    return KafkaClients(config.bootstrap_servers)
+    servers = config.bootstrap_servers
+    return PerKindClients(KafkaClients(servers, config.kafka_config),
+                          KafkaClients(servers, config.client_config("admin")),
+                          config.consumer_config, config.producer_config)
 
 
 class App:
@@ -102,9 +106,16 @@ class App:
     def _preflight(self) -> None:
         """On a real cluster: a broker answers and accepts us, or one clear error, quickly."""
         if self.config.bootstrap_servers is not None:
-            from fluvial.io.kafka_check import check_cluster
+            from fluvial.io.kafka_check import check_cluster, security_settings
 
-            check_cluster(self.config.bootstrap_servers, self.config.consumer_config,
+            kinds = {kind: self.config.client_config(kind)
+                     for kind in ("admin", "consumer", "producer")}
+            unsecured = [k for k, c in kinds.items() if not security_settings(c)]
+            if unsecured and len(unsecured) < len(kinds):
+                log.warning("%s client(s) get no security settings (security.protocol, sasl.*, "
+                            "ssl.*) while the others do; put them in kafka_config for every "
+                            "client", " and ".join(unsecured))
+            check_cluster(self.config.bootstrap_servers, list(kinds.values()),
                           self.config.connect_timeout_ms / 1000, self._stop)
             if self._stop.is_set():  # SIGINT/SIGTERM while waiting: nothing started yet
                 raise KeyboardInterrupt
@@ -199,7 +210,8 @@ class App:
     def start(self) -> App:
         """Run in a background thread; returns once the app has subscribed."""
         self.stream_thread = self._setup()
-        self._thread = threading.Thread(target=self._run_background, name="fluvial-app",
+        self._thread = threading.Thread(target=self._run_background,
+                                        name=f"fluvial-{self.config.application_id}",
                                         daemon=True)
         self._announce()
         self._thread.start()

@@ -43,12 +43,18 @@ def test_describe_prints_the_topology() -> None:
      "Invalid value for '--on-error'"),
     (["run", "examples.wordcount.app:build", "-a", "x", "--workers", "2"],
      "--workers > 1 needs --bootstrap-servers"),
+    (["run", "examples.wordcount.app:build", "-a", "x", "--kafka-config", "acks"],
+     "Invalid value for '--kafka-config': 'acks' is not KEY=VALUE"),
+    (["run", "examples.wordcount.app:build", "-a", "x", "--config", "nope.toml"],
+     "config file nope.toml: No such file or directory"),
+    (["reset", "x"], "name the broker: --embedded DIR or --bootstrap-servers HOST:PORT"),
 ])
 def test_malformed_command_lines_fail_clearly(args: list[str], message: str) -> None:
     result = fluvial(*args)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_run_on_the_embedded_broker_until_sigterm(tmp_path: Path) -> None:

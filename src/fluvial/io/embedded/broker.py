@@ -218,6 +218,11 @@ class EmbeddedBroker:
             per = self._offsets.get(group_id, {})
             return {tp: per.get(tp) for tp in partitions}
 
+    def group_offsets(self, group_id: str) -> dict[TopicPartition, int]:
+        """Every offset the group has committed."""
+        with self._lock:
+            return dict(self._offsets.get(group_id, {}))
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def flush(self) -> None:

@@ -1,0 +1,52 @@
+"""``fluvial sql``: run a SQL script's persistent queries, or QTT case files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fluvial.sql.engine import Result
+
+
+def run_script(path: str, settings: dict[str, Any], embedded: str | None) -> None:
+    """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C."""
+    from fluvial.sql.runner import prepare
+
+    owned = None
+    if embedded is not None:
+        from fluvial.io.embedded.shared import own
+
+        owned = own(embedded)
+    try:
+        app, results = prepare(Path(path).read_text(),
+                               broker=owned.broker if owned else None, **settings)
+        for result in results:
+            click.echo(format_result(result))
+        app.run()
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def format_result(result: Result) -> str:
+    """A statement's message, and its rows as an aligned table (SHOW, DESCRIBE)."""
+    if not result.header:
+        return result.message
+    rows = [tuple(map(str, result.header))] + [tuple(map(str, r)) for r in result.rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(result.header))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join([result.message, *lines])
+
+
+def test_files(paths: Sequence[str]) -> int:
+    """Run every case of ``paths``; print the pass/fail table; 0 if all passed, else 1."""
+    from fluvial.sql.testing import format_table, run_file
+
+    results = [r for path in paths for r in run_file(path)]
+    click.echo(format_table(results))
+    return 0 if results and all(r.passed for r in results) else 1

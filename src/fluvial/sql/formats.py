@@ -1,0 +1,377 @@
+"""Serialization formats of SQL sources: KAFKA, JSON, DELIMITED (ksqlDB's), and the internal
+one of repartition topics and stores.
+
+Format serdes turn a source's key into a tuple of its key columns' values and its value into
+a ``dict`` of its value columns (``None`` both ways for a tombstone). KAFKA primitives are
+byte-compatible with Kafka's serializers (INT: 4-byte big-endian, BIGINT: 8, DOUBLE: IEEE
+754, STRING: UTF-8). DECIMAL stays exact through JSON: read from the number's text, written
+as a plain number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import struct
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from fluvial.io.serdes import SerdeError
+from fluvial.sql import types as t
+from fluvial.sql.catalog import Column
+from fluvial.sql.types import SqlType
+
+KEY_FORMATS = ("KAFKA", "JSON", "DELIMITED", "NONE")
+VALUE_FORMATS = ("KAFKA", "JSON", "DELIMITED")
+
+
+# -- JSON text with exact decimals --------------------------------------------------------
+
+def delimiter(value: str) -> str:
+    """A VALUE_DELIMITER property as the character it means ('TAB', 'SPACE' or one char)."""
+    special = {"TAB": "\t", "SPACE": " "}
+    if value.upper() in special:
+        return special[value.upper()]
+    if not value.strip():  # a space or tab must be named: SPACE, TAB
+        raise ValueError("Configuration VALUE_DELIMITER is invalid: Delimiter cannot be empty, "
+                         "if you meant to have a tab or space for delimiter, please use the "
+                         "special values 'TAB' or 'SPACE'")
+    if len(value) != 1:
+        raise ValueError(f"Configuration VALUE_DELIMITER is invalid: Invalid delimiter value: "
+                         f"'{value}'. Delimiter must be a single character or TAB,SPACE")
+    return value
+
+
+def dump_json(value: Any) -> bytes:
+    """JSON bytes of ``value``; Decimals are written as plain numbers, exactly."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return _dump_exact(value).encode()
+
+
+def _dump_exact(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(orjson.dumps(str(k)).decode() + ":" + _dump_exact(v)
+                              for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dump_exact(v) for v in value) + "]"
+    return orjson.dumps(value).decode()
+
+
+def load_json(data: bytes | str, exact: bool) -> Any:
+    """Parse JSON; ``exact``: numbers with a fraction become Decimals (for DECIMAL columns)."""
+    if exact:
+        return json.loads(data, parse_float=Decimal)
+    return orjson.loads(data)
+
+
+# -- coercion of parsed values to column types --------------------------------------------
+
+def _to_int(bits: int) -> Callable[[Any], int]:
+    wrap = t.wrap_int if bits == 32 else t.wrap_long
+
+    def convert(v: Any) -> int:
+        if isinstance(v, bool):
+            raise SerdeError(f"cannot read {v!r} as an integer")
+        if isinstance(v, int):
+            if wrap(v) != v:
+                raise SerdeError(f"{v} is out of range of a {bits}-bit integer")
+            return v
+        if isinstance(v, float | Decimal) and v == int(v):
+            return int(v)
+        if isinstance(v, str):
+            try:
+                return convert(int(v.strip()))
+            except ValueError:
+                pass
+        raise SerdeError(f"cannot read {v!r} as an integer")
+    return convert
+
+
+def _to_double(v: Any) -> float:
+    if isinstance(v, bool):
+        raise SerdeError(f"cannot read {v!r} as a DOUBLE")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise SerdeError(f"cannot read {v!r} as a DOUBLE") from None
+
+
+def _to_string(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict | list):
+        return orjson.dumps(v).decode()
+    return t.to_text(v)
+
+
+def _to_boolean(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+        return v.strip().lower() == "true"
+    raise SerdeError(f"cannot read {v!r} as a BOOLEAN")
+
+
+def _to_decimal(type_: SqlType) -> Callable[[Any], Decimal]:
+    def convert(v: Any) -> Decimal:
+        try:
+            number = v if isinstance(v, Decimal) else Decimal(str(v).strip()) \
+                if not isinstance(v, float) else Decimal(repr(v))
+            return t.quantize(number, type_)
+        except (ArithmeticError, ValueError) as exc:
+            raise SerdeError(f"cannot read {v!r} as {type_}: {exc}") from None
+    return convert
+
+
+def coercer(type_: SqlType) -> Callable[[Any], Any]:
+    """How a value parsed from JSON or text becomes a value of ``type_`` (non-null)."""
+    return {"INTEGER": _to_int(32), "BIGINT": _to_int(64), "DOUBLE": _to_double,
+            "STRING": _to_string, "BOOLEAN": _to_boolean,
+            "DECIMAL": _to_decimal(type_), "BYTES": _to_bytes}[type_.name]
+
+
+def _to_bytes(v: Any) -> bytes:
+    import base64
+
+    if isinstance(v, bytes):
+        return v
+    return base64.b64decode(str(v))
+
+
+def _coerce_all(columns: Sequence[Column], values: Sequence[Any]) -> list[Any]:
+    out = []
+    for column, v in zip(columns, values, strict=True):
+        out.append(None if v is None else coercer(column.type)(v))
+    return out
+
+
+# -- row codecs: a list of column values <-> bytes ---------------------------------------
+
+class _Codec:
+    """Reads and writes the values of ``columns`` (in order), or None for a tombstone."""
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = tuple(columns)
+
+    def encode(self, values: Sequence[Any]) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> list[Any]:
+        raise NotImplementedError
+
+
+class _KafkaCodec(_Codec):
+    _STRUCTS = {"INTEGER": struct.Struct(">i"), "BIGINT": struct.Struct(">q"),
+                "DOUBLE": struct.Struct(">d")}
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        super().__init__(columns)
+        self.type = columns[0].type
+
+    def encode(self, values: Sequence[Any]) -> bytes:
+        v = values[0]
+        if v is None:
+            raise SerdeError("the KAFKA format cannot write a NULL column")
+        packer = self._STRUCTS.get(self.type.name)
+        if packer is not None:
+            return packer.pack(v)
+        if self.type.name == "STRING":
+            return str(v).encode()
+        return bytes(v)
+
+    def decode(self, data: bytes) -> list[Any]:
+        packer = self._STRUCTS.get(self.type.name)
+        if packer is not None:
+            if len(data) != packer.size:
+                raise SerdeError(f"KAFKA format {self.type} needs {packer.size} bytes, "
+                                 f"got {len(data)}")
+            return [packer.unpack(data)[0]]
+        if self.type.name == "STRING":
+            try:
+                return [data.decode()]
+            except UnicodeDecodeError as exc:
+                raise SerdeError(f"not UTF-8: {exc}") from None
+        return [data]
+
+
+class _JsonCodec(_Codec):
+    """An object of the columns by name (field names matched case-insensitively), or the
+    bare value of a single column when unwrapped."""
+
+    def __init__(self, columns: Sequence[Column], wrapped: bool) -> None:
+        super().__init__(columns)
+        self.wrapped = wrapped
+        self.exact = any(c.type.name == "DECIMAL" for c in columns)
+
+    def encode(self, values: Sequence[Any]) -> bytes:
+        if not self.wrapped:
+            return dump_json(_jsonable(values[0]))
+        return dump_json({c.name: _jsonable(v)
+                          for c, v in zip(self.columns, values, strict=True)})
+
+    def decode(self, data: bytes) -> list[Any]:
+        try:
+            parsed = load_json(data, self.exact)
+        except ValueError as exc:
+            raise SerdeError(f"invalid JSON: {exc}") from None
+        if not self.wrapped:
+            return _coerce_all(self.columns, [parsed])
+        if not isinstance(parsed, dict):
+            raise SerdeError(f"expected a JSON object, got {type(parsed).__name__}")
+        fields = {str(k).upper(): v for k, v in parsed.items()}
+        exact = {str(k): v for k, v in parsed.items()}
+        return _coerce_all(self.columns, [exact.get(c.name, fields.get(c.name.upper()))
+                                          for c in self.columns])
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+    if isinstance(v, bytes):
+        import base64
+
+        return base64.b64encode(v).decode()
+    return v
+
+
+class _DelimitedCodec(_Codec):
+    """Values in column order, comma-separated unless another delimiter is given; an empty
+    field is NULL."""
+
+    def __init__(self, columns: Sequence[Column], delimiter: str = ",") -> None:
+        super().__init__(columns)
+        self.delimiter = delimiter
+
+    def encode(self, values: Sequence[Any]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="", delimiter=self.delimiter).writerow(
+            ["" if v is None else t.to_text(v) for v in values])
+        return buffer.getvalue().encode()
+
+    def decode(self, data: bytes) -> list[Any]:
+        try:
+            line = data.decode()
+        except UnicodeDecodeError as exc:
+            raise SerdeError(f"not UTF-8: {exc}") from None
+        fields = next(csv.reader([line], delimiter=self.delimiter), [])
+        if len(fields) != len(self.columns):
+            raise SerdeError(f"Unexpected field count, csvFields:{len(fields)} "
+                             f"schemaFields:{len(self.columns)}")
+        return _coerce_all(self.columns, [None if f == "" else f for f in fields])
+
+
+def codec(format_: str, columns: Sequence[Column], wrapped: bool = True,
+          delimiter: str = ",") -> _Codec:
+    """The codec of ``columns`` in ``format_``; a single column is unwrapped where the format
+    says (always for keys, ``WRAP_SINGLE_VALUE=false`` for values)."""
+    if format_ == "KAFKA":
+        if len(columns) != 1:
+            raise ValueError(f"The 'KAFKA' format only supports a single field. "
+                             f"Got: {len(columns)} fields")
+        if columns[0].type.name in ("BOOLEAN", "DECIMAL"):
+            raise ValueError(f"The 'KAFKA' format does not support type "
+                             f"'{columns[0].type}'")
+        return _KafkaCodec(columns)
+    if format_ == "JSON":
+        return _JsonCodec(columns, wrapped or len(columns) != 1)
+    if format_ == "DELIMITED":
+        return _DelimitedCodec(columns, delimiter)
+    raise ValueError(f"unknown format {format_!r}; formats: {', '.join(VALUE_FORMATS)}")
+
+
+# -- serdes the topology uses -------------------------------------------------------------
+
+class KeySerde:
+    """A source's key: the tuple of its key columns' values (``()`` with no key columns)."""
+
+    def __init__(self, format_: str, columns: Sequence[Column]) -> None:
+        self.columns = tuple(columns)
+        self.format = format_
+        self._codec = codec(format_, columns, wrapped=False) if columns else None
+
+    def serialize(self, value: Any) -> bytes | None:
+        if value is None or self._codec is None:
+            return None
+        if all(v is None for v in value) and (len(value) == 1 or self.format != "JSON"):
+            return None
+        return self._codec.encode(value)
+
+    def deserialize(self, data: bytes | None) -> Any:
+        if self._codec is None:
+            return ()
+        if data is None:
+            return tuple(None for _ in self.columns)
+        return tuple(self._codec.decode(data))
+
+
+class ValueSerde:
+    """A source's value: ``dict`` of its value columns, None for a tombstone."""
+
+    def __init__(self, format_: str, columns: Sequence[Column], wrapped: bool = True,
+                 delimiter: str = ",") -> None:
+        self.columns = tuple(columns)
+        self._names = [c.name for c in columns]
+        self._codec = codec(format_, columns, wrapped, delimiter)
+
+    def serialize(self, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        return self._codec.encode([value.get(n) for n in self._names])
+
+    def deserialize(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        return dict(zip(self._names, self._codec.decode(data), strict=True))
+
+
+class InternalSerde:
+    """Rows, keys and aggregate states on repartition topics and in stores: JSON where a
+    Decimal is tagged (``{"$d": "1.50"}``) so it reads back exact; a top-level list is read
+    back as a tuple (keys are tuples)."""
+
+    def serialize(self, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        return orjson.dumps(value, default=_tag, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+    def deserialize(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        value = _untag(orjson.loads(data))
+        return tuple(value) if isinstance(value, list) else value
+
+
+class InternalStateSerde(InternalSerde):
+    """Aggregate states: lists stay lists."""
+
+    def deserialize(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        return _untag(orjson.loads(data))
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return {"$d": format(value, "f")}
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write a {type(value).__name__}")
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and "$d" in value:
+            return Decimal(value["$d"])
+        return {k: _untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
