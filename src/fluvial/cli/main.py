@@ -245,7 +245,8 @@ def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
 
             server = AppServer(app, host=http.host, port=http.port, token=http.token).start()
             app.http_port = server.port
-            log.info("/healthz /readyz /metrics /stores on %s:%d", http.host, server.port)
+            log.info("/healthz /readyz /metrics on port %d, /stores too (bound to %s)",
+                     server.port, http.host)
         app.run()
     finally:
         if owned is not None:
