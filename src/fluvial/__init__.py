@@ -29,6 +29,7 @@ from fluvial.errors import (
     DeliveryError,
     FluvialError,
     ProcessingError,
+    StoreMovingError,
     TopologyError,
 )
 from fluvial.io.embedded import EmbeddedBroker
@@ -43,6 +44,7 @@ from fluvial.processing.timestamps import (
 from fluvial.record import Change, Record
 from fluvial.runtime.app import App
 from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
+from fluvial.server import AppServer
 from fluvial.testing import TestDriver
 from fluvial.topology.topology import Topology
 from fluvial.windows import (
@@ -69,6 +71,7 @@ __all__ = [
     "__version__", "serdes",
 ]
 # event time and windows
+__all__ += ["AppServer", "StoreMovingError"]
 __all__ += [
     "EmitStrategy", "JoinWindows", "RecordTimestamp", "SessionWindows", "SlidingWindows",
     "TimeWindows", "TimestampExtractor", "ValueFieldTimestamp", "WallClockTimestamp", "Window",

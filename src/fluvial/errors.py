@@ -32,3 +32,9 @@ class ProcessingError(FluvialError):
         self.partition = partition
         self.offset = offset
         self.stage = stage
+
+
+class StoreMovingError(FluvialError):
+    """The task holding a key's partition is moving (a rebalance, a restore): no running owner
+    is known right now. Retry shortly; an interactive query never answers from a task that is
+    not running, so a value it returns is never half-restored."""

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -72,6 +72,9 @@ _SETTINGS = [
     click.option("--dead-letter-topic", default=None),
     click.option("--replication-factor", type=int, default=None,
                  help="Of internal topics (-1: the broker's default)."),
+    click.option("--application-server", envvar="FLUVIAL_APPLICATION_SERVER", default=None,
+                 help="host:port the other instances query this one at (default: the "
+                      "address --http-host/--http-port bound)."),
     click.option("--num-standby-replicas", type=click.IntRange(min=0), default=None,
                  help="Warm copies of each task's state kept on other instances (default 0)."),
     _KAFKA_CONFIG,
@@ -137,18 +140,33 @@ def configure_logging(level: str | int, application_id: str, worker: int | None)
     root.setLevel(level)
 
 
+class _Http(NamedTuple):
+    """Where and how ``fluvial run`` serves HTTP (``port`` None: not at all)."""
+
+    host: str
+    port: int | None
+    token: str | None
+
+
 @cli.command()
 @click.argument("target")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to run; each is an instance in the same consumer group.")
 @click.option("--http-port", type=click.IntRange(0, 65535), default=None,
               envvar="FLUVIAL_HTTP_PORT",
-              help="Serve /healthz, /readyz and /metrics here (worker i: port + i).")
+              help="Serve /healthz, /readyz, /metrics and /stores here (worker i: port + i).")
+@click.option("--http-host", default="127.0.0.1", show_default=True,
+              envvar="FLUVIAL_HTTP_HOST",
+              help="The interface to serve HTTP on (0.0.0.0: every one).")
+@click.option("--http-token", default=None, envvar="FLUVIAL_HTTP_TOKEN",
+              help="Require 'Authorization: Bearer TOKEN' on /stores (the same on every "
+                   "instance: they query each other).")
 @_EMBEDDED
 @_with_settings
 @click.pass_context
 def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
-        embedded: str | None, **settings: Any) -> None:
+        http_host: str, http_token: str | None, embedded: str | None,
+        **settings: Any) -> None:
     """Run the topology TARGET (MODULE:OBJECT) until SIGTERM or Ctrl-C."""
     from fluvial.cli.loading import load_topology
     from fluvial.runtime import state_lock
@@ -167,7 +185,7 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
                 "no --bootstrap-servers: running on a private in-process broker that nothing "
                 "outside this process can reach; --embedded DIR shares it with "
                 "`fluvial produce` / `fluvial consume`")
-        _run_app(topology, settings, http_port, embedded)
+        _run_app(topology, settings, _Http(http_host, http_port, http_token), embedded)
         return
     if config.bootstrap_servers is None:
         raise click.UsageError("--workers > 1 needs --bootstrap-servers: the embedded "
@@ -179,12 +197,13 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
     state_lock.acquire(state_root)  # the workers are one instance: they share the lock
     try:
         sys.exit(run_workers(workers, _run_one,
-                             (target, settings, http_port, log_level, _debug)))
+                             (target, settings, _Http(http_host, http_port, http_token),
+                              log_level, _debug)))
     finally:
         state_lock.release(state_root)
 
 
-def _run_one(worker: int, target: str, settings: dict[str, Any], http_port: int | None,
+def _run_one(worker: int, target: str, settings: dict[str, Any], http: _Http,
              log_level: str = "INFO", debug: bool = False) -> None:
     """One ``--workers`` process: its own topology, app and log lines."""
     from fluvial.cli.loading import load_topology
@@ -192,14 +211,14 @@ def _run_one(worker: int, target: str, settings: dict[str, Any], http_port: int 
     global _debug
     _debug = debug
     configure_logging(log_level, str(settings.get("application_id")), worker)
-    port = None if http_port is None else (http_port + worker if http_port else 0)
+    port = None if http.port is None else (http.port + worker if http.port else 0)
     try:
-        _run_app(load_topology(target), settings, port, None)
+        _run_app(load_topology(target), settings, http._replace(port=port), None)
     except BaseException as exc:
         sys.exit(_report(exc))
 
 
-def _run_app(topology: Any, settings: dict[str, Any], http_port: int | None,
+def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
              embedded: str | None) -> None:
     from fluvial.runtime.app import App
 
@@ -221,12 +240,13 @@ def _run_app(topology: Any, settings: dict[str, Any], http_port: int | None,
                  owned.data_dir, embedded, embedded)
     try:
         app = App(topology, broker=owned.broker if owned else None, **settings)
-        if http_port is not None:
+        if http.port is not None:
             from fluvial.server import AppServer
 
-            server = AppServer(app, port=http_port).start()
+            server = AppServer(app, host=http.host, port=http.port, token=http.token).start()
             app.http_port = server.port
-            log.info("/healthz /readyz /metrics on port %d", server.port)
+            log.info("/healthz /readyz /metrics on port %d, /stores too (bound to %s)",
+                     server.port, http.host)
         app.run()
     finally:
         if owned is not None:

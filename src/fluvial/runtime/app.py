@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -16,14 +17,17 @@ from fluvial.io.client import Clients
 from fluvial.runtime import state_lock, topics
 from fluvial.runtime.banner import banner
 from fluvial.runtime.config import StreamsConfig
+from fluvial.runtime.discovery import Directory
 from fluvial.runtime.global_stores import GlobalStores
 from fluvial.runtime.instance import InstanceSlot, claim_slot
+from fluvial.runtime.query import StoreQuery
 from fluvial.runtime.stream_thread import StreamThread
 from fluvial.state.store import ReadOnlyView
 from fluvial.topology.topology import Topology
 
 log = logging.getLogger("fluvial.app")
 
+MEMBER_CHECK_S = 0.2  # how often the loop notes its member id for other threads
 _default_broker: Any = None
 _default_lock = threading.Lock()
 
@@ -77,6 +81,11 @@ class App:
         self.global_stores: GlobalStores | None = None
         self.instance: InstanceSlot | None = None
         self.http_port: int | None = None  # set by the AppServer serving this app
+        self.directory: Directory | None = None  # set by the AppServer: routes app.query
+        # this member's id in the group as the loop last saw it: other threads read this, never
+        # the consumer (librdkafka's member id call, made beside a poll, can deadlock on the GIL)
+        self.member_id: str | None = None
+        self._next_member_check = 0.0
 
     # -- running --------------------------------------------------------------------------
 
@@ -147,6 +156,7 @@ class App:
             self._started.set()
             while not self._stop.is_set():
                 thread.run_once()
+                self._note_member_id(thread)
                 if self.global_stores is not None:
                     self.global_stores.poll()
             clean = True
@@ -165,6 +175,12 @@ class App:
                 if self.instance is not None:
                     self.instance.release()
                 state_lock.release(self._state_root)
+
+    def _note_member_id(self, thread: StreamThread) -> None:
+        now = time.monotonic()
+        if now >= self._next_member_check:
+            self._next_member_check = now + MEMBER_CHECK_S
+            self.member_id = thread.consumer.member_id()
 
     def run(self) -> None:
         """Run in this thread until ``close()``, SIGTERM or SIGINT; re-raise a fatal error."""
@@ -227,6 +243,13 @@ class App:
         if name not in self.topology.stores:
             raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
         return LocalStoreView(self, name)
+
+    def query(self, name: str) -> StoreQuery:
+        """The named store across the whole application: a key is read where its task runs
+        (here, or over HTTP on the instance that owns it); see docs/interactive-queries.md."""
+        if name not in self.topology.stores:
+            raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
+        return StoreQuery(self, name)
 
     def __enter__(self) -> App:
         return self.start()

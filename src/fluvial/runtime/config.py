@@ -87,6 +87,7 @@ class StreamsConfig:
     partition_assignment_strategy: str | None = None  # classic only; None: "range"
     group_instance_id: str | None = None  # static membership (group.instance.id)
     num_standby_replicas: int = 0  # warm copies of each task's state on other instances
+    application_server: str | None = None  # host:port other instances query; None: bound one
     kafka_config: dict[str, Any] = field(default_factory=dict)  # every client
     consumer_config: dict[str, Any] = field(default_factory=dict)  # consumers, over kafka_config
     producer_config: dict[str, Any] = field(default_factory=dict)  # producers, over kafka_config
@@ -157,6 +158,11 @@ class StreamsConfig:
                 f"partition_assignment_strategy={self.partition_assignment_strategy!r} applies "
                 f"to group_protocol=classic only; group_protocol=consumer assigns partitions "
                 f"on the broker (range, which keeps co-partitioned topics together)")
+        if self.application_server is not None:
+            host, _, port = self.application_server.rpartition(":")
+            if not host or not port.isdigit():
+                raise SettingError("application_server", f"application_server must be "
+                                   f"host:port, got {self.application_server!r}")
         if self.group_instance_id is not None and not _APP_ID.fullmatch(self.group_instance_id):
             raise SettingError("group_instance_id",
                                f"group_instance_id {self.group_instance_id!r} may only use "

@@ -1,18 +1,24 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` over aiohttp, in a thread beside the loop.
+"""``/healthz``, ``/readyz``, ``/metrics`` and the store queries (``/stores/...``) over aiohttp,
+in a thread beside the loop.
 
 Liveness says the processing loop is making progress — never whether a broker is reachable,
 or a Kafka outage would turn into a restart loop. Readiness says the instance has joined,
 holds its tasks with their state restored, and is not shutting down; its answer lists the
 tasks by state (running, restoring), so an operator sees what a restart is waiting for.
+
+The server binds to localhost unless told otherwise; with a token, ``/stores`` asks for
+``Authorization: Bearer <token>`` (the probes and metrics stay open to the platform).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import json
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -22,6 +28,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from fluvial.errors import ConfigError, StoreMovingError
+from fluvial.runtime.discovery import Directory
+from fluvial.runtime.query import LOCAL_HEADER, StoreQuery, key_from_text
 from fluvial.server.metrics import AppCollector
 
 if TYPE_CHECKING:
@@ -29,11 +38,12 @@ if TYPE_CHECKING:
 
 
 class AppServer:
-    def __init__(self, app: App, host: str = "0.0.0.0", port: int = 0,
-                 liveness_timeout_s: float = 60.0) -> None:
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0,
+                 liveness_timeout_s: float = 60.0, token: str | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.token = token
         self.liveness_timeout_s = liveness_timeout_s
         self.registry = CollectorRegistry()
         self.registry.register(AppCollector(app))
@@ -90,15 +100,99 @@ class AppServer:
         body = generate_latest(self.registry) + generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    # -- store queries --------------------------------------------------------------------
+
+    @web.middleware
+    async def _authorize(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.token is not None and request.path.startswith("/stores"):
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return _error(401, "missing or wrong bearer token (Authorization: Bearer ...)")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def _query(self, request: web.Request) -> StoreQuery:
+        name = request.match_info["store"]
+        if name not in self.app.topology.stores:
+            raise web.HTTPNotFound(text=_reason(f"no store {name!r}"),
+                                   content_type="application/json")
+        try:
+            return StoreQuery(self.app, name)
+        except ConfigError as exc:
+            raise web.HTTPBadRequest(text=_reason(str(exc)),
+                                     content_type="application/json") from None
+
+    def _key(self, query: StoreQuery, text: str) -> Any:
+        try:
+            return key_from_text(query.key_serde, text)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=_reason(str(exc)),
+                                     content_type="application/json") from None
+
+    async def _store_key(self, request: web.Request) -> web.Response:
+        query = self._query(request)
+        if request.query:
+            return _error(400, f"unknown parameter(s): {', '.join(sorted(request.query))}")
+        text = request.match_info["key"]
+        key = self._key(query, text)
+        read = query.local_get if request.headers.get(LOCAL_HEADER) else query.get_with_metadata
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, read, key)
+        except StoreMovingError as exc:
+            return _error(503, f"moving, retry: {exc}")
+        if answer.value is None:
+            return _error(404, f"no key {text!r} in store {query.name!r}")
+        instance = self._address() if answer.instance == "local" else answer.instance
+        return _json({"key": key, "value": answer.value, "metadata": {
+            "partition": answer.partition, "instance": instance, "active": answer.active}})
+
+    async def _store(self, request: web.Request) -> web.Response:
+        """The local part (``partitions`` it holds, ``[key, value, partition]`` rows), or the
+        whole store's ``[key, value]`` rows with ``?all=true``; ``from`` and ``to`` bound the
+        keys (both included)."""
+        query = self._query(request)
+        params = request.query
+        unknown = sorted(set(params) - {"from", "to", "all"})
+        if unknown:
+            return _error(400, f"unknown parameter(s): {', '.join(unknown)}; "
+                               f"known: from, to, all")
+        if ("from" in params) != ("to" in params):
+            return _error(400, "give both 'from' and 'to', or neither")
+        everywhere = params.get("all", "false")
+        if everywhere not in ("true", "false"):
+            return _error(400, f"all must be true or false, got {everywhere!r}")
+        lo = self._key(query, params["from"]) if "from" in params else None
+        hi = self._key(query, params["to"]) if "to" in params else None
+        loop = asyncio.get_running_loop()
+        if everywhere == "true" and not request.headers.get(LOCAL_HEADER):
+            read = query.all if lo is None else (lambda: query.range(lo, hi))
+            try:
+                rows = await loop.run_in_executor(None, read)
+            except StoreMovingError as exc:
+                return _error(503, f"moving, retry: {exc}")
+            return _json({"rows": [[k, v] for k, v in rows]})
+        partitions, local_rows = await loop.run_in_executor(None, query.local_rows, lo, hi)
+        return _json({"partitions": partitions, "rows": local_rows})
+
+    def _address(self) -> str:
+        return self.app.directory.address if self.app.directory is not None else \
+            f"{self.host}:{self.port}"
+
     def start(self) -> AppServer:
-        web_app = web.Application()
+        web_app = web.Application(middlewares=[self._authorize])
         web_app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz),
-                            web.get("/metrics", self._metrics)])
+                            web.get("/metrics", self._metrics),
+                            web.get("/stores/{store}/keys/{key}", self._store_key),
+                            web.get("/stores/{store}", self._store)])
         self._runner = web.AppRunner(web_app, access_log=None)
         started = threading.Event()
 
         sock = socket.create_server((self.host, self.port), reuse_port=False)
         self.port = sock.getsockname()[1]  # the one the OS picked, when 0 was asked for
+        if self.app.topology.stores:
+            self.app.directory = Directory(self.app, self.app.config.application_server
+                                           or f"{_reachable(self.host)}:{self.port}",
+                                           self.token).start()
 
         def serve() -> None:
             asyncio.set_event_loop(self._loop)
@@ -116,7 +210,29 @@ class AppServer:
     def stop(self) -> None:
         if self._thread is None or self._runner is None:
             return
+        if self.app.directory is not None:
+            self.app.directory.close()
+            self.app.directory = None
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._thread = None
+
+
+def _reason(text: str) -> str:
+    return json.dumps({"error": text.splitlines()[0] if text else text})
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=_reason(text), content_type="application/json")
+
+
+def _json(body: Any) -> web.Response:
+    # a value the JSON encoder does not know (bytes, a custom object) is sent as its text
+    return web.Response(text=json.dumps(body, default=str), content_type="application/json")
+
+
+def _reachable(host: str) -> str:
+    """The address peers use when none is configured: the bound one, or this host's name when
+    bound to every interface."""
+    return socket.gethostname() if host in ("", "0.0.0.0", "::") else host

@@ -97,8 +97,8 @@ def test_run_raises_the_gc_threshold_of_its_own_process(monkeypatch: pytest.Monk
     monkeypatch.setattr(app_module, "App", Recorder)
     before = gc.get_threshold()
     try:
-        main._run_app(build(), {"application_id": "wc", "state_dir": str(tmp_path)}, None,
-                      None)
+        main._run_app(build(), {"application_id": "wc", "state_dir": str(tmp_path)},
+                      main._Http("127.0.0.1", None, None), None)
     finally:
         gc.set_threshold(*before)
     assert seen == [main.GC_THRESHOLDS]
