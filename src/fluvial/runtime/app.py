@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from fluvial.errors import ConfigError
-from fluvial.io.client import Clients
+from fluvial.io.client import Clients, GroupMember
 from fluvial.runtime import state_lock, topics
 from fluvial.runtime.banner import banner
 from fluvial.runtime.config import StreamsConfig
@@ -81,7 +81,8 @@ class App:
         self.global_stores: GlobalStores | None = None
         self.instance: InstanceSlot | None = None
         self.http_port: int | None = None  # set by the AppServer serving this app
-        self.directory: Directory | None = None  # set by the AppServer: routes app.query
+        # the application's instances and what each runs: routes app.query, places standbys
+        self.directory: Directory | None = None
         # this member's id in the group as the loop last saw it: other threads read this, never
         # the consumer (librdkafka's member id call, made beside a poll, can deadlock on the GIL)
         self.member_id: str | None = None
@@ -140,10 +141,12 @@ class App:
                                               cfg.error_policy, cfg.application_id)
             self.global_stores.bootstrap()
         self.instance = claim_slot(cfg.state_dir / cfg.application_id)
+        if cfg.num_standby_replicas > 0:
+            self._directory()
         thread = StreamThread(self.topology, cfg, self.clients, plan,
                               global_stores=self.global_stores.stores
                               if self.global_stores is not None else None,
-                              instance=self.instance)
+                              instance=self.instance, members=self._members)
         thread.subscribe()
         return thread
 
@@ -174,7 +177,27 @@ class App:
                     self.global_stores.close()
                 if self.instance is not None:
                     self.instance.release()
+                self.stop_serving_queries()
                 state_lock.release(self._state_root)
+
+    def _directory(self) -> Directory:
+        if self.directory is None:
+            self.directory = Directory(self).start()
+        return self.directory
+
+    def _members(self) -> list[GroupMember]:
+        return self.directory.members() if self.directory is not None else []
+
+    def serve_queries(self, address: str, token: str | None) -> None:
+        """Publish this instance's HTTP address in the directory: the others route
+        interactive queries for its tasks here (the AppServer calls this)."""
+        directory = self._directory()
+        directory.address, directory.token = address, token
+
+    def stop_serving_queries(self) -> None:
+        if self.directory is not None:
+            self.directory.close()
+            self.directory = None
 
     def _note_member_id(self, thread: StreamThread) -> None:
         now = time.monotonic()

@@ -1,14 +1,19 @@
-"""Which instance owns which task, and at which HTTP address: interactive queries' routing.
+"""Who is in the application, what each instance runs, and where it answers: the one view
+that interactive queries route by and standby replicas are placed from.
 
-Kafka Streams carries each instance's ``application.server`` in the assignment's user data.
-librdkafka cannot (no custom assignor; under KIP-848 the broker assigns), so fluvial splits
-the two facts: every instance that serves HTTP publishes ``member id -> host:port`` to the
-compacted topic ``<application_id>-instances`` (again whenever its member id or the group's
-assignment changes, a tombstone when it stops), and every instance reads that topic with a
-free reader and the group's assignment through the admin API (cached, refreshed every few
-seconds). Both can be stale for a moment during a rebalance; that is safe because the
-instance asked answers only from a task it runs (never a restoring one) and otherwise says
-"moving".
+Kafka Streams carries this in the assignment's user data. librdkafka cannot (no custom
+assignor; under KIP-848 the broker assigns), and the admin API's DescribeConsumerGroups
+aborts the whole process inside librdkafka when a broker drops the connection mid-request
+(librdkafka issue 4605; seen in a chaos run with a broker killed). So every instance
+publishes its own facts to the compacted topic ``<application_id>-instances``, keyed by its
+group member id: the partitions it holds, its HTTP address (if it serves one) and its state
+directory's host token. It publishes when they change and every HEARTBEAT_S, and a tombstone
+when it stops. Every instance reads the topic with a free reader, in a background thread; an
+entry not renewed within STALE_S (a killed instance) drops out.
+
+The view can be a moment behind a rebalance; that is safe: a queried instance answers only
+from a task it runs (never a restoring one) and otherwise says "moving", and a standby placed
+from an old view is moved at the next placement.
 """
 
 from __future__ import annotations
@@ -16,40 +21,51 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import orjson
+
 from fluvial.io.client import Consumer, GroupMember, Producer, TopicPartition, TopicSpec
+from fluvial.runtime.standby import HOST_MARK, host_token
 
 if TYPE_CHECKING:
     from fluvial.runtime.app import App
 
 log = logging.getLogger("fluvial.discovery")
 
-REFRESH_S = 2.0  # how often the group's assignment is read again
-STEP_S = 0.2  # how often the instances topic is read and the member id checked
-DESCRIBE_TIMEOUT_S = 5.0
+STEP_S = 0.2  # how often the topic is read and this instance's facts checked
+HEARTBEAT_S = 2.0  # an unchanged entry is published again this often
+STALE_S = 10.0  # an entry not seen again for this long is a dead instance's
 
 
 def instances_topic(application_id: str) -> str:
     return f"{application_id}-instances"
 
 
-class Directory:
-    """Member id -> address, and the group's assignment, kept current in a background thread."""
+@dataclass(frozen=True)
+class _Entry:
+    address: str | None
+    host: str
+    partitions: tuple[TopicPartition, ...]
+    seen: float  # monotonic time this reader last saw it published
 
-    def __init__(self, app: App, address: str, token: str | None = None) -> None:
+
+class Directory:
+    """The application's instances as they publish themselves, kept current in a thread."""
+
+    def __init__(self, app: App, address: str | None = None, token: str | None = None) -> None:
         self._app = app
-        self.address = address
+        self.address = address  # this instance's HTTP address, once it serves one
         self.token = token  # the bearer token this instance's peers expect too
         self.topic = instances_topic(app.config.application_id)
+        self._host = host_token(app.config.state_dir)
         self._clients = app.clients
-        self._admin = app.clients.admin()
-        self._addresses: dict[str, str] = {}
-        self._members: list[GroupMember] = []
-        self._published: str | None = None
+        self._entries: dict[str, _Entry] = {}
+        self._published: tuple[str, str | None, tuple[TopicPartition, ...]] | None = None
+        self._next_heartbeat = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_refresh = 0.0
         self._producer: Producer | None = None
         self._reader: Consumer | None = None
 
@@ -59,19 +75,29 @@ class Directory:
     def member_id(self) -> str | None:
         return self._app.member_id
 
+    def members(self) -> list[GroupMember]:
+        """The live instances (renewed within STALE_S), as group members: ``client_id``
+        carries the host token the standby placement reads."""
+        now = time.monotonic()
+        return [GroupMember(member_id, f"fluvial{HOST_MARK}{e.host}", e.partitions)
+                for member_id, e in list(self._entries.items()) if now - e.seen < STALE_S]
+
     def owner_of(self, tp: TopicPartition) -> tuple[str, str | None] | None:
-        """(member id, its address or None) of the member holding ``tp``; None if nobody
-        holds it as far as the last description of the group says."""
-        for member in self._members:
-            if tp in member.partitions:
-                return member.member_id, self._addresses.get(member.member_id)
-        return None
+        """(member id, its address or None) of the live instance holding ``tp``, the most
+        recently renewed if two claim it (mid-rebalance); None if none does."""
+        now = time.monotonic()
+        holders = [(e.seen, member_id, e.address) for member_id, e in list(self._entries.items())
+                   if now - e.seen < STALE_S and tp in e.partitions]
+        if not holders:
+            return None
+        _, member_id, address = max(holders)
+        return member_id, address
 
     def peers(self) -> list[str]:
-        """The addresses of the group's other members (those that serve HTTP)."""
-        me = self.member_id
-        return sorted({self._addresses[m.member_id] for m in self._members
-                       if m.member_id != me and m.member_id in self._addresses})
+        """The addresses of the other live instances that serve HTTP."""
+        me, now = self.member_id, time.monotonic()
+        return sorted({e.address for member_id, e in list(self._entries.items())
+                       if member_id != me and e.address is not None and now - e.seen < STALE_S})
 
     # -- keeping current ------------------------------------------------------------------
 
@@ -84,8 +110,8 @@ class Directory:
     def _open(self) -> None:
         """In the thread: a broker not up yet delays the answers, never the app's start."""
         cfg = self._app.config
-        self._admin.create_topics([TopicSpec(self.topic, 1, cfg.replication_factor,
-                                             {"cleanup.policy": "compact"})])
+        self._clients.admin().create_topics([TopicSpec(self.topic, 1, cfg.replication_factor,
+                                                       {"cleanup.policy": "compact"})])
         self._producer = self._clients.producer({})
         self._reader = self._clients.consumer(None, {})
         self._reader.assign([(TopicPartition(self.topic, 0), 0)])
@@ -103,38 +129,49 @@ class Directory:
             self._stop.wait(STEP_S)
 
     def step(self) -> None:
-        """Read new addresses; re-read the assignment when due or when this member's id
-        changed; publish this instance's address when it is missing or the group moved."""
+        """Read what the instances published; publish this instance's facts when they
+        changed or the heartbeat is due."""
         assert self._reader is not None
+        now = time.monotonic()
         for m in self._reader.poll_batch(1000, 0.0):
             key, value = m.key(), m.value()
             if key is None:
                 continue
             if value is None:
-                self._addresses.pop(key.decode(), None)
-            else:
-                self._addresses[key.decode()] = value.decode()
+                self._entries.pop(key.decode(), None)
+                continue
+            try:
+                fields = orjson.loads(value)
+                self._entries[key.decode()] = _Entry(
+                    fields["address"], fields["host"],
+                    tuple(TopicPartition(t, p) for t, p in fields["partitions"]), now)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("%s[0] offset %d: not an instance entry (%s); ignored",
+                            self.topic, m.offset(), exc)
         me = self.member_id
-        now = time.monotonic()
-        if me != self._published or now >= self._next_refresh:
-            self._next_refresh = now + REFRESH_S
-            members = self._admin.group_members(self._app.config.application_id,
-                                                DESCRIBE_TIMEOUT_S)
-            moved = members != self._members
-            self._members = members
-            if me is not None and (me != self._published or moved
-                                   or self._addresses.get(me) != self.address):
-                self._publish(me, self.address)
+        thread = self._app.stream_thread
+        if me is None or thread is None:
+            return
+        facts = (me, self.address, tuple(sorted(thread.assignment)))
+        if facts != self._published or now >= self._next_heartbeat:
+            self._publish(*facts)
+            if self._published is not None and self._published[0] != me:
+                self._withdraw(self._published[0])  # this process's previous member id
+            self._published = facts
+            self._next_heartbeat = now + HEARTBEAT_S
 
-    def _publish(self, member_id: str, address: str | None) -> None:
+    def _publish(self, member_id: str, address: str | None,
+                 partitions: tuple[TopicPartition, ...]) -> None:
         assert self._producer is not None
-        self._producer.produce(self.topic, member_id.encode(),
-                               address.encode() if address is not None else None,
-                               int(time.time() * 1000))
+        value = orjson.dumps({"address": address, "host": self._host,
+                              "partitions": [[tp.topic, tp.partition] for tp in partitions]})
+        self._producer.produce(self.topic, member_id.encode(), value, int(time.time() * 1000))
         self._producer.flush(10.0)
-        self._published = member_id if address is not None else None
-        if address is not None:
-            self._addresses[member_id] = address
+
+    def _withdraw(self, member_id: str) -> None:
+        assert self._producer is not None
+        self._producer.produce(self.topic, member_id.encode(), None, int(time.time() * 1000))
+        self._producer.flush(10.0)
 
     def close(self) -> None:
         self._stop.set()
@@ -143,10 +180,10 @@ class Directory:
         self._thread.join(10)
         self._thread = None
         try:
-            if self._published is not None:
-                self._publish(self._published, None)
-        except Exception as exc:  # leaving anyway: peers drop us once the group does
-            log.info("instance directory: could not withdraw the address: %s", exc)
+            if self._published is not None and self._producer is not None:
+                self._withdraw(self._published[0])
+        except Exception as exc:  # leaving anyway: peers drop us after STALE_S
+            log.info("instance directory: could not withdraw this instance: %s", exc)
         if self._reader is not None:
             self._reader.close()
         if self._producer is not None:

@@ -2,9 +2,10 @@
 
 Kafka Streams places standby tasks in its own assignor. librdkafka cannot run a custom
 assignor (and under KIP-848 the broker computes assignments), so fluvial places them itself:
-each instance reads the group's assignment through the admin API every few seconds, orders the
-members by id, and keeps a standby of each task owned by member *i* on the next members in
-that order, one per host and never on the owner's host. "Host" is a state directory: the
+each instance reads who runs what from the application's instance directory
+(runtime/discovery.py) every few seconds, orders the members by id, and keeps a standby of
+each task owned by member *i* on the next members in that order, one per host and never on
+the owner's host. "Host" is a state directory: the
 workers of ``fluvial run --workers N`` share one, so a standby there would be the same files
 as the active task. Every instance computes the same placement from the same description.
 
@@ -31,7 +32,6 @@ log = logging.getLogger("fluvial.standby")
 
 REFRESH_S = 5.0  # how often the group's assignment is read again
 CHECKPOINT_S = 5.0  # how often standbys checkpoint
-DESCRIBE_TIMEOUT_S = 5.0
 HOST_MARK = "-host-"  # client.id = <client id>-host-<host token>
 
 
@@ -86,12 +86,11 @@ class Standbys:
     """This instance's standby tasks: placed from the group's assignment, kept current by one
     free reader over all their changelogs, a poll per loop iteration."""
 
-    def __init__(self, clients: Clients, group_id: str, replicas: int,
-                 open_stores: Callable[[str], TaskStores],
+    def __init__(self, clients: Clients, members: Callable[[], list[GroupMember]],
+                 replicas: int, open_stores: Callable[[str], TaskStores],
                  task_of: Callable[[TopicPartition], str | None]) -> None:
         self._clients = clients
-        self._admin = clients.admin()
-        self._group_id = group_id
+        self._members = members
         self._replicas = replicas
         self._open_stores = open_stores
         self._task_of = task_of
@@ -118,11 +117,9 @@ class Standbys:
             self._checkpoint()
 
     def _place(self, member_id: str, busy: set[str]) -> None:
-        try:
-            members = self._admin.group_members(self._group_id, DESCRIBE_TIMEOUT_S)
-        except Exception as exc:  # a broker away: keep the standbys as they are, try later
-            log.info("standby placement: %s; trying again in %gs", exc, REFRESH_S)
-            return
+        members = self._members()
+        if all(m.member_id != member_id for m in members):
+            return  # this instance is not in the view yet: place once it is
         wanted = place_standbys(members, self._task_of, self._replicas).get(member_id, set())
         wanted -= busy
         gone, new = set(self.tasks) - wanted, wanted - set(self.tasks)

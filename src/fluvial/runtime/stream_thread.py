@@ -43,6 +43,7 @@ from fluvial.io.client import (
     Clients,
     CommitFailedError,
     Consumer,
+    GroupMember,
     Message,
     OffsetFetchError,
     OutRecord,
@@ -119,7 +120,8 @@ class StreamThread:
     def __init__(self, topology: Topology, config: StreamsConfig, clients: Clients,
                  plan: TopicPlan, clock: Callable[[], float] = time.time,
                  global_stores: Mapping[str, KeyValueStore] | None = None,
-                 instance: InstanceSlot | None = None) -> None:
+                 instance: InstanceSlot | None = None,
+                 members: Callable[[], list[GroupMember]] | None = None) -> None:
         self.topology = topology
         self.global_stores = global_stores or {}
         self.config = config
@@ -167,6 +169,8 @@ class StreamThread:
         for topic, st_id in sorted(self._subtopology_of.items()):
             self._sources.setdefault(st_id, []).append(topic)
         self._owned: set[TopicPartition] = set()  # assigned to this member now
+        # the same, as a snapshot other threads may read (the instance directory publishes it)
+        self.assignment: frozenset[TopicPartition] = frozenset()
         self._paused: set[TopicPartition] = set()  # owned, their task not running (yet)
         self._incomplete: set[str] = set()  # tasks held back: some of their inputs are elsewhere
         self._locked: set[str] = set()  # tasks whose files another process holds open
@@ -186,9 +190,11 @@ class StreamThread:
         self._in_txn = False
         if self.eos:
             self.producer.init_transactions(60.0)
-        self.standbys = (Standbys(clients, config.application_id, config.num_standby_replicas,
+        if config.num_standby_replicas > 0 and members is None:
+            raise ConfigError("num_standby_replicas needs the instance directory (App runs it)")
+        self.standbys = (Standbys(clients, members, config.num_standby_replicas,
                                   self._task_stores, self._task_of_if_ours)
-                         if config.num_standby_replicas > 0 else None)
+                         if members is not None and config.num_standby_replicas > 0 else None)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -472,6 +478,7 @@ class StreamThread:
     def _pause_idle(self) -> None:
         """Pause every owned partition whose task is not running: nothing is read for a task
         before it has restored and sought its committed offsets."""
+        self.assignment = frozenset(self._owned)
         idle = sorted(tp for tp in self._owned
                       if tp not in self._paused and self._task_of(tp) not in self.tasks)
         if idle:

@@ -29,7 +29,6 @@ from prometheus_client import (
 )
 
 from fluvial.errors import ConfigError, StoreMovingError
-from fluvial.runtime.discovery import Directory
 from fluvial.runtime.query import LOCAL_HEADER, StoreQuery, key_from_text
 from fluvial.server.metrics import AppCollector
 
@@ -175,8 +174,10 @@ class AppServer:
         return _json({"partitions": partitions, "rows": local_rows})
 
     def _address(self) -> str:
-        return self.app.directory.address if self.app.directory is not None else \
-            f"{self.host}:{self.port}"
+        directory = self.app.directory
+        if directory is not None and directory.address is not None:
+            return directory.address
+        return f"{self.host}:{self.port}"
 
     def start(self) -> AppServer:
         web_app = web.Application(middlewares=[self._authorize])
@@ -190,9 +191,8 @@ class AppServer:
         sock = socket.create_server((self.host, self.port), reuse_port=False)
         self.port = sock.getsockname()[1]  # the one the OS picked, when 0 was asked for
         if self.app.topology.stores:
-            self.app.directory = Directory(self.app, self.app.config.application_server
-                                           or f"{_reachable(self.host)}:{self.port}",
-                                           self.token).start()
+            self.app.serve_queries(self.app.config.application_server
+                                   or f"{_reachable(self.host)}:{self.port}", self.token)
 
         def serve() -> None:
             asyncio.set_event_loop(self._loop)
@@ -210,9 +210,7 @@ class AppServer:
     def stop(self) -> None:
         if self._thread is None or self._runner is None:
             return
-        if self.app.directory is not None:
-            self.app.directory.close()
-            self.app.directory = None
+        self.app.stop_serving_queries()
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
