@@ -408,6 +408,18 @@ FK_JOIN_CASES = [
               op("to_stream"), to("out2")),
     ], ["out1", "out2"], null_values=0.3)
     for kind in ("fk_join", "fk_left_join")
+] + [
+    # both sides filtered (so they forward old values only once the join asks them to), and
+    # an aggregation below the unmaterialized result (which then needs its old values)
+    Case("fk_left_join_filtered_then_grouped", [
+        chain(table("tleft"), op("filter", "value_small"), name="l"),
+        chain(table("tright"), op("filter", "value_even"), name="r"),
+        chain("l", op("fk_left_join", "plus", fk="value_letter", **{"with": "r"}, **serdes()),
+              name="j"),
+        chain("j", op("to_stream"), to("out1")),
+        chain("j", op("group_by", "mod3", **serdes()),
+              op("reduce", "sum", sub="minus", **serdes()), op("to_stream"), to("out2")),
+    ], ["out1", "out2"], null_values=0.3),
 ]
 
 

@@ -261,10 +261,10 @@ FK_JOIN_OPS = ("fk_join", "fk_left_join")
 
 def _fk_join(t: Table, name: str, f: str, op: Op, named: dict[str, Any]) -> Table:
     """A foreign-key join with the table chain named by ``with``, the foreign key from the
-    function named by ``fk``, materialized under ``store`` where given."""
+    function named by ``fk``, with the serdes and ``store`` where given."""
     join = t.left_join if name == "fk_left_join" else t.join
     return join(named[op["with"]], fn.named(fn.JOINERS, f, "joiner"),
-                materialized(op) if op.get("store") else None,
+                materialized(op) if "value_serde" in op else None,
                 foreign_key=fn.named(fn.FOREIGN_KEYS, op["fk"], "foreign key extractor"))
 
 

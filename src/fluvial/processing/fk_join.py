@@ -5,10 +5,10 @@ names: a subscription goes, keyed by the foreign key, through the subscription-r
 topic to the right table's task, which keeps it in the subscription store (keyed by foreign
 key then primary key, so one prefix scan finds a right row's subscribers) and answers with
 the right row's value. A change of a right row answers every subscriber again. Answers go,
-keyed by the primary key, through the subscription-response topic back to the left table,
-where each carries a hash of the left value it answers: an answer for a left value that has
-changed since is stale and dropped, so a rapidly changing foreign key never leaves a wrong
-result behind.
+keyed by the primary key, through the subscription-response topic back to the partition
+the subscription came from, however the left table's topic is partitioned. Each carries a
+hash of the left value it answers: an answer for a left value that has changed since is
+stale and dropped, so a rapidly changing foreign key never leaves a wrong result behind.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fluvial.processing.processor import Processor, ProcessorContext
 from fluvial.record import Change, Record
 
 Joiner = Callable[[Any, Any], Any]
-Extractor = Callable[[Any, Any], Any]
+Extractor = Callable[[Any], Any]
 
 # what the right side does with a subscription (Kafka Streams' SubscriptionWrapper.Instruction)
 DELETE_KEY_NO_PROPAGATE = 0
@@ -38,7 +38,7 @@ class Subscription(NamedTuple):
     hash: bytes | None  # of the left value it was sent for; None for a deleted left row
     instruction: int
     primary_key: Any
-    partition: int
+    partition: int  # of the left row's task: where the answer goes
 
 
 class Response(NamedTuple):
@@ -46,6 +46,12 @@ class Response(NamedTuple):
 
     hash: bytes | None
     foreign_value: Any
+    partition: int  # the subscriber's, which the response topic's sink writes to
+
+
+def response_partition(_key: Any, response: Response) -> int:
+    """The response topic's partitioner: back to the subscribing task's partition."""
+    return response.partition
 
 
 def value_hash(serialized: bytes | None) -> bytes | None:
@@ -77,8 +83,8 @@ class SubscriptionSerde:
 
 
 class ResponseSerde:
-    """Wire format of the subscription-response topic: flags, the hash where present, then
-    the foreign value's bytes where present."""
+    """Wire format of the subscription-response topic: flags, partition, the hash where
+    present, then the foreign value's bytes where present."""
 
     def __init__(self, foreign_value_serde: Any) -> None:
         self.foreign_value_serde = foreign_value_serde
@@ -89,14 +95,17 @@ class ResponseSerde:
         foreign = (None if value.foreign_value is None
                    else self.foreign_value_serde.serialize(value.foreign_value))
         flags = (value.hash is not None) | (foreign is not None) << 1
-        return bytes([flags]) + (value.hash or b"") + (foreign or b"")
+        return (struct.pack(">Bi", flags, value.partition) + (value.hash or b"")
+                + (foreign or b""))
 
     def deserialize(self, data: bytes | None) -> Response | None:
         if data is None:
             return None
-        flags, at = data[0], 1 + (16 if data[0] & 1 else 0)
-        return Response(data[1:at] if flags & 1 else None,
-                        self.foreign_value_serde.deserialize(data[at:]) if flags & 2 else None)
+        flags, partition = struct.unpack_from(">Bi", data)
+        at = 5 + (16 if flags & 1 else 0)
+        return Response(data[5:at] if flags & 1 else None,
+                        self.foreign_value_serde.deserialize(data[at:]) if flags & 2 else None,
+                        partition)
 
 
 def _prefix(foreign_key_bytes: bytes) -> bytes:
@@ -123,11 +132,12 @@ class SubscriptionSend(Processor):
     def process(self, batch: list[Record]) -> None:
         out: list[Record] = []
         fk_bytes = self.foreign_key_serde.serialize
+        partition = self.context.partition
         for r in batch:
             old, new = r.value.old, r.value.new
             try:
-                old_fk = None if old is None else self.extractor(r.key, old)
-                new_fk = None if new is None else self.extractor(r.key, new)
+                old_fk = None if old is None else self.extractor(old)
+                new_fk = None if new is None else self.extractor(new)
                 moved = old_fk is not None and fk_bytes(new_fk) != fk_bytes(old_fk)
                 sends = self._instructions(old, new, old_fk, new_fk, moved)
                 digest = value_hash(None if new is None else self.value_serde.serialize(new))
@@ -137,7 +147,7 @@ class SubscriptionSend(Processor):
             if not self.left_join and new is not None and new_fk is None:
                 self.context.record_dropped(r, "null foreign key in a foreign-key join")
             for fk, instruction in sends:
-                out.append(Record(fk, Subscription(digest, instruction, r.key, r.partition),
+                out.append(Record(fk, Subscription(digest, instruction, r.key, partition),
                                   r.timestamp, r.headers, r.topic, r.partition, r.offset))
         if out:
             self.context.forward(out)
@@ -161,64 +171,10 @@ class SubscriptionSend(Processor):
 
 
 class SubscriptionReceive(Processor):
-    """On the right table's side: record (or remove) a subscription in the subscription
-    store and answer it with the right row's current value, as its instruction says (Kafka
-    Streams' SubscriptionReceive and SubscriptionJoin processors). Output timestamp: the
-    larger of the subscription's and the right row's."""
-
-    fans_out = False
-
-    def __init__(self, store_name: str, foreign: ValueGetterSupplier, foreign_key_serde: Any,
-                 primary_key_serde: Any) -> None:
-        self.store_name = store_name
-        self.foreign = foreign
-        self.foreign_key_serde = foreign_key_serde
-        self.primary_key_serde = primary_key_serde
-
-    def init(self, context: ProcessorContext) -> None:
-        super().init(context)
-        self.store = context.get_store(self.store_name)
-        self.get: Getter = self.foreign.make(context)
-
-    def process(self, batch: list[Record]) -> None:
-        out: list[Record] = []
-        for r in batch:
-            sub: Subscription = r.value
-            fk = r.key
-            if fk is None and sub.instruction != PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE:
-                self.context.record_dropped(r, "null foreign key in a foreign-key join")
-                continue
-            try:
-                found = None
-                if fk is not None:
-                    key = (_prefix(self.foreign_key_serde.serialize(fk))
-                           + self.primary_key_serde.serialize(sub.primary_key))
-                    deletes = sub.instruction in (DELETE_KEY_NO_PROPAGATE,
-                                                  DELETE_KEY_AND_PROPAGATE)
-                    self.store.put(key, None if deletes else (sub, r.timestamp))
-                    found = self.get(fk)
-            except Exception as exc:
-                self.context.on_error(r, exc, "registering a foreign-key subscription")
-                continue
-            timestamp = r.timestamp if found is None else max(r.timestamp, found[1])
-            if sub.instruction == DELETE_KEY_AND_PROPAGATE:
-                foreign = None
-            elif sub.instruction == PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE:
-                foreign = None if found is None else found[0]
-            elif sub.instruction == PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE and found is not None:
-                foreign = found[0]
-            else:
-                continue
-            out.append(Record(sub.primary_key, Response(sub.hash, foreign), timestamp,
-                              r.headers, r.topic, r.partition, r.offset))
-        if out:
-            self.context.forward(out)
-
-
-class ForeignTableChange(Processor):
-    """Below the right table: a change of a right row answers each of its subscribers with
-    the new value (None for a delete), at the change's timestamp (Kafka Streams'
-    ForeignTableJoinProcessorSupplier)."""
+    """On the right table's side: record a subscription in the subscription store (keyed
+    by foreign key, then primary key), or remove it, as its instruction says (Kafka
+    Streams' SubscriptionReceiveProcessorSupplier). A null foreign key is kept for a left
+    join's answer only, and never stored."""
 
     fans_out = False
 
@@ -234,15 +190,93 @@ class ForeignTableChange(Processor):
     def process(self, batch: list[Record]) -> None:
         out: list[Record] = []
         for r in batch:
+            sub: Subscription = r.value
+            if r.key is None:
+                if sub.instruction != PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE:
+                    self.context.record_dropped(r, "null foreign key in a foreign-key join")
+                    continue
+            else:
+                try:
+                    key = (_prefix(self.foreign_key_serde.serialize(r.key))
+                           + self.primary_key_serde.serialize(sub.primary_key))
+                    deletes = sub.instruction in (DELETE_KEY_NO_PROPAGATE,
+                                                  DELETE_KEY_AND_PROPAGATE)
+                    self.store.put(key, None if deletes else (sub, r.timestamp))
+                except Exception as exc:
+                    self.context.on_error(r, exc, "registering a foreign-key subscription")
+                    continue
+            out.append(r)
+        if out:
+            self.context.forward(out)
+
+
+class SubscriptionJoin(Processor):
+    """Answer a subscription with the right row its foreign key names, as its instruction
+    says (Kafka Streams' SubscriptionJoinProcessorSupplier). Output timestamp: the larger
+    of the subscription's and the right row's."""
+
+    fans_out = False
+
+    def __init__(self, foreign: ValueGetterSupplier) -> None:
+        self.foreign = foreign
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.get: Getter = self.foreign.make(context)
+
+    def process(self, batch: list[Record]) -> None:
+        out: list[Record] = []
+        for r in batch:
+            sub: Subscription = r.value
+            if sub.instruction == DELETE_KEY_NO_PROPAGATE:
+                continue
+            try:
+                found = None if r.key is None else self.get(r.key)
+            except Exception as exc:
+                self.context.on_error(r, exc, "reading a foreign-key join's right table")
+                continue
+            if sub.instruction == DELETE_KEY_AND_PROPAGATE:
+                foreign = None
+            elif found is not None:
+                foreign = found[0]
+            elif sub.instruction == PROPAGATE_NULL_IF_NO_FK_VAL_AVAILABLE:
+                foreign = None
+            else:  # PROPAGATE_ONLY_IF_FK_VAL_AVAILABLE, and no right row
+                continue
+            timestamp = r.timestamp if found is None else max(r.timestamp, found[1])
+            out.append(Record(sub.primary_key, Response(sub.hash, foreign, sub.partition),
+                              timestamp, r.headers, r.topic, r.partition, r.offset))
+        if out:
+            self.context.forward(out)
+
+
+class ForeignTableChange(Processor):
+    """Below the right table: a change of a right row answers each of its subscribers with
+    the new value (None for a delete), at the change's timestamp (Kafka Streams'
+    ForeignTableJoinProcessorSupplier)."""
+
+    fans_out = False
+
+    def __init__(self, store_name: str, foreign_key_serde: Any) -> None:
+        self.store_name = store_name
+        self.foreign_key_serde = foreign_key_serde
+
+    def init(self, context: ProcessorContext) -> None:
+        super().init(context)
+        self.store = context.get_store(self.store_name)
+
+    def process(self, batch: list[Record]) -> None:
+        out: list[Record] = []
+        for r in batch:
             if r.key is None:
                 self.context.record_dropped(r, "null key in a foreign-key join's right table")
                 continue
             prefix = _prefix(self.foreign_key_serde.serialize(r.key))
             new = r.value.new
             for key, (sub, _) in self.store.range(prefix, _increment(prefix)):
-                if key.startswith(prefix):
-                    out.append(Record(sub.primary_key, Response(sub.hash, new), r.timestamp,
-                                      r.headers, r.topic, r.partition, r.offset))
+                if key.startswith(prefix):  # the range's end is inclusive
+                    out.append(Record(sub.primary_key, Response(sub.hash, new, sub.partition),
+                                      r.timestamp, r.headers, r.topic, r.partition, r.offset))
         if out:
             self.context.forward(out)
 
@@ -305,14 +339,3 @@ class ResultChanges(Processor):
 
     def process(self, batch: list[Record]) -> None:
         self.context.forward([r.with_value(Change(r.value, None)) for r in batch])
-
-
-class Unreadable(ValueGetterSupplier):
-    """An unmaterialized foreign-key join's result cannot be looked up: say so at build."""
-
-    def __init__(self, node: str) -> None:
-        self.node = node
-
-    def make(self, context: ProcessorContext) -> Getter:
-        raise TypeError(f"the foreign-key join {self.node} is read by a lookup: give it a "
-                        "store (materialized=...)")

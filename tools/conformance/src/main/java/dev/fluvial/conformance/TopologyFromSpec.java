@@ -210,7 +210,7 @@ final class TopologyFromSpec {
     }
 
     /** A foreign-key join with the table chain named by "with", its foreign key from the
-     *  function named by "fk"; materialized under "store" where given. */
+     *  function named by "fk"; with the serdes and "store" where given. */
     @SuppressWarnings("unchecked")
     private Object foreignKeyJoin(final KTable<Object, Object> t, final String name, final String fn, final JsonNode op) {
         final KTable<Object, Object> other = (KTable<Object, Object>) named.get(op.get("with").asText());
@@ -218,7 +218,7 @@ final class TopologyFromSpec {
         final java.util.function.Function<Object, Object> fk =
             Functions.named(Functions.FOREIGN_KEYS, op.get("fk").asText(), "foreign key extractor");
         final boolean left = name.equals("fk_left_join");
-        if (op.hasNonNull("store")) {
+        if (op.has("value_serde")) {
             return left ? t.leftJoin(other, fk, joiner, materialized(op)) : t.join(other, fk, joiner, materialized(op));
         }
         return left ? t.leftJoin(other, fk, joiner) : t.join(other, fk, joiner);
