@@ -9,18 +9,25 @@ stores carry over; only the new query's processors start from nothing).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from fluvial.io.client import TopicSpec
+from fluvial.io.embedded.partitioner import partition_for_key
 from fluvial.runtime.app import App, clients_for
 from fluvial.runtime.config import StreamsConfig
+from fluvial.runtime.query import StoreQuery
 from fluvial.sql import ast, planner
 from fluvial.sql.catalog import DataSource
 from fluvial.sql.engine import Engine, Result, constant
 from fluvial.sql.errors import SqlAnalysisError, SqlExecutionError, at
+from fluvial.sql.formats import KeySerde
 from fluvial.sql.parser import parse
+from fluvial.sql.planner import QueryPlan
 from fluvial.sql.runner import DEFAULT_ON_ERROR
+
+READY_WAIT_S = 10.0  # how long a statement that (re)starts the App waits for its tasks
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class SqlService:
         if self.engine.queries:
             self.app = App(self.engine.topology(), broker=self._broker,
                            **self._settings).start()
+            _wait_for_tasks(self.app, READY_WAIT_S)
 
     # -- pull queries -----------------------------------------------------------------------
 
@@ -116,7 +124,14 @@ class SqlService:
         key = _key_of(query.where, source)
         app = self.app
         assert app is not None  # a persistent query runs, so the app does
-        state = app.query(f"{persistent.id}-Aggregate-Aggregate-Materialize").get(key)
+        store = app.query(f"{persistent.id}-Aggregate-Aggregate-Materialize")
+        partition = _partition_of(key, persistent.plan, store)
+        view = store.local_views().get(partition)
+        if view is None:
+            raise SqlExecutionError(at(query.pos, f"Partition {partition} of {source.name} is "
+                                                  f"not running on this server right now (its "
+                                                  f"query is starting or restoring); retry"))
+        state = view.get(key)
         rows = []
         if state is not None:
             value = persistent.plan.projection.value_of(
@@ -134,6 +149,32 @@ class SqlService:
             self.app.close()
             self.app = None
         self._producer.flush(30.0)
+
+
+def _wait_for_tasks(app: App, timeout_s: float) -> None:
+    """Wait (up to ``timeout_s``) until the app runs tasks with their state restored, so a
+    pull query right after a CREATE TABLE AS SELECT finds its store; an instance that gets
+    no partitions (others hold them all) just waits the time out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and app.error is None:
+        thread = app.stream_thread
+        if thread is not None and thread.tasks and not thread.restoring:
+            return
+        time.sleep(0.05)
+
+
+def _partition_of(key: tuple[Any, ...], plan: QueryPlan, store: StoreQuery) -> int:
+    """The partition of the aggregate's task that holds ``key``. Grouped by the source's own
+    key, records are not repartitioned: the key is where its producer put it (murmur2 of its
+    bytes in the source's key format, Kafka's default partitioner). Otherwise fluvial's
+    repartition topic put it by the store's key serde, which ``store.partition_of`` hashes."""
+    assert plan.aggregation is not None
+    if plan.aggregation.by_source_key and plan.join is None:
+        data = KeySerde(plan.source.formats.key, plan.source.schema.key).serialize(key)
+        if data is None:
+            raise SqlExecutionError(f"a pull query's key may not be NULL: {key}")
+        return partition_for_key(data, plan.source.partitions)
+    return store.partition_of(key)
 
 
 def _selected(query: ast.Query, source: DataSource) -> list[str]:

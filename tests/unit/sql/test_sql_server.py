@@ -4,41 +4,15 @@ queries running on the embedded broker."""
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from tests.unit.sql.ksql_http import HEADERS, Client, ksql, pull, pull_until
 
 from fluvial.io.embedded import EmbeddedBroker
-from fluvial.server.ksql import KSQL_JSON, KsqlServer
+from fluvial.server.ksql import KsqlServer
 from fluvial.sql.service import SqlService
-
-HEADERS = {"Content-Type": KSQL_JSON, "Accept": KSQL_JSON}
-DEADLINE_S = 60.0
-
-
-class Client:
-    def __init__(self, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-
-    def call(self, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, str, str]:
-        request = urllib.request.Request(self.base + path, data=body, headers=headers or {},
-                                         method="POST" if body is not None else "GET")
-        try:
-            with urllib.request.urlopen(request, timeout=DEADLINE_S) as response:
-                return response.status, response.headers["Content-Type"], response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers["Content-Type"], exc.read().decode()
-
-    def get(self, path: str) -> Any:
-        status, _, text = self.call(path)
-        assert status == 200, text
-        return json.loads(text)
 
 
 @pytest.fixture
@@ -50,34 +24,6 @@ def client(tmp_path: Path) -> Iterator[Client]:
         yield Client(server.port)
     finally:
         server.stop()
-
-
-def ksql(client: Client, text: str, status: int = 200) -> Any:
-    body = json.dumps({"ksql": text, "streamsProperties": {}}).encode()
-    got, content_type, answer = client.call("/ksql", body, HEADERS)
-    assert got == status, answer
-    assert content_type.startswith(KSQL_JSON)
-    return json.loads(answer)
-
-
-def pull(client: Client, text: str) -> Any:
-    status, _, answer = client.call("/query", json.dumps({"ksql": text}).encode(), HEADERS)
-    assert status == 200, answer
-    return json.loads(answer)
-
-
-def pull_until(client: Client, text: str, rows: int) -> Any:
-    """Pull until ``rows`` rows come back: the app starts and processes in the background (a
-    pull before it holds its partition is refused with a statement_error, then retried)."""
-    deadline = time.monotonic() + DEADLINE_S
-    answer: Any = None
-    while time.monotonic() < deadline:
-        status, _, text_ = client.call("/query", json.dumps({"ksql": text}).encode(), HEADERS)
-        answer = json.loads(text_)
-        if status == 200 and len(answer) == rows + 1:
-            return answer
-        time.sleep(0.2)  # polling for a condition, with a deadline
-    raise AssertionError(f"no {rows} row(s) in {DEADLINE_S}s; last answer: {answer}")
 
 
 def test_statements_ctas_and_pull_query(client: Client) -> None:
@@ -111,6 +57,23 @@ def test_statements_ctas_and_pull_query(client: Client) -> None:
     assert answer[1:] == [{"row": {"columns": ["ann", 2, 7]}}]
     nobody = pull(client, "SELECT c FROM totals WHERE user = 'nobody';")
     assert len(nobody) == 1 and nobody[0]["header"]["schema"] == "`C` BIGINT"
+
+
+def test_pull_queries_find_keys_on_every_partition(client: Client) -> None:
+    """Grouped by the stream's key, a key stays on the partition its producer chose; grouped
+    by another column, on the one the repartition chose: a pull looks in the right one."""
+    ksql(client, "CREATE STREAM visits (page VARCHAR KEY, user VARCHAR) WITH "
+                 "(kafka_topic='visits', value_format='JSON', partitions=4);"
+                 "CREATE TABLE by_page AS SELECT page, COUNT(*) AS n FROM visits GROUP BY page;"
+                 "CREATE TABLE by_user AS SELECT user, COUNT(*) AS n FROM visits GROUP BY user;")
+    names = ["home", "about", "docs", "blog", "shop", "faq"]
+    ksql(client, "".join(f"INSERT INTO visits (page, user) VALUES ('{name}', '{name}');"
+                         for name in names))
+    for name in names:
+        assert pull_until(client, f"SELECT * FROM by_page WHERE page = '{name}';",
+                          rows=1)[1:] == [{"row": {"columns": [name, 1]}}]
+        assert pull_until(client, f"SELECT * FROM by_user WHERE user = '{name}';",
+                          rows=1)[1:] == [{"row": {"columns": [name, 1]}}]
 
 
 def test_query_stream_delimited(client: Client) -> None:
