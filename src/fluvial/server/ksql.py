@@ -1,5 +1,5 @@
 """ksqlDB's REST API over fluvial's SQL engine: ``POST /ksql``, ``POST /query``,
-``POST /query-stream`` (pull queries), ``GET /info``, ``/healthcheck``, ``/status``.
+``POST /query-stream`` (pull and push queries), ``GET /info``, ``/healthcheck``, ``/status``.
 
 Bodies and content types are ksqlDB's (``application/vnd.ksql.v1+json``; plain
 ``application/json`` is accepted too), so its clients work unchanged.
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,17 +23,20 @@ from fluvial.sql import ast
 from fluvial.sql.catalog import DataSource
 from fluvial.sql.errors import SqlError
 from fluvial.sql.parser import parse
-from fluvial.sql.service import Executed, PullResult, SqlService
+from fluvial.sql.service import Executed, PullResult, PushQuery, SqlService
 
 KSQL_JSON = "application/vnd.ksql.v1+json"
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"
 VERSION = "7.0.0-fluvial"
 STATEMENT_ERROR = 40001
 BAD_REQUEST = 40000
+SERVER_ERROR = 50000
+POLL_S = 0.5  # how long a push query waits for rows before looking again
+
+log = logging.getLogger(__name__)
 
 
-def make_app(service: SqlService) -> web.Application:
-    api = _Api(service)
+def make_app(api: _Api) -> web.Application:
     app = web.Application()
     app.add_routes([web.post("/ksql", api.ksql), web.post("/query", api.query),
                     web.post("/query-stream", api.query_stream), web.get("/info", api.info),
@@ -41,6 +47,7 @@ def make_app(service: SqlService) -> web.Application:
 class _Api:
     def __init__(self, service: SqlService) -> None:
         self.service = service
+        self.stopping = False  # set when the server stops: push queries end
 
     async def ksql(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -57,9 +64,12 @@ class _Api:
         base: dict[str, Any] = {"statementText": result.statement, "warnings": []}
         engine = self.service.engine
         if isinstance(statement, ast.Show) and statement.what == "QUERIES":
+            pushes = [{"id": q.query_id, "queryString": q.statement, "sinks": [],
+                       "queryType": "PUSH", "state": "RUNNING"}
+                      for q in list(self.service.push_queries.values())]
             return {"@type": "queries", **base,
                     "queries": [_query_info(q.id, q.statement, q.sink)
-                                for q in engine.queries.values()]}
+                                for q in engine.queries.values()] + pushes}
         if isinstance(statement, ast.Show):
             kind = statement.what[:-1]
             listed = [_listed(s) for s in sorted(engine.sources.values(), key=lambda s: s.name)
@@ -91,53 +101,97 @@ class _Api:
                                  if q.sink == source.name],
                 "statistics": "", "errorStats": ""}
 
-    async def query(self, request: web.Request) -> web.Response:
-        """ksqlDB's /query: a JSON array, a header then ``{"row": {"columns": [...]}}``."""
-        body = await _body(request)
-        text = body["ksql"]
-        pulled = await self._pull(text)
-        if isinstance(pulled, web.Response):
-            return pulled
-        schema = ", ".join(f"`{name}` {type_}" for name, type_ in pulled.columns)
-        entries: list[Any] = [{"header": {"queryId": pulled.query_id, "schema": schema}}]
-        entries += [{"row": {"columns": row}} for row in pulled.rows]
-        return _ksql_json(entries)
+    async def query(self, request: web.Request) -> web.StreamResponse:
+        """ksqlDB's /query: a JSON array, a header then ``{"row": {"columns": [...]}}``; a
+        push query's array streams (chunked) until LIMIT or the client goes."""
+        body = await _body(request, "ksql", "streamsProperties")
+        answer = await self._start(body["ksql"], body.get("streamsProperties") or {})
+        if isinstance(answer, web.Response):
+            return answer
+        schema = ", ".join(f"`{name}` {type_}" for name, type_ in answer.columns)
+        header = {"header": {"queryId": answer.query_id, "schema": schema}}
+        if isinstance(answer, PullResult):
+            return _ksql_json([header, *({"row": {"columns": r}} for r in answer.rows)])
+        return await self._stream(answer, request, _Format(
+            KSQL_JSON, "[" + _dumps(header),
+            lambda row: ",\n" + _dumps({"row": {"columns": row}}),
+            ",\n" + _dumps({"finalMessage": "Limit Reached"}) + "]\n",
+            lambda error: ",\n" + _dumps({"errorMessage": error}) + "]\n"))
 
     async def query_stream(self, request: web.Request) -> web.StreamResponse:
         """ksqlDB's /query-stream (HTTP/1.1 chunked): a metadata object, then each row as a
         JSON array; newline-delimited, or one JSON array when ``application/json`` is asked."""
-        body = await _body(request)
-        text = body["sql"] if "sql" in body else body.get("ksql", "")
-        pulled = await self._pull(text)
-        if isinstance(pulled, web.Response):
-            return pulled
-        header = {"queryId": pulled.query_id, "columnNames": [n for n, _ in pulled.columns],
-                  "columnTypes": [t for _, t in pulled.columns]}
-        if "application/json" in request.headers.get("Accept", ""):
-            return web.Response(text=json.dumps([header, *pulled.rows], default=str),
-                                content_type="application/json")
-        response = web.StreamResponse(headers={"Content-Type": DELIMITED})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        for line in [header, *pulled.rows]:
-            await response.write((json.dumps(line, default=str) + "\n").encode())
-        await response.write_eof()
-        return response
+        body = await _body(request, "sql", "properties")
+        answer = await self._start(body["sql"], body.get("properties") or {})
+        if isinstance(answer, web.Response):
+            return answer
+        header = {"queryId": answer.query_id, "columnNames": [n for n, _ in answer.columns],
+                  "columnTypes": [t for _, t in answer.columns]}
+        as_array = "application/json" in request.headers.get("Accept", "")
+        if isinstance(answer, PullResult):
+            if as_array:
+                return web.Response(text=_dumps([header, *answer.rows]),
+                                    content_type="application/json")
+            return web.Response(text="".join(_dumps(line) + "\n"
+                                             for line in [header, *answer.rows]),
+                                content_type=DELIMITED)
+        if as_array:
+            return await self._stream(answer, request, _Format(
+                "application/json", "[" + _dumps(header), lambda row: ",\n" + _dumps(row),
+                "]\n", lambda error: ",\n" + _dumps(error) + "]\n"))
+        return await self._stream(answer, request, _Format(
+            DELIMITED, _dumps(header) + "\n", lambda row: _dumps(row) + "\n", "",
+            lambda error: _dumps(error) + "\n"))
 
-    async def _pull(self, text: str) -> PullResult | web.Response:
+    async def _start(self, text: str,
+                     properties: dict[str, Any]) -> PullResult | PushQuery | web.Response:
+        """The query of ``text`` answered (pull) or started (push), or the error to send."""
+        loop = asyncio.get_running_loop()
         try:
             statements = parse(text)
             if len(statements) != 1 or not isinstance(statements[0], ast.Query):
-                return _error(400, STATEMENT_ERROR, "/query takes one SELECT statement",
-                              text)
+                return _error(400, STATEMENT_ERROR, "this endpoint takes one SELECT "
+                                                    "statement", text)
             query = statements[0]
-            if query.emit is not None:
-                return _error(400, STATEMENT_ERROR, "push queries (EMIT CHANGES) are not "
-                                                   "supported by fluvial sql-server yet", text)
-            return await asyncio.get_running_loop().run_in_executor(
-                None, self.service.pull, query)
+            if query.emit == "CHANGES":
+                return await loop.run_in_executor(None, self.service.push, query, text.strip(),
+                                                  properties)
+            return await loop.run_in_executor(None, self.service.pull, query)
         except (SqlError, FluvialError, KeyError) as exc:
             return _error(400, STATEMENT_ERROR, str(exc), text)
+
+    async def _stream(self, push: PushQuery, request: web.Request,
+                      form: _Format) -> web.StreamResponse:
+        """Write the push query's rows as they arrive until LIMIT, a failure (an error entry
+        ends the stream), the client leaving or the server stopping."""
+        loop = asyncio.get_running_loop()
+        response = web.StreamResponse(headers={"Content-Type": form.content_type})
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            await response.write(form.header.encode())
+            while not push.done:
+                if self.stopping or request.transport is None \
+                        or request.transport.is_closing():
+                    return response
+                try:
+                    rows = await loop.run_in_executor(None, push.poll, POLL_S)
+                except Exception as exc:  # any failure: the client is told, then the stream ends
+                    log.warning("push query %s failed: %s", push.query_id, exc)
+                    await response.write(form.error(
+                        {"@type": "generic_error", "error_code": SERVER_ERROR,
+                         "message": f"push query {push.query_id} failed: {exc}"}).encode())
+                    await response.write_eof()
+                    return response
+                for row in rows:
+                    await response.write(form.row(row).encode())
+            await response.write(form.limit.encode())
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client left mid-write
+        finally:
+            await loop.run_in_executor(None, self.service.end, push)
+        return response
 
     async def info(self, _request: web.Request) -> web.Response:
         return _ksql_json({"KsqlServerInfo": {
@@ -156,15 +210,40 @@ class _Api:
             command: "SUCCESS" for command in self.service.commands}})
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; anything else answers ksqlDB's bad-request error."""
+async def _body(request: web.Request, statement: str = "ksql",
+                properties: str = "streamsProperties") -> dict[str, Any]:
+    """The request's JSON object, with the statement under ``statement`` (/query-stream also
+    takes it as ``ksql``) and an optional ``properties`` object; anything else answers
+    ksqlDB's bad-request error."""
     try:
         body = await request.json(loads=json.loads)
     except ValueError as exc:
         raise _http_error(f"Malformed JSON in the request body: {exc}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("ksql", body.get("sql")), str):
-        raise _http_error("The request body must be a JSON object with a \"ksql\" string")
+    if isinstance(body, dict) and statement not in body and "ksql" in body:
+        body[statement] = body["ksql"]
+    if not isinstance(body, dict) or not isinstance(body.get(statement), str):
+        raise _http_error(f"The request body must be a JSON object with a \"{statement}\" "
+                          f"string")
+    if not isinstance(body.get(properties) or {}, dict):
+        raise _http_error(f"\"{properties}\" must be a JSON object of property names to "
+                          f"values")
     return body
+
+
+@dataclass(frozen=True)
+class _Format:
+    """How one endpoint writes a push query: content type, what opens it, each row, what
+    ends it at LIMIT, and the error entry that ends it on a failure."""
+
+    content_type: str
+    header: str
+    row: Callable[[list[Any]], str]
+    limit: str
+    error: Callable[[dict[str, Any]], str]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
 
 
 def _http_error(message: str) -> web.HTTPBadRequest:
@@ -202,7 +281,8 @@ class KsqlServer:
         self.host = host
         self.port = port
         self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(make_app(service), access_log=None)
+        self._api = _Api(service)
+        self._runner = web.AppRunner(make_app(self._api), access_log=None)
         self._thread: threading.Thread | None = None
 
     def start(self) -> KsqlServer:
@@ -225,6 +305,7 @@ class KsqlServer:
     def stop(self) -> None:
         if self._thread is None:
             return
+        self._api.stopping = True
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

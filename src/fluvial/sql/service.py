@@ -8,24 +8,29 @@ stores carry over; only the new query's processors start from nothing).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from fluvial.io.client import TopicSpec
+from fluvial.io.client import Consumer, TopicPartition, TopicSpec
 from fluvial.io.embedded.partitioner import partition_for_key
+from fluvial.io.serdes import SerdeError
 from fluvial.runtime.app import App, clients_for
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.query import StoreQuery
 from fluvial.sql import ast, planner
 from fluvial.sql.catalog import DataSource
+from fluvial.sql.compiler import DroppedRecord, RowReader
 from fluvial.sql.engine import Engine, Result, constant
 from fluvial.sql.errors import SqlAnalysisError, SqlExecutionError, at
 from fluvial.sql.formats import KeySerde
 from fluvial.sql.parser import parse
-from fluvial.sql.planner import QueryPlan
+from fluvial.sql.planner import QueryPlan, plan_transient
 from fluvial.sql.runner import DEFAULT_ON_ERROR
+
+log = logging.getLogger(__name__)
 
 READY_WAIT_S = 10.0  # how long a statement that (re)starts the App waits for its tasks
 
@@ -60,6 +65,7 @@ class SqlService:
         self.engine = Engine(on_insert=self._insert)
         self.app: App | None = None
         self.commands: dict[str, str] = {}  # command id -> status message
+        self.push_queries: dict[str, PushQuery] = {}  # query id -> the running push query
         self._lock = threading.Lock()
         self._pull_count = 0
 
@@ -144,6 +150,39 @@ class SqlService:
             query_id = f"query_{self._pull_count}"
         return PullResult(query_id, tuple((n, types[n]) for n in names), rows)
 
+    # -- push queries -----------------------------------------------------------------------
+
+    def push(self, query: ast.Query, text: str, properties: dict[str, Any]) -> PushQuery:
+        """``SELECT ... FROM stream [WHERE ...] EMIT CHANGES [LIMIT n]``: a consumer of the
+        stream's topic (from its end, or its start with ``auto.offset.reset=earliest``),
+        running until ``end``."""
+        source = self.engine.source(query.source, query.source_pos, "Source ")
+        plan = plan_transient(query, source)
+        earliest = str(properties.get("auto.offset.reset", "latest")).lower() == "earliest"
+        consumer = self.clients.consumer(None, {})
+        try:
+            start = []
+            for partition in range(source.partitions):
+                tp = TopicPartition(source.topic, partition)
+                low, high = consumer.watermarks(tp, 30.0)
+                start.append((tp, low if earliest else high))
+            consumer.assign(start)
+        except BaseException:
+            consumer.close()
+            raise
+        with self._lock:
+            self._pull_count += 1
+            push = PushQuery(f"transient_{source.name}_{self._pull_count}", text, plan,
+                             consumer, query.limit)
+            self.push_queries[push.query_id] = push
+        return push
+
+    def end(self, push: PushQuery) -> None:
+        """Stop a push query (its client left, or it reached LIMIT) and close its consumer."""
+        with self._lock:
+            self.push_queries.pop(push.query_id, None)
+        push.close()
+
     def close(self) -> None:
         if self.app is not None:
             self.app.close()
@@ -224,3 +263,47 @@ def _command_id(statement: ast.Statement) -> str:
     action = {"Drop": "drop", "CreateSource": "create", "CreateAs": "create"}.get(
         type(statement).__name__, "execute")
     return f"{kind}/`{name}`/{action}"
+
+
+class PushQuery:
+    """A running push query: ``poll()`` gives the rows that arrived, until ``done``."""
+
+    def __init__(self, query_id: str, statement: str, plan: QueryPlan, consumer: Consumer,
+                 limit: int | None) -> None:
+        self.query_id = query_id
+        self.statement = statement
+        self.columns = tuple((c.name, str(c.type)) for c in plan.projection.schema.columns)
+        self._plan = plan
+        self._reader = RowReader(plan.source)
+        self._consumer = consumer
+        self._left = limit
+
+    @property
+    def done(self) -> bool:
+        """True once LIMIT rows have been given."""
+        return self._left is not None and self._left <= 0
+
+    def poll(self, timeout: float) -> list[list[Any]]:
+        """The rows of the records that arrived within ``timeout`` (none past LIMIT); records
+        the source cannot read are skipped, as the persistent queries skip them."""
+        rows: list[list[Any]] = []
+        where, projection = self._plan.where, self._plan.projection
+        for message in self._consumer.poll_batch(500, timeout):
+            if self.done:
+                break
+            try:
+                _, row, _ = self._reader.decode(message.key(), message.value(),
+                                                message.timestamp()[1])
+            except (DroppedRecord, SerdeError) as exc:
+                log.warning("push query %s skips the record at %s[%d]@%d: %s", self.query_id,
+                            message.topic(), message.partition(), message.offset(), exc)
+                continue
+            if row is None or (where is not None and where(row) is not True):
+                continue
+            rows.append(list(projection.value_of(row).values()))
+            if self._left is not None:
+                self._left -= 1
+        return rows
+
+    def close(self) -> None:
+        self._consumer.close()

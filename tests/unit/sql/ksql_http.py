@@ -7,6 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from http.client import HTTPConnection, HTTPResponse
 from typing import Any
 
 from fluvial.server.ksql import KSQL_JSON
@@ -62,3 +63,17 @@ def pull_until(client: Client, text: str, rows: int) -> Any:
             return answer
         time.sleep(0.2)  # polling for a condition, with a deadline
     raise AssertionError(f"no {rows} row(s) in {DEADLINE_S}s; last answer: {answer}")
+
+
+def open_stream(client: Client, body: dict[str, Any]) -> tuple[HTTPConnection, HTTPResponse]:
+    """A push query's response, to read line by line as rows arrive."""
+    connection = HTTPConnection("127.0.0.1", client.port, timeout=DEADLINE_S)
+    connection.request("POST", "/query-stream", json.dumps(body).encode())
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    return connection, response
+
+
+def running_pushes(client: Client) -> list[str]:
+    return [q["queryString"] for q in ksql(client, "SHOW QUERIES;")[0]["queries"]
+            if q["queryType"] == "PUSH"]

@@ -4,15 +4,27 @@ queries running on the embedded broker."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.unit.sql.ksql_http import HEADERS, Client, ksql, pull, pull_until
+from tests.unit.sql.ksql_http import (
+    DEADLINE_S,
+    HEADERS,
+    Client,
+    ksql,
+    open_stream,
+    pull,
+    pull_until,
+    running_pushes,
+)
 
+from fluvial.errors import FluvialError
 from fluvial.io.embedded import EmbeddedBroker
-from fluvial.server.ksql import KsqlServer
-from fluvial.sql.service import SqlService
+from fluvial.server.ksql import DELIMITED, KSQL_JSON, KsqlServer
+from fluvial.sql.service import PushQuery, SqlService
 
 
 @pytest.fixture
@@ -90,6 +102,109 @@ def test_query_stream_delimited(client: Client) -> None:
     assert lines[0]["columnNames"] == ["K", "M"]
     assert lines[0]["columnTypes"] == ["STRING", "INTEGER"]
     assert lines[1] == ["x", 3]
+
+
+EVENTS = ("CREATE STREAM events (id INT KEY, kind VARCHAR, n INT) WITH "
+          "(kafka_topic='events', value_format='JSON');")
+
+
+def test_push_query_until_limit(client: Client) -> None:
+    ksql(client, EVENTS + "INSERT INTO events (id, kind, n) VALUES (1, 'a', 10);"
+                          "INSERT INTO events (id, kind, n) VALUES (2, 'b', 20);"
+                          "INSERT INTO events (id, kind, n) VALUES (3, 'a', 30);"
+                          "INSERT INTO events (id, kind, n) VALUES (4, 'a', 40);")
+    # columns in SELECT order, the key among them or not
+    push = {"ksql": "SELECT n * 2 AS twice, id FROM events WHERE kind = 'a' EMIT CHANGES "
+                    "LIMIT 2;", "streamsProperties": {"auto.offset.reset": "earliest"}}
+    status, content_type, text = client.call("/query", json.dumps(push).encode(), HEADERS)
+    assert status == 200, text
+    assert content_type.startswith(KSQL_JSON)
+    answer = json.loads(text)  # the whole array: the response ended at LIMIT
+    assert answer[0]["header"]["schema"] == "`TWICE` INTEGER, `ID` INTEGER"
+    assert answer[1:] == [{"row": {"columns": [20, 1]}}, {"row": {"columns": [60, 3]}},
+                          {"finalMessage": "Limit Reached"}]
+
+    stream = {"sql": "SELECT * FROM events EMIT CHANGES LIMIT 3;",
+              "properties": {"auto.offset.reset": "earliest"}}
+    status, content_type, text = client.call("/query-stream", json.dumps(stream).encode())
+    assert status == 200, text
+    assert content_type.startswith(DELIMITED)
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["columnNames"] == ["ID", "KIND", "N"]
+    assert lines[1:] == [[1, "a", 10], [2, "b", 20], [3, "a", 30]]
+
+    status, content_type, text = client.call("/query-stream", json.dumps(stream).encode(),
+                                             {"Accept": "application/json"})
+    assert status == 200 and content_type.startswith("application/json"), text
+    assert json.loads(text)[1:] == [[1, "a", 10], [2, "b", 20], [3, "a", 30]]
+    # a query that ended is no longer running
+    assert not [q for q in ksql(client, "SHOW QUERIES;")[0]["queries"]
+                if q["queryType"] == "PUSH"]
+
+
+def test_push_query_streams_rows_as_they_arrive_until_the_client_leaves(
+        client: Client) -> None:
+    ksql(client, EVENTS + "INSERT INTO events (id, kind, n) VALUES (1, 'a', 10);")
+    text = "SELECT id, n FROM events WHERE n > 15 EMIT CHANGES;"
+    connection, response = open_stream(client, {"sql": text})
+    assert json.loads(response.readline())["columnNames"] == ["ID", "N"]
+    assert running_pushes(client) == [text]
+    # from the end of the topic (no auto.offset.reset): only what is inserted from now on
+    ksql(client, "INSERT INTO events (id, kind, n) VALUES (2, 'b', 20);"
+                 "INSERT INTO events (id, kind, n) VALUES (3, 'b', 5);"
+                 "INSERT INTO events (id, kind, n) VALUES (4, 'b', 40);")
+    assert json.loads(response.readline()) == [2, 20]
+    assert json.loads(response.readline()) == [4, 40]
+    connection.close()
+    deadline = time.monotonic() + DEADLINE_S
+    while running_pushes(client) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for the server to notice, with a deadline
+    assert running_pushes(client) == []
+
+
+def test_push_query_errors(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    ksql(client, EVENTS)
+    missing = {"ksql": "SELECT * FROM\n  nowhere EMIT CHANGES;"}
+    status, _, text = client.call("/query", json.dumps(missing).encode(), HEADERS)
+    assert status == 400
+    error = json.loads(text)
+    assert (error["@type"], error["error_code"]) == ("statement_error", 40001)
+    assert error["message"] == "line 2:3: Source `NOWHERE` does not exist."
+    grouped = {"sql": "SELECT kind, COUNT(*) FROM events GROUP BY kind EMIT CHANGES;"}
+    status, _, text = client.call("/query-stream", json.dumps(grouped).encode())
+    assert status == 400 and "GROUP BY" in json.loads(text)["message"]
+    bad_properties = {"sql": "SELECT * FROM events EMIT CHANGES;", "properties": [1]}
+    status, _, text = client.call("/query-stream", json.dumps(bad_properties).encode())
+    assert status == 400
+    assert json.loads(text) == {"@type": "generic_error", "error_code": 40000,
+                                "message": "\"properties\" must be a JSON object of property "
+                                           "names to values"}
+
+    def broken(self: PushQuery, timeout: float) -> list[list[Any]]:
+        raise FluvialError("the broker went away")
+
+    monkeypatch.setattr(PushQuery, "poll", broken)
+    status, _, text = client.call("/query", json.dumps(
+        {"ksql": "SELECT * FROM events EMIT CHANGES;"}).encode(), HEADERS)
+    assert status == 200  # the header went out before the failure
+    answer = json.loads(text)
+    assert answer[1]["errorMessage"]["error_code"] == 50000
+    assert answer[1]["errorMessage"]["message"].endswith("failed: the broker went away")
+    assert running_pushes(client) == []
+
+
+def test_stopping_the_server_ends_its_push_queries(tmp_path: Path) -> None:
+    service = SqlService(broker=EmbeddedBroker(), application_id="sql-server-stop",
+                         state_dir=str(tmp_path / "state"))
+    server = KsqlServer(service, port=0).start()
+    client = Client(server.port)
+    ksql(client, EVENTS)
+    _, response = open_stream(client, {"sql": "SELECT * FROM events EMIT CHANGES;"})
+    response.readline()  # the header: the query runs
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 5
+    assert service.push_queries == {}
 
 
 def test_errors_have_ksqldb_shape(client: Client) -> None:
