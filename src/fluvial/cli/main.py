@@ -436,11 +436,10 @@ def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings
     if script is None:
         click.echo(ctx.get_help())
         return
-    from fluvial.cli.sql import run_script
+    from fluvial.cli.sql import run_script, script_settings
 
-    settings = {k: v for k, v in settings.items() if v is not None}
-    settings.setdefault("application_id", f"fluvial-sql-{Path(script).stem}")
-    if embedded is not None and settings.get("bootstrap_servers"):
+    settings = script_settings(script, {k: v for k, v in settings.items() if v is not None})
+    if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None)
     run_script(script, settings, embedded)

@@ -11,6 +11,18 @@ import click
 from fluvial.sql.engine import Result
 
 
+def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with the application id and brokers resolved: the script's name
+    (``fluvial-sql-<stem>``) is the id unless ``--config``, the environment or a flag names
+    one."""
+    from fluvial.runtime.config import StreamsConfig
+
+    config = StreamsConfig.create(flags=True, **settings,
+                                  defaults={"application_id": f"fluvial-sql-{Path(path).stem}"})
+    return {**settings, "application_id": config.application_id,
+            "bootstrap_servers": config.bootstrap_servers}
+
+
 def run_script(path: str, settings: dict[str, Any], embedded: str | None) -> None:
     """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C."""
     from fluvial.sql.runner import prepare

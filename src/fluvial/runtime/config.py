@@ -33,7 +33,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -104,10 +104,14 @@ class StreamsConfig:
 
     @classmethod
     def create(cls, config_file: str | os.PathLike[str] | None = None, *,
-               flags: bool = False, **settings: Any) -> StreamsConfig:
-        """Layer ``config_file`` (TOML), ``FLUVIAL_*`` environment variables and
-        ``settings`` (``flags``: they came from the command line), then validate."""
+               flags: bool = False, defaults: Mapping[str, Any] | None = None,
+               **settings: Any) -> StreamsConfig:
+        """Layer ``defaults`` (a command's own, e.g. ``fluvial sql``'s application id),
+        ``config_file`` (TOML), ``FLUVIAL_*`` environment variables and ``settings``
+        (``flags``: they came from the command line), then validate."""
         layers: list[tuple[dict[str, Any], SourceOf]] = []
+        if defaults:
+            layers.append((dict(defaults), lambda n: "the command's default"))
         if config_file is not None:
             layers.append(_file_layer(Path(config_file)))
         layers.append(_environment_layer())

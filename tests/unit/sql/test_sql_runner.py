@@ -9,9 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from fluvial.cli.main import cli
+from fluvial.cli.sql import script_settings
 from fluvial.io.embedded import EmbeddedBroker
 from fluvial.sql.runner import prepare
 
@@ -84,3 +86,19 @@ def test_sql_test_shows_the_first_difference_and_fails(tmp_path: Path) -> None:
     assert ('FAIL    double it  topic O record #0: value differs: expected {"B":5}, '
             'got {"B":4}') in result.output
     assert "0 of 1 case(s) passed" in result.output
+
+
+def test_a_scripts_application_id_is_its_name_unless_configured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLUVIAL_APPLICATION_ID", raising=False)
+    script = str(tmp_path / "orders.sql")
+    assert script_settings(script, {})["application_id"] == "fluvial-sql-orders"
+    config = tmp_path / "fluvial.toml"
+    config.write_text('application_id = "from-the-file"\n')
+    assert script_settings(script, {"config_file": str(config)})["application_id"] == \
+        "from-the-file"
+    monkeypatch.setenv("FLUVIAL_APPLICATION_ID", "from-the-environment")
+    assert script_settings(script, {"config_file": str(config)})["application_id"] == \
+        "from-the-environment"
+    assert script_settings(script, {"application_id": "from-a-flag"})["application_id"] == \
+        "from-a-flag"
