@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from examples.schema_registry import app as late_flights
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from tests.integration.conftest import started_registry
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
@@ -226,27 +227,20 @@ def test_app_reads_avro_and_writes_avro(kafka: KafkaTestBroker, schema_registry:
                                         client: SchemaRegistryClient,
                                         unique_topic: Callable[[str], str],
                                         tmp_path: Path) -> None:
+    """examples/schema_registry: late flights in Avro in, alerts in Avro out; a record that is
+    not in the wire format goes to the dead letter topic with the reason."""
     source, sink, app_id = unique_topic("in"), unique_topic("out"), unique_topic("app")
     kafka.create_topic(source, partitions=2)
     kafka.create_topic(sink, partitions=2)
-    delayed = json.dumps({"type": "record", "name": "Delayed", "namespace": "demo",
-                          "fields": [{"name": "carrier", "type": "string"},
-                                     {"name": "minutes", "type": "int"}]})
-    registry = SchemaRegistryClient({"url": schema_registry})
-    builder = fluvial.StreamsBuilder()
-    (builder.stream(source, value_serde=AvroSerde(registry, V1))
-     .filter(lambda _, f: f["delay"] > 15)
-     .map_values(lambda f: {"carrier": f["carrier"], "minutes": f["delay"]})
-     .to(sink, value_serde=AvroSerde(registry, delayed)))
-
-    writer = AvroSerde(registry, V1).for_topic(source, is_key=False)
+    writer = AvroSerde(schema_registry, late_flights.FLIGHT).for_topic(source, is_key=False)
     flights = [(f"f{i}", {"carrier": c, "delay": d})
                for i, (c, d) in enumerate([("AA", 5), ("UA", 40), ("DL", 16), ("AA", 90)])]
     kafka.produce(source, [(k, writer.serialize(v)) for k, v in flights[:2]])
     kafka.produce(source, [("bad", b'{"carrier": "AA", "delay": 99}')], partition=0)
     kafka.produce(source, [(k, writer.serialize(v)) for k, v in flights[2:]])
-    with App(builder.build(), app_id, bootstrap_servers=kafka.bootstrap_servers,
-             state_dir=tmp_path, on_error="dead_letter") as app:
+    with App(late_flights.build(source, sink, schema_registry), app_id,
+             bootstrap_servers=kafka.bootstrap_servers, state_dir=tmp_path,
+             on_error="dead_letter") as app:
         out = kafka.consume_all(sink, 3, timeout=60)
         assert app.error is None
 
@@ -254,8 +248,9 @@ def test_app_reads_avro_and_writes_avro(kafka: KafkaTestBroker, schema_registry:
     assert sorted((m.key, reader.deserialize(m.value)) for m in out) == [
         (b"f1", {"carrier": "UA", "minutes": 40}), (b"f2", {"carrier": "DL", "minutes": 16}),
         (b"f3", {"carrier": "AA", "minutes": 90})]
-    assert {schema_id_of(m.value or b"") for m in out} == {
-        client.get_latest_version(f"{sink}-value").schema_id}
+    registered = client.get_latest_version(f"{sink}-value")
+    assert json.loads(registered.schema.schema_str)["name"] == "DelayAlert"
+    assert {schema_id_of(m.value or b"") for m in out} == {registered.schema_id}
     dead = kafka.consume_all(f"{app_id}-dead-letter", 1, timeout=60)
     assert [m.key for m in dead] == [b"bad"]
     headers = dict(dead[0].headers)

@@ -9,6 +9,7 @@ from fluvial.schema_registry.serdes import (
     JsonSchemaSerde,
     ProtobufSerde,
     RecordNameStrategy,
+    Registry,
     RegistrySerde,
     SubjectNameStrategy,
     TopicNameStrategy,
@@ -17,7 +18,7 @@ from fluvial.schema_registry.serdes import (
 )
 from fluvial.schema_registry.wire import frame, schema_id_of
 
-__all__ = ["AvroSerde", "JsonSchemaSerde", "ProtobufSerde", "RecordNameStrategy",
+__all__ = ["AvroSerde", "JsonSchemaSerde", "ProtobufSerde", "RecordNameStrategy", "Registry",
            "RegistrySerde", "RegistryUnavailableError", "SubjectNameStrategy",
            "TopicNameStrategy", "TopicRecordNameStrategy", "frame", "registry_client",
            "schema_id_of"]

@@ -78,6 +78,18 @@ def registry_client(registry: Registry) -> SchemaRegistryClient:
                       f"SchemaRegistryClient, not a {type(registry).__name__}")
 
 
+def _schema_json(owner: str, schema: str | None) -> dict[str, Any]:
+    """The schema's JSON object, for its record name ({} for none, or for a schema that is not
+    an object, such as ``"string"``)."""
+    if schema is None:
+        return {}
+    try:
+        parsed = json.loads(schema)
+    except ValueError as exc:
+        raise ConfigError(f"{owner}: the schema is not JSON: {exc}") from None
+    return parsed if isinstance(parsed, dict) else {}
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -243,15 +255,11 @@ class AvroSerde(RegistrySerde):
     def __init__(self, registry: Registry, schema: str | None = None, **options: Any) -> None:
         super().__init__(registry, **options)
         self.schema = schema
+        parsed = _schema_json("AvroSerde", schema)
+        name, namespace = parsed.get("name"), parsed.get("namespace")
         self._name: str | None = None
-        if schema is not None:
-            try:
-                parsed = json.loads(schema)
-            except ValueError as exc:
-                raise ConfigError(f"AvroSerde: the schema is not JSON: {exc}") from None
-            if isinstance(parsed, dict) and isinstance(parsed.get("name"), str):
-                name, namespace = parsed["name"], parsed.get("namespace")
-                self._name = name if "." in name or not namespace else f"{namespace}.{name}"
+        if isinstance(name, str):
+            self._name = name if "." in name or not namespace else f"{namespace}.{name}"
 
     def _record_name(self, value: Any) -> str | None:
         return self._name
@@ -274,14 +282,8 @@ class JsonSchemaSerde(RegistrySerde):
     def __init__(self, registry: Registry, schema: str | None = None, **options: Any) -> None:
         super().__init__(registry, **options)
         self.schema = schema
-        self._title: str | None = None
-        if schema is not None:
-            try:
-                parsed = json.loads(schema)
-            except ValueError as exc:
-                raise ConfigError(f"JsonSchemaSerde: the schema is not JSON: {exc}") from None
-            title = parsed.get("title") if isinstance(parsed, dict) else None
-            self._title = title if isinstance(title, str) else None
+        title = _schema_json("JsonSchemaSerde", schema).get("title")
+        self._title = title if isinstance(title, str) else None
 
     def _record_name(self, value: Any) -> str | None:
         return self._title
