@@ -39,6 +39,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tools`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -220,6 +221,15 @@ def _state_path() -> Path:
     return kafka_home() / STATE_NAME
 
 
+def _running() -> dict[str, Any]:
+    """The detached registry ``up`` started (pid, url), or {} when none is running."""
+    try:
+        state = json.loads(_state_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state.get("pid"), int) and pid_alive(state["pid"]) else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("command", choices=["fetch", "up", "down"])
@@ -228,17 +238,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fetch":
             print(fetch_app())
         elif args.command == "up":
+            if running := _running():
+                print(running["url"])  # one is enough
+                return 0
             server = SchemaRegistryServer(run_dir=kafka_home() / "registry-run-cli",
                                           detached=True).start()
             assert server.proc is not None
             _state_path().write_text(json.dumps({"pid": server.proc.pid, "url": server.url}))
             print(server.url)
         else:
-            state = json.loads(_state_path().read_text()) if _state_path().is_file() else {}
-            pid = state.get("pid")
-            if pid and pid_alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-                print(f"stopped the schema registry (pid {pid})")
+            if running := _running():
+                os.killpg(running["pid"], signal.SIGKILL)
+                print(f"stopped the schema registry (pid {running['pid']})")
             _state_path().unlink(missing_ok=True)
     except KafkaToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
