@@ -157,6 +157,21 @@ def test_compatible_change_registers_and_incompatible_one_is_refused(
     assert client.get_versions(subject) == [1, 2]
 
 
+def test_json_schema_evolution_is_checked_too(client: SchemaRegistryClient,
+                                             schema_registry: str, topic: str) -> None:
+    def schema(delay_type: str) -> str:
+        return json.dumps({"type": "object", "additionalProperties": False,
+                           "properties": {"delay": {"type": delay_type}}})
+
+    JsonSchemaSerde(schema_registry, schema("integer")).for_topic(topic, False).serialize(
+        {"delay": 1})
+    client.set_compatibility(f"{topic}-value", "BACKWARD")
+    with pytest.raises(SerdeError, match=rf"refused the JSON Schema for subject '{topic}-value': "
+                                         rf"incompatible .* at /properties/delay"):
+        JsonSchemaSerde(schema_registry, schema("string")).for_topic(topic, False).serialize(
+            {"delay": "1"})
+
+
 def test_auto_register_off_and_use_latest(client: SchemaRegistryClient, schema_registry: str,
                                           topic: str) -> None:
     subject = f"{topic}-value"

@@ -103,6 +103,7 @@ class RegistrySerde:
     """What the three formats share: the registry, the subject, the caches and the errors."""
 
     format_name: ClassVar[str] = ""
+    schema_noun: ClassVar[str] = ""  # "Avro schema", "JSON Schema", ...
 
     def __init__(self, registry: Registry, *,
                  subject_strategy: SubjectNameStrategy = TopicNameStrategy,
@@ -225,17 +226,17 @@ class RegistrySerde:
         subject, why = self.subject(value), _one_line(exc.error_message)
         status = exc.http_status_code
         if status == 409:
-            return (f"the schema registry refused the {self.format_name} schema for subject "
+            return (f"the schema registry refused the {self.schema_noun} for subject "
                     f"{subject!r}: incompatible with its registered versions under the "
                     f"subject's compatibility level: {why}")
         if status == 422:
-            return (f"the schema registry refused the {self.format_name} schema for subject "
+            return (f"the schema registry refused the {self.schema_noun} for subject "
                     f"{subject!r} as invalid: {why}")
         if status == 404 and self.use_latest:
             return (f"subject {subject!r} has no registered version to write with "
                     f"(use_latest=True): {why}")
         if status == 404:
-            return (f"subject {subject!r} has no such {self.format_name} schema registered and "
+            return (f"subject {subject!r} has no such {self.schema_noun} registered and "
                     f"auto_register is off: register it first: {why}")
         return (f"the schema registry at {self._url()} answered HTTP {status} for subject "
                 f"{subject!r}: {why}")
@@ -251,6 +252,7 @@ class AvroSerde(RegistrySerde):
     """
 
     format_name = "Avro"
+    schema_noun = "Avro schema"
 
     def __init__(self, registry: Registry, schema: str | None = None, **options: Any) -> None:
         super().__init__(registry, **options)
@@ -278,6 +280,7 @@ class JsonSchemaSerde(RegistrySerde):
     """
 
     format_name = "JSON Schema"
+    schema_noun = "JSON Schema"
 
     def __init__(self, registry: Registry, schema: str | None = None, **options: Any) -> None:
         super().__init__(registry, **options)
@@ -302,6 +305,7 @@ class ProtobufSerde(RegistrySerde):
     """
 
     format_name = "Protobuf"
+    schema_noun = "Protobuf schema"
 
     def __init__(self, registry: Registry, message_type: type, **options: Any) -> None:
         super().__init__(registry, **options)
