@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from fluvial.schema_registry import (
     schema_id_of,
 )
 from fluvial.serdes import SerdeError
+from fluvial.sql.runner import prepare
 
 
 def avro_schema(namespace: str, *extra_fields: dict[str, object]) -> str:
@@ -294,3 +296,41 @@ def test_app_stops_when_the_registry_is_gone(kafka: KafkaTestBroker,
     assert isinstance(app.error, RegistryUnavailableError)
     assert "did not answer" in str(app.error)
     assert kafka.committed_offsets(app_id, source).get(0, -1) <= 0  # nothing past the record
+
+
+def test_sql_reads_and_writes_avro(kafka: KafkaTestBroker, schema_registry: str,
+                                   client: SchemaRegistryClient,
+                                   unique_topic: Callable[[str], str], tmp_path: Path) -> None:
+    """VALUE_FORMAT='AVRO': INSERT VALUES and a query's output are written with ksqlDB's schema
+    of the columns; records of another producer's schema are read by field name."""
+    orders, big = unique_topic("orders"), unique_topic("big")
+    script = f"""
+        CREATE STREAM ORDERS (ID STRING KEY, PRODUCT STRING, UNITS INT, PRICE DECIMAL(6, 2))
+          WITH (KAFKA_TOPIC='{orders}', VALUE_FORMAT='AVRO');
+        CREATE STREAM BIG WITH (KAFKA_TOPIC='{big}') AS
+          SELECT ID, UCASE(PRODUCT) AS PRODUCT, UNITS, PRICE FROM ORDERS WHERE UNITS >= 10;
+        INSERT INTO ORDERS (ID, PRODUCT, UNITS, PRICE) VALUES ('o0', 'apple', 10, 1.50);
+    """
+    app, _ = prepare(script, application_id=unique_topic("sql-app"),
+                     bootstrap_servers=kafka.bootstrap_servers, state_dir=tmp_path,
+                     properties={"ksql.schema.registry.url": schema_registry})
+    foreign = AvroSerde(schema_registry, json.dumps({
+        "type": "record", "name": "Order", "namespace": "shop", "fields": [
+            {"name": "product", "type": "string"}, {"name": "units", "type": "int"},
+            {"name": "price", "type": {"type": "bytes", "logicalType": "decimal",
+                                       "precision": 6, "scale": 2}}]}))
+    writer = foreign.for_topic(orders, is_key=False)
+    kafka.produce(orders, [(b"o1", writer.serialize({"product": "pear", "units": 3,
+                                                     "price": Decimal("0.40")})),
+                           (b"o2", writer.serialize({"product": "fig", "units": 12,
+                                                     "price": Decimal("2.25")}))])
+    with app:
+        out = kafka.consume_all(big, 2, timeout=60)
+        assert app.error is None
+    reader = AvroSerde(schema_registry)
+    assert sorted((m.key, reader.deserialize(m.value)) for m in out) == [
+        (b"o0", {"PRODUCT": "APPLE", "UNITS": 10, "PRICE": Decimal("1.50")}),
+        (b"o2", {"PRODUCT": "FIG", "UNITS": 12, "PRICE": Decimal("2.25")})]
+    registered = json.loads(client.get_latest_version(f"{big}-value").schema.schema_str)
+    assert registered["name"] == "KsqlDataSourceSchema"
+    assert [f["name"] for f in registered["fields"]] == ["PRODUCT", "UNITS", "PRICE"]

@@ -426,10 +426,14 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
 @cli.group(invoke_without_command=True)
 @click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
               help="Run this script's statements, then its persistent queries until Ctrl-C.")
+@click.option("--schema-registry", envvar="FLUVIAL_SCHEMA_REGISTRY", default=None,
+              help="URL of the schema registry for VALUE_FORMAT='AVRO' "
+                   "(ksql.schema.registry.url).")
 @_EMBEDDED
 @_with_settings
 @click.pass_context
-def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings: Any) -> None:
+def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
+        embedded: str | None, **settings: Any) -> None:
     """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
     if ctx.invoked_subcommand is not None:
         return
@@ -442,7 +446,7 @@ def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings
     if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None)
-    run_script(script, settings, embedded)
+    run_script(script, settings, embedded, schema_registry)
 
 
 @sql.command("test")

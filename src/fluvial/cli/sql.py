@@ -23,8 +23,10 @@ def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
             "bootstrap_servers": config.bootstrap_servers}
 
 
-def run_script(path: str, settings: dict[str, Any], embedded: str | None) -> None:
-    """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C."""
+def run_script(path: str, settings: dict[str, Any], embedded: str | None,
+               schema_registry: str | None = None) -> None:
+    """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C;
+    ``schema_registry``: the URL of the registry that AVRO sources and sinks use."""
     from fluvial.sql.runner import prepare
 
     owned = None
@@ -33,8 +35,9 @@ def run_script(path: str, settings: dict[str, Any], embedded: str | None) -> Non
 
         owned = own(embedded)
     try:
-        app, results = prepare(Path(path).read_text(),
-                               broker=owned.broker if owned else None, **settings)
+        properties = {"ksql.schema.registry.url": schema_registry} if schema_registry else None
+        app, results = prepare(Path(path).read_text(), broker=owned.broker if owned else None,
+                               properties=properties, **settings)
         for result in results:
             click.echo(format_result(result))
         app.run()
