@@ -120,6 +120,7 @@ class RegistrySerde:
         self.topic = topic
         self.is_key = is_key
         self._bound: dict[tuple[str, bool], RegistrySerde] = {}  # shared by every binding
+        self._ctx = self._make_context()
         self._writer: Callable[[Any, SerializationContext | None], bytes | None] | None = None
         self._reader: Callable[[bytes, SerializationContext | None], Any] | None = None
 
@@ -136,11 +137,13 @@ class RegistrySerde:
         if bound is None:
             bound = copy.copy(self)
             bound.topic, bound.is_key = topic, is_key
+            bound._ctx = bound._make_context()
             bound._writer = bound._reader = None
             self._bound[(topic, is_key)] = bound
         return bound
 
-    def _context(self) -> SerializationContext | None:
+    def _make_context(self) -> SerializationContext | None:
+        """What confluent-kafka's serdes are told of the record (made once per binding)."""
         if self.topic is None:
             return None
         return SerializationContext(self.topic, MessageField.KEY if self.is_key
@@ -149,7 +152,7 @@ class RegistrySerde:
     def subject(self, value: Any = None) -> str:
         """The subject a value is written under (for messages; the serializer names its own)."""
         try:
-            return str(self.subject_strategy(self._context(), self._record_name(value)))
+            return str(self.subject_strategy(self._ctx, self._record_name(value)))
         except Exception as exc:  # a strategy that needs what it was not given
             return f"<no subject: {_one_line(exc)}>"
 
@@ -181,7 +184,7 @@ class RegistrySerde:
         try:
             if self._writer is None:
                 self._writer = self._make_writer(self._writer_conf())
-            return self._writer(value, self._context())
+            return self._writer(value, self._ctx)
         except SchemaRegistryError as exc:
             raise SerdeError(self._refusal(exc, value)) from None
         except TransportError as exc:
@@ -197,7 +200,7 @@ class RegistrySerde:
         try:
             if self._reader is None:
                 self._reader = self._make_reader()
-            return self._reader(data, self._context())
+            return self._reader(data, self._ctx)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 raise SerdeError(f"schema id {schema_id} is not in the schema registry at "
