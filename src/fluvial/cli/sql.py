@@ -23,6 +23,11 @@ def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
             "bootstrap_servers": config.bootstrap_servers}
 
 
+def registry_properties(schema_registry: str | None) -> dict[str, Any] | None:
+    """ksqlDB's engine properties for ``--schema-registry``."""
+    return {"ksql.schema.registry.url": schema_registry} if schema_registry else None
+
+
 def run_script(path: str, settings: dict[str, Any], embedded: str | None,
                schema_registry: str | None = None) -> None:
     """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C;
@@ -35,9 +40,8 @@ def run_script(path: str, settings: dict[str, Any], embedded: str | None,
 
         owned = own(embedded)
     try:
-        properties = {"ksql.schema.registry.url": schema_registry} if schema_registry else None
         app, results = prepare(Path(path).read_text(), broker=owned.broker if owned else None,
-                               properties=properties, **settings)
+                               properties=registry_properties(schema_registry), **settings)
         for result in results:
             click.echo(format_result(result))
         app.run()
@@ -65,3 +69,35 @@ def test_files(paths: Sequence[str]) -> int:
     results = [r for path in paths for r in run_file(path)]
     click.echo(format_table(results))
     return 0 if results and all(r.passed for r in results) else 1
+
+
+def serve(listen: str, settings: dict[str, Any], embedded: str | None,
+          schema_registry: str | None = None) -> None:
+    """``fluvial sql-server``: ksqlDB's REST API on ``listen`` until SIGTERM/Ctrl-C."""
+    import signal
+    import threading
+
+    from fluvial.server.ksql import KsqlServer
+    from fluvial.sql.service import SqlService
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.UsageError(f"--listen takes HOST:PORT, got {listen!r}")
+    owned = None
+    if embedded is not None:
+        from fluvial.io.embedded.shared import own
+
+        owned = own(embedded)
+    try:
+        service = SqlService(broker=owned.broker if owned else None,
+                             properties=registry_properties(schema_registry), **settings)
+        server = KsqlServer(service, host, int(port)).start()
+        click.echo(f"fluvial sql-server: ksqlDB's REST API on http://{host}:{server.port}")
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        stop.wait()
+        server.stop()
+    finally:
+        if owned is not None:
+            owned.close()

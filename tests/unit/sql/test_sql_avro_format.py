@@ -4,14 +4,20 @@ statement runs. (Records through a real registry: tests/integration/test_schema_
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from fluvial.cli.main import cli
+from fluvial.cli.sql import registry_properties
+from fluvial.io.embedded import EmbeddedBroker
 from fluvial.sql import types as t
 from fluvial.sql.catalog import Column
 from fluvial.sql.engine import Engine
 from fluvial.sql.errors import SqlAnalysisError
 from fluvial.sql.formats import avro_schema
+from fluvial.sql.service import SqlService
 
 NOWHERE = {"ksql.schema.registry.url": "http://127.0.0.1:9"}  # never called here
 
@@ -55,3 +61,21 @@ def test_a_query_writing_avro_uses_the_engines_registry() -> None:
     big = engine.sources["BIG"]
     assert (big.formats.value, big.formats.schema_registry) == ("AVRO", NOWHERE[
         "ksql.schema.registry.url"])
+
+
+def test_the_sql_server_takes_the_registry_too(tmp_path: Path) -> None:
+    service = SqlService(broker=EmbeddedBroker(), application_id="sql-avro",
+                         state_dir=str(tmp_path), properties=registry_properties(
+                             NOWHERE["ksql.schema.registry.url"]))
+    try:
+        service.execute("CREATE STREAM S (A INT) WITH (KAFKA_TOPIC='s', VALUE_FORMAT='AVRO');")
+        assert service.engine.sources["S"].formats.schema_registry == \
+            NOWHERE["ksql.schema.registry.url"]
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("command", ["sql", "sql-server"])
+def test_both_sql_commands_have_the_option(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0 and "--schema-registry" in result.output
