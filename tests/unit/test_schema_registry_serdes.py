@@ -79,8 +79,16 @@ def test_a_binding_is_made_once_per_topic_and_side() -> None:
 
 def test_writing_without_a_topic_says_so() -> None:
     with pytest.raises(SerdeError, match=r"Avro serde has no topic to name its subject after "
-                                         r"\(topic_subject_name_strategy\)"):
+                                         r"\(TopicNameStrategy\)"):
         AvroSerde(NOWHERE, FLIGHT).serialize({"delay": 1})
+
+
+def test_writing_without_a_schema_says_how() -> None:
+    for serde in (AvroSerde(NOWHERE), JsonSchemaSerde(NOWHERE)):
+        with pytest.raises(SerdeError, match=f"^{type(serde).__name__} has no schema to write "
+                                             f"with: pass one, or auto_register=False, "
+                                             f"use_latest=True"):
+            serde.for_topic("flights", False).serialize({"delay": 1})
 
 
 def test_contradictory_or_malformed_settings_are_config_errors() -> None:

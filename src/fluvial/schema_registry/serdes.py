@@ -51,7 +51,9 @@ RecordNameStrategy: SubjectNameStrategy = record_subject_name_strategy
 #: ``<topic>-<record name>``: several record types on one topic, each with its lineage
 TopicRecordNameStrategy: SubjectNameStrategy = topic_record_subject_name_strategy
 
-_NEEDS_TOPIC = (TopicNameStrategy, TopicRecordNameStrategy)
+#: the strategies that name a subject after the topic, by the names used here
+_NEEDS_TOPIC = {TopicNameStrategy: "TopicNameStrategy",
+                TopicRecordNameStrategy: "TopicRecordNameStrategy"}
 
 Registry = str | Mapping[str, Any] | SchemaRegistryClient
 
@@ -167,6 +169,12 @@ class RegistrySerde:
     def _make_reader(self) -> Callable[..., Any]:
         raise NotImplementedError
 
+    def _check_can_write(self, schema: str | None) -> None:
+        if schema is None and not self.use_latest:
+            raise SerdeError(f"{type(self).__name__} has no schema to write with: pass one, or "
+                             f"auto_register=False, use_latest=True to write with the "
+                             f"subject's latest")
+
     def _writer_conf(self) -> dict[str, Any]:
         return {"auto.register.schemas": self.auto_register,
                 "use.latest.version": self.use_latest,
@@ -179,12 +187,14 @@ class RegistrySerde:
             return None
         if self.topic is None and self.subject_strategy in _NEEDS_TOPIC:
             raise SerdeError(f"{self.format_name} serde has no topic to name its subject after "
-                             f"({self.subject_strategy.__name__}): use it as a stream's, "
+                             f"({_NEEDS_TOPIC[self.subject_strategy]}): use it as a stream's, "
                              f"table's or sink's serde, or pass topic=...")
         try:
             if self._writer is None:
                 self._writer = self._make_writer(self._writer_conf())
             return self._writer(value, self._ctx)
+        except SerdeError:
+            raise
         except SchemaRegistryError as exc:
             raise SerdeError(self._refusal(exc, value)) from None
         except TransportError as exc:
@@ -270,6 +280,7 @@ class AvroSerde(RegistrySerde):
         return self._name
 
     def _make_writer(self, conf: dict[str, Any]) -> Callable[..., bytes | None]:
+        self._check_can_write(self.schema)
         return AvroSerializer(self.registry, self.schema, conf=conf)
 
     def _make_reader(self) -> Callable[..., Any]:
@@ -295,6 +306,7 @@ class JsonSchemaSerde(RegistrySerde):
         return self._title
 
     def _make_writer(self, conf: dict[str, Any]) -> Callable[..., bytes | None]:
+        self._check_can_write(self.schema)
         return JSONSerializer(self.schema, self.registry, conf=conf)
 
     def _make_reader(self) -> Callable[..., Any]:
