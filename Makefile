@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle \
+        kafka-down kafka-status registry-fetch clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle \
         nexmark-smoke
 
 check-python:
@@ -38,14 +38,14 @@ demo-wordcount: $(STAMP)
 	$(PY) -m examples.wordcount.demo
 
 ## Lint, type-check, unit tests, the short conformance suite, then integration tests on a
-## real Kafka broker that the tests start (and stop) themselves.
-test: $(STAMP) kafka-fetch conformance-oracle lint
+## real Kafka broker and a real schema registry that the tests start (and stop) themselves.
+test: $(STAMP) kafka-fetch registry-fetch conformance-oracle lint
 	$(PY) tools/run_pytest.py tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(PY) tools/run_pytest.py tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) kafka-fetch
+test-integration: $(STAMP) kafka-fetch registry-fetch
 	$(PY) tools/run_pytest.py tests/integration $(PYTEST_ARGS)
 
 ## Conformance with Java Kafka Streams (docs/conformance.md): the oracle is a small Java
@@ -97,6 +97,11 @@ kafka-down:
 kafka-status:
 	$(PY) tools/kafka_cluster.py status
 
+## A real schema registry (Apicurio Registry, Confluent-compatible API) for the Avro / JSON
+## Schema / Protobuf serdes: built once from Maven Central by a Quarkus build, cached under .kafka/.
+registry-fetch: $(STAMP)
+	$(PY) tools/schema_registry.py fetch
+
 ## Benchmarks (issue 5; bench/README.md): fluvial against the bare client, Quix Streams, Faust
 ## and Java Kafka Streams on a local broker. The peers get their own venv, bench/.venv.
 BENCH_VENV  := bench/.venv
@@ -135,4 +140,4 @@ nexmark-smoke: $(STAMP) kafka-fetch
 
 clean:
 	-$(PY) tools/kafka_cluster.py down 2>/dev/null
-	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache tools/conformance/target
+	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache tools/conformance/target tools/registry/target

@@ -19,6 +19,11 @@ class DeliveryError(FluvialError):
     """The broker did not acknowledge a produced record."""
 
 
+class RegistryUnavailableError(FluvialError):
+    """The schema registry did not answer. No record is at fault, so no error policy applies:
+    skipping or dead-lettering would drop good records while the registry is down."""
+
+
 class ProcessingError(FluvialError):
     """A record could not be deserialized or processed; names task, topic, partition, offset."""
 

@@ -25,8 +25,10 @@ import pytest
 from tests.integration.kafka_helpers import KafkaTestBroker, make_topic_name
 from tests.integration.wordcount_support import Instance
 from tools.kafka_cluster import KafkaCluster, KafkaToolError, kafka_home, pid_alive
+from tools.schema_registry import SchemaRegistryServer
 
 BOOTSTRAP_ENV = "FLUVIAL_BOOTSTRAP"
+REGISTRY_ENV = "FLUVIAL_SCHEMA_REGISTRY"
 
 
 # Tests use event times near 1970 (windows at 0, 1000, ...; the conformance cases' own), and a
@@ -98,6 +100,31 @@ def kafka() -> Iterator[KafkaTestBroker]:
         broker.close()
         return
     yield from started_broker(1, "single")
+
+
+def started_registry(label: str) -> Iterator[SchemaRegistryServer]:
+    """A schema registry of its own (Apicurio, in-memory) for a fixture's scope."""
+    server = SchemaRegistryServer(run_dir=kafka_home() / f"run-pytest-{os.getpid()}-{label}")
+    try:
+        server.start()
+    except KafkaToolError as exc:
+        pytest.fail(f"could not start the schema registry:\n{exc}", pytrace=False)
+    print(f"\n[registry] {label}: ready in {server.start_seconds:.1f}s at {server.url}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[str]:
+    """The URL of a real schema registry's Confluent-compatible API for the whole session:
+    Apicurio Registry started from ``tools/schema_registry.py`` (or ``$FLUVIAL_SCHEMA_REGISTRY``,
+    then nothing is started). Tests share it: each uses subjects of its own topics."""
+    external = os.environ.get(REGISTRY_ENV)
+    if external:
+        yield external
+        return
+    for server in started_registry("registry"):
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -83,6 +83,10 @@ _SETTINGS = [
     _client_config_option("admin", "admin clients, over --kafka-config"),
 ]
 
+_SCHEMA_REGISTRY = click.option(
+    "--schema-registry", envvar="FLUVIAL_SCHEMA_REGISTRY", default=None,
+    help="URL of the schema registry for VALUE_FORMAT='AVRO' (ksql.schema.registry.url).")
+
 _EMBEDDED = click.option(
     "--embedded", "embedded", type=click.Path(file_okay=False), default=None,
     envvar="FLUVIAL_EMBEDDED",
@@ -426,10 +430,12 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
 @cli.group(invoke_without_command=True)
 @click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
               help="Run this script's statements, then its persistent queries until Ctrl-C.")
+@_SCHEMA_REGISTRY
 @_EMBEDDED
 @_with_settings
 @click.pass_context
-def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings: Any) -> None:
+def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
+        embedded: str | None, **settings: Any) -> None:
     """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
     if ctx.invoked_subcommand is not None:
         return
@@ -442,16 +448,18 @@ def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings
     if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None)
-    run_script(script, settings, embedded)
+    run_script(script, settings, embedded, schema_registry)
 
 
 @cli.command("sql-server")
 @click.option("--listen", default="127.0.0.1:8088", show_default=True,
               help="HOST:PORT the REST API listens on.")
+@_SCHEMA_REGISTRY
 @_EMBEDDED
 @_with_settings
 @click.pass_context
-def sql_server(ctx: click.Context, listen: str, embedded: str | None, **settings: Any) -> None:
+def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
+               embedded: str | None, **settings: Any) -> None:
     """ksqlDB's REST API (/ksql, /query, /query-stream, /info, ...) over fluvial SQL."""
     from fluvial.cli.sql import serve
 
@@ -460,7 +468,7 @@ def sql_server(ctx: click.Context, listen: str, embedded: str | None, **settings
     if embedded is not None and settings.get("bootstrap_servers"):
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None)
-    serve(listen, settings, embedded)
+    serve(listen, settings, embedded, schema_registry)
 
 
 @sql.command("test")

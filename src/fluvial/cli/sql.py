@@ -23,8 +23,15 @@ def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
             "bootstrap_servers": config.bootstrap_servers}
 
 
-def run_script(path: str, settings: dict[str, Any], embedded: str | None) -> None:
-    """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C."""
+def registry_properties(schema_registry: str | None) -> dict[str, Any] | None:
+    """ksqlDB's engine properties for ``--schema-registry``."""
+    return {"ksql.schema.registry.url": schema_registry} if schema_registry else None
+
+
+def run_script(path: str, settings: dict[str, Any], embedded: str | None,
+               schema_registry: str | None = None) -> None:
+    """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C;
+    ``schema_registry``: the URL of the registry that AVRO sources and sinks use."""
     from fluvial.sql.runner import prepare
 
     owned = None
@@ -33,8 +40,8 @@ def run_script(path: str, settings: dict[str, Any], embedded: str | None) -> Non
 
         owned = own(embedded)
     try:
-        app, results = prepare(Path(path).read_text(),
-                               broker=owned.broker if owned else None, **settings)
+        app, results = prepare(Path(path).read_text(), broker=owned.broker if owned else None,
+                               properties=registry_properties(schema_registry), **settings)
         for result in results:
             click.echo(format_result(result))
         app.run()
@@ -64,7 +71,8 @@ def test_files(paths: Sequence[str]) -> int:
     return 0 if results and all(r.passed for r in results) else 1
 
 
-def serve(listen: str, settings: dict[str, Any], embedded: str | None) -> None:
+def serve(listen: str, settings: dict[str, Any], embedded: str | None,
+          schema_registry: str | None = None) -> None:
     """``fluvial sql-server``: ksqlDB's REST API on ``listen`` until SIGTERM/Ctrl-C."""
     import signal
     import threading
@@ -81,7 +89,8 @@ def serve(listen: str, settings: dict[str, Any], embedded: str | None) -> None:
 
         owned = own(embedded)
     try:
-        service = SqlService(broker=owned.broker if owned else None, **settings)
+        service = SqlService(broker=owned.broker if owned else None,
+                             properties=registry_properties(schema_registry), **settings)
         server = KsqlServer(service, host, int(port)).start()
         click.echo(f"fluvial sql-server: ksqlDB's REST API on http://{host}:{server.port}")
         stop = threading.Event()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fluvial.dsl.options import Materialized, as_materialized
-from fluvial.io.serdes import Serde, resolve
+from fluvial.io.serdes import Serde, for_topic, resolve
 from fluvial.processing.table import Forwarding, Materialize
 from fluvial.processing.timestamps import Extractor, as_extractor
 from fluvial.topology.builder import TopologyBuilder
@@ -37,6 +37,12 @@ class StreamsBuilder:
     def value_serde(self, serde: Serde | str | None) -> Serde:
         return resolve(serde, self.default_value_serde)
 
+    @staticmethod
+    def _on_topic(topic: str, key_serde: Serde, value_serde: Serde) -> tuple[Serde, Serde]:
+        """Serdes bound to the topic they read (a registry serde's subject follows it); the
+        stream carries them on, to its stores and repartition topics."""
+        return for_topic(key_serde, topic, True), for_topic(value_serde, topic, False)
+
     def stream(self, topics: str | Sequence[str], key_serde: Serde | str | None = None,
                value_serde: Serde | str | None = None, name: str | None = None,
                timestamp_extractor: Extractor | None = None) -> Stream:
@@ -47,6 +53,8 @@ class StreamsBuilder:
 
         topic_list = [topics] if isinstance(topics, str) else list(topics)
         ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
+        if len(topic_list) == 1:
+            ks, vs = self._on_topic(topic_list[0], ks, vs)
         node = self.graph.add_source(name or self.graph.new_name("KSTREAM-SOURCE-"), topic_list,
                                      ks, vs, timestamp_extractor=as_extractor(timestamp_extractor))
         return Stream(self, node, ks, vs)
@@ -57,7 +65,7 @@ class StreamsBuilder:
               name: str | None = None, timestamp_extractor: Extractor | None = None) -> Table:
         from fluvial.dsl.table import Table
 
-        ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
+        ks, vs = self._on_topic(topic, self.key_serde(key_serde), self.value_serde(value_serde))
         # names drawn in Kafka Streams' order: store, source, table source
         store = self.add_store(as_materialized(materialized), ks, vs,
                                f"{topic}-STATE-STORE-")
@@ -79,7 +87,7 @@ class StreamsBuilder:
         """
         from fluvial.dsl.table import GlobalTable
 
-        ks, vs = self.key_serde(key_serde), self.value_serde(value_serde)
+        ks, vs = self._on_topic(topic, self.key_serde(key_serde), self.value_serde(value_serde))
         m = as_materialized(materialized)
         name = m.name or self.graph.new_name(f"{topic}-STATE-STORE-")
         spec = StoreSpec(name, self.key_serde(m.key_serde or ks),

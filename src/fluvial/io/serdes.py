@@ -151,6 +151,17 @@ def fast_serializer(serde: Serde) -> Callable[[Any], bytes | None]:
     return fast if fast is not None else serde.serialize
 
 
+def for_topic(serde: Serde, topic: str, is_key: bool) -> Serde:
+    """The serde to use on ``topic``'s keys or values.
+
+    A serde whose bytes depend on the topic (a schema registry serde names its subject after
+    it) has ``for_topic(topic, is_key)`` and returns a serde bound to it; others are used as
+    they are.
+    """
+    bind = getattr(serde, "for_topic", None)
+    return serde if bind is None else bind(topic, is_key)
+
+
 _BY_NAME: dict[str, type] = {
     "bytes": BytesSerde,
     "string": StringSerde,

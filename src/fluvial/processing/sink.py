@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from fluvial.errors import FluvialError
 from fluvial.io.client import OutRecord
-from fluvial.io.serdes import Serde, fast_serializer
+from fluvial.io.serdes import Serde, fast_serializer, for_topic
 from fluvial.processing.processor import Processor
 from fluvial.record import Record
 
@@ -36,6 +36,10 @@ class Sink(Processor):
         super().init(context)
         if isinstance(self.topic, str):
             self.resolved = context.topic_name(self.topic) if self.internal else self.topic
+            self.key_serde = for_topic(self.key_serde, self.resolved, True)
+            self.value_serde = for_topic(self.value_serde, self.resolved, False)
+            self.fast_key = fast_serializer(self.key_serde)
+            self.fast_value = fast_serializer(self.value_serde)
 
     def process(self, batch: list[Record]) -> None:
         """Serialize lazily, as the producer takes each record.
@@ -79,9 +83,13 @@ class Sink(Processor):
         send = self.context.collector.send
         for r in batch:
             try:
-                topic = (self.resolved if isinstance(self.topic, str)
-                         else self.topic(r.key, r.value, r))
-                key, value = self.key_serde.serialize(r.key), self.value_serde.serialize(r.value)
+                if isinstance(self.topic, str):
+                    topic, ks, vs = self.resolved, self.key_serde, self.value_serde
+                else:
+                    topic = self.topic(r.key, r.value, r)
+                    ks = for_topic(self.key_serde, topic, True)
+                    vs = for_topic(self.value_serde, topic, False)
+                key, value = ks.serialize(r.key), vs.serialize(r.value)
                 partition = None if self.partitioner is None else self.partitioner(r.key, r.value)
             except Exception as exc:
                 self.context.on_error(r, exc, f"sink to {self.topic}")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fluvial.errors import ProcessingError, TopologyError
+from fluvial.errors import ProcessingError, RegistryUnavailableError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
 from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
@@ -317,6 +317,8 @@ class Task:
     # -- errors --------------------------------------------------------------------------
 
     def on_error(self, record: Record, error: BaseException, stage: str) -> None:
+        if isinstance(error, RegistryUnavailableError):
+            raise error  # not the record's fault: no policy may drop it
         where = record.where()
         message = (f"application {self.application_id!r} task {self.task_id}: {stage} failed "
                    f"on {where}: {type(error).__name__}: {error}")

@@ -51,6 +51,7 @@ class Formats:
     value: str
     wrap_single_value: bool = True
     value_delimiter: str = ","  # of DELIMITED values
+    schema_registry: str | None = None  # its URL, for AVRO (ksql.schema.registry.url)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def _windowed(inner: Serde, window: WindowInfo | None) -> Serde:
 
 def value_serde(source: DataSource) -> ValueSerde:
     return ValueSerde(source.formats.value, source.schema.value,
-                      source.formats.wrap_single_value, source.formats.value_delimiter)
+                      source.formats.wrap_single_value, source.formats.value_delimiter,
+                      source.formats.schema_registry, source.topic)
 
 
 class NullValueRow(dict[str, Any]):

@@ -54,11 +54,13 @@ class Engine:
                  clock_ms: Callable[[], int] | None = None,
                  properties: dict[str, Any] | None = None) -> None:
         """``properties``: ksqlDB's, of which ``ksql.persistence.default.format.key`` and
-        ``….value`` (the formats of a CREATE that names none) are used."""
+        ``….value`` (the formats of a CREATE that names none) and ``ksql.schema.registry.url``
+        (for AVRO) are used."""
         props = properties or {}
         self._default_formats = Formats(
             str(props.get("ksql.persistence.default.format.key", "KAFKA")).upper(),
-            str(props.get("ksql.persistence.default.format.value", "")).upper())
+            str(props.get("ksql.persistence.default.format.value", "")).upper(),
+            schema_registry=props.get("ksql.schema.registry.url"))
         self.sources: dict[str, DataSource] = {}
         self.queries: dict[str, PersistentQuery] = {}
         self.inserted: list[tuple[str, bytes | None, bytes | None, int]] = []
@@ -358,7 +360,9 @@ def _formats(props: dict[str, Any], inherited: Formats | None, pos: ast.Pos,
             raise SqlAnalysisError(at(pos, f"Failed to prepare statement: {exc}")) from None
     elif inherited is not None and value == inherited.value:
         separator = inherited.value_delimiter
-    return Formats(key, value, bool(wrap), separator)
+    known = defaults or inherited
+    return Formats(key, value, bool(wrap), separator,
+                   known.schema_registry if known is not None else None)
 
 
 def _check_formats(source: DataSource, pos: ast.Pos) -> None:
@@ -372,7 +376,8 @@ def _check_formats(source: DataSource, pos: ast.Pos) -> None:
         if not source.schema.value:
             raise ValueError("The projection contains no value columns." if source.query_id
                              else "The statement does not define any value columns.")
-        codec(source.formats.value, source.schema.value, source.formats.wrap_single_value)
+        codec(source.formats.value, source.schema.value, source.formats.wrap_single_value,
+              registry=source.formats.schema_registry, topic=source.topic)
     except ValueError as exc:
         raise SqlAnalysisError(at(pos, str(exc))) from None
     if not source.formats.wrap_single_value and len(source.schema.value) != 1:

@@ -1,5 +1,5 @@
-"""Serialization formats of SQL sources: KAFKA, JSON, DELIMITED (ksqlDB's), and the internal
-one of repartition topics and stores.
+"""Serialization formats of SQL sources: KAFKA, JSON, DELIMITED, AVRO (ksqlDB's), and the
+internal one of repartition topics and stores.
 
 Format serdes turn a source's key into a tuple of its key columns' values and its value into
 a ``dict`` of its value columns (``None`` both ways for a tombstone). KAFKA primitives are
@@ -11,6 +11,7 @@ as a plain number.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -27,7 +28,7 @@ from fluvial.sql.catalog import Column
 from fluvial.sql.types import SqlType
 
 KEY_FORMATS = ("KAFKA", "JSON", "DELIMITED", "NONE")
-VALUE_FORMATS = ("KAFKA", "JSON", "DELIMITED")
+VALUE_FORMATS = ("KAFKA", "JSON", "DELIMITED", "AVRO")
 
 
 # -- JSON text with exact decimals --------------------------------------------------------
@@ -269,10 +270,64 @@ class _DelimitedCodec(_Codec):
         return _coerce_all(self.columns, [None if f == "" else f for f in fields])
 
 
+class _AvroCodec(_Codec):
+    """A record of the columns in a schema registry's wire format (values only). Written with
+    ksqlDB's schema for the columns (``avro_schema``), registered under ``<topic>-value``;
+    read with the writer's schema, fields matched by name (then case-insensitively)."""
+
+    def __init__(self, columns: Sequence[Column], registry: str, topic: str) -> None:
+        super().__init__(columns)
+        from fluvial.schema_registry import AvroSerde
+
+        client = _registry_client(registry)
+        self.writer = AvroSerde(client, avro_schema(columns)).for_topic(topic, is_key=False)
+        self.reader = AvroSerde(client)
+
+    def encode(self, values: Sequence[Any]) -> bytes:
+        return self.writer.serialize({c.name: v for c, v in
+                                      zip(self.columns, values, strict=True)}) or b""
+
+    def decode(self, data: bytes) -> list[Any]:
+        record = self.reader.deserialize(data)
+        if not isinstance(record, dict):
+            raise SerdeError(f"expected an Avro record, got {type(record).__name__}")
+        fields = {str(k).upper(): v for k, v in record.items()}
+        return _coerce_all(self.columns, [record.get(c.name, fields.get(c.name.upper()))
+                                          for c in self.columns])
+
+
+@functools.cache
+def _registry_client(url: str) -> Any:
+    """One client per registry URL, so every source and sink shares its schema caches."""
+    from fluvial.schema_registry import registry_client
+
+    return registry_client(url)
+
+
+_AVRO_TYPES = {"BOOLEAN": "boolean", "INTEGER": "int", "BIGINT": "long", "DOUBLE": "double",
+               "STRING": "string", "BYTES": "bytes"}
+
+
+def avro_schema(columns: Sequence[Column]) -> str:
+    """ksqlDB's Avro schema of value columns: record ``KsqlDataSourceSchema`` in namespace
+    ``io.confluent.ksql.avro_schemas``, every field nullable with a null default."""
+    def avro_type(type_: SqlType) -> Any:
+        if type_.name == "DECIMAL":
+            return {"type": "bytes", "logicalType": "decimal", "precision": type_.precision,
+                    "scale": type_.scale}
+        return _AVRO_TYPES[type_.name]
+
+    return json.dumps({"type": "record", "name": "KsqlDataSourceSchema",
+                       "namespace": "io.confluent.ksql.avro_schemas",
+                       "fields": [{"name": c.name, "type": ["null", avro_type(c.type)],
+                                   "default": None} for c in columns]})
+
+
 def codec(format_: str, columns: Sequence[Column], wrapped: bool = True,
-          delimiter: str = ",") -> _Codec:
+          delimiter: str = ",", registry: str | None = None, topic: str = "") -> _Codec:
     """The codec of ``columns`` in ``format_``; a single column is unwrapped where the format
-    says (always for keys, ``WRAP_SINGLE_VALUE=false`` for values)."""
+    says (always for keys, ``WRAP_SINGLE_VALUE=false`` for values). AVRO needs the schema
+    registry's URL and the topic (its subject is ``<topic>-value``)."""
     if format_ == "KAFKA":
         if len(columns) != 1:
             raise ValueError(f"The 'KAFKA' format only supports a single field. "
@@ -285,6 +340,15 @@ def codec(format_: str, columns: Sequence[Column], wrapped: bool = True,
         return _JsonCodec(columns, wrapped or len(columns) != 1)
     if format_ == "DELIMITED":
         return _DelimitedCodec(columns, delimiter)
+    if format_ == "AVRO":
+        if not wrapped:
+            raise ValueError("Format 'AVRO' with 'WRAP_SINGLE_VALUE' set to 'false' is not "
+                             "supported yet: AVRO values are records")
+        if not registry:
+            raise ValueError("Format 'AVRO' needs a schema registry: set the "
+                             "'ksql.schema.registry.url' property (fluvial sql "
+                             "--schema-registry URL)")
+        return _AvroCodec(columns, registry, topic)
     raise ValueError(f"unknown format {format_!r}; formats: {', '.join(VALUE_FORMATS)}")
 
 
@@ -317,10 +381,10 @@ class ValueSerde:
     """A source's value: ``dict`` of its value columns, None for a tombstone."""
 
     def __init__(self, format_: str, columns: Sequence[Column], wrapped: bool = True,
-                 delimiter: str = ",") -> None:
+                 delimiter: str = ",", registry: str | None = None, topic: str = "") -> None:
         self.columns = tuple(columns)
         self._names = [c.name for c in columns]
-        self._codec = codec(format_, columns, wrapped, delimiter)
+        self._codec = codec(format_, columns, wrapped, delimiter, registry, topic)
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:

@@ -18,13 +18,14 @@ from fluvial.sql.engine import Engine, Result
 DEFAULT_ON_ERROR = "skip"
 
 
-def prepare(script: str, *, broker: Any = None,
+def prepare(script: str, *, broker: Any = None, properties: dict[str, Any] | None = None,
             **settings: Any) -> tuple[App, Sequence[Result]]:
     """Run ``script``'s statements and build the app of its queries (not started yet).
 
-    ``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
+    ``properties`` are ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...); ``settings``
+    are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
     inserts: list[tuple[str, bytes | None, bytes | None, int]] = []
-    engine = Engine(on_insert=lambda *record: inserts.append(record))
+    engine = Engine(on_insert=lambda *record: inserts.append(record), properties=properties)
     results = engine.execute(script)
     settings.setdefault("on_error", DEFAULT_ON_ERROR)
     app = App(engine.topology(), broker=broker, **settings)

@@ -53,8 +53,10 @@ class PullResult:
 
 
 class SqlService:
-    def __init__(self, *, broker: Any = None, **settings: Any) -> None:
-        """``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
+    def __init__(self, *, broker: Any = None, properties: dict[str, Any] | None = None,
+                 **settings: Any) -> None:
+        """``properties`` are ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...);
+        ``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
         settings.setdefault("application_id", "fluvial-sql-server")
         settings.setdefault("on_error", DEFAULT_ON_ERROR)
         self._settings = settings
@@ -62,7 +64,7 @@ class SqlService:
         self._broker = broker
         self.clients = clients_for(StreamsConfig.create(**settings), broker)
         self._producer = self.clients.producer({})
-        self.engine = Engine(on_insert=self._insert)
+        self.engine = Engine(on_insert=self._insert, properties=properties)
         self.app: App | None = None
         self.commands: dict[str, str] = {}  # command id -> status message
         self.push_queries: dict[str, PushQuery] = {}  # query id -> the running push query

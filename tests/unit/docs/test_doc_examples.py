@@ -34,7 +34,7 @@ def test_markers_are_well_formed() -> None:
                 assert b.reason, f"{page.name}:{b.line}: a skipped block says why"
 
 
-PUBLIC_SUBPACKAGES = ("ml", "sql")  # besides ``fluvial`` itself
+PUBLIC_SUBPACKAGES = ("ml", "schema_registry", "sql")  # besides ``fluvial`` itself
 
 
 def test_no_doc_example_imports_an_internal_module() -> None:
