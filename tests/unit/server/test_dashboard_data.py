@@ -1,0 +1,136 @@
+"""The dashboard's data over real HTTP, from two instances on the embedded broker: either
+instance answers for the whole application (both instances' tasks, totals, dead letters with
+their reasons); the token guards the data, a bad parameter is one clear 400."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from examples.dashboard.app import INPUT, OUTPUT, build
+
+from fluvial.io.embedded import EmbeddedBroker
+from fluvial.runtime.app import App
+from fluvial.server import AppServer
+from fluvial.server.topology_graph import topology_graph
+
+TOKEN = "dash-t0ken"
+
+
+def get(port: int, path: str, token: str | None = TOKEN) -> tuple[int, Any, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={
+        "Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read().decode()
+            kind = response.headers.get("Content-Type", "")
+            return response.status, json.loads(body) if "json" in kind else body, kind
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), exc.headers.get("Content-Type", "")
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what}")
+        time.sleep(0.05)
+
+
+def view(port: int) -> dict[str, Any]:
+    status, body, _ = get(port, "/dashboard/data")
+    assert status == 200, body
+    return dict(body)
+
+
+def test_either_instance_shows_the_whole_application(tmp_path: Path) -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic(INPUT, 4)
+    broker.create_topic(OUTPUT, 4)
+    apps, servers = [], []
+    try:
+        for name in ("a", "b"):
+            app = App(build(), "shop", broker=broker, state_dir=tmp_path / name,
+                      commit_interval_ms=100, on_error="dead_letter")
+            servers.append(AppServer(app, port=0, token=TOKEN).start())
+            apps.append(app.start())
+        port_a, port_b = servers[0].port, servers[1].port
+        wait_for(lambda: len(view(port_a)["instances"]) == 2
+                 and all(i["tasks"] for i in view(port_a)["instances"]),
+                 "instance a sees both instances with tasks")
+        orders = [(f"c{i % 10}", {"amount": i}) for i in range(300)]
+        for key, order in orders:
+            broker.append(INPUT, key.encode(), json.dumps(order).encode())
+        broker.append(INPUT, b"c3", b'{"amount": "lots"}')
+
+        def settled() -> bool:
+            instances = view(port_a)["instances"]
+            return (sum(i["totals"]["processed"] for i in instances) == len(orders) + 1
+                    and any(i["errors"] for i in instances))
+
+        wait_for(settled, "a counts every record and the dead letter")
+        body = view(port_a)
+        assert body["application_id"] == "shop"
+        assert body["viewed_from"] == f"127.0.0.1:{port_a}"
+        assert body["unreachable"] == []
+        instances = {i["instance"]: i for i in body["instances"]}
+        assert set(instances) == {f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"}
+        tasks = [t["id"] for i in instances.values() for t in i["tasks"]
+                 if t["state"] == "running"]
+        assert sorted(tasks) == ["0_0", "0_1", "0_2", "0_3"]  # each task on one instance
+        assert sum(t["processed"] for i in instances.values() for t in i["tasks"]) == 301
+        [error] = [e for i in instances.values() for e in i["errors"]]
+        assert error["kind"] == "dead_letter"
+        assert error["topic"] == INPUT and error["offset"] is not None
+        assert "order without a whole-number amount: {'amount': 'lots'}" in error["reason"]
+        assert sum(i["totals"]["skipped"] for i in instances.values()) == 1
+        assert {s["store"] for i in instances.values() for s in i["stores"]} <= {"totals"}
+        assert all(i["rebalances"]["count"] >= 1 for i in instances.values())
+        assert body["graph"] == topology_graph(apps[0].topology, "shop")
+        # the history samples the totals each second: it catches up with what was processed
+
+        def sampled() -> bool:
+            mine = view(port_a)["instances"][0]
+            return bool(mine["history"]) and (mine["history"][-1]["processed"]
+                                              == mine["totals"]["processed"] > 0)
+
+        wait_for(sampled, "a sample of a's totals")
+        # b answers for the whole application too
+        assert {i["instance"] for i in view(port_b)["instances"]} == set(instances)
+    finally:
+        for app, server in zip(apps, servers, strict=False):
+            app.close()
+            server.stop()
+    assert [app.error for app in apps] == [None, None]
+
+
+def test_the_page_is_served_and_the_data_guarded(tmp_path: Path) -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic(INPUT, 1)
+    broker.create_topic(OUTPUT, 1)
+    app = App(build(), "shop", broker=broker, state_dir=tmp_path)
+    server = AppServer(app, port=0, token=TOKEN).start()
+    try:
+        status, page, kind = get(server.port, "/dashboard", token=None)
+        assert status == 200 and kind.startswith("text/html") and "dashboard.js" in page
+        status, script, _ = get(server.port, "/dashboard/static/dashboard.js", token=None)
+        assert status == 200 and "function refresh" in script
+        assert get(server.port, "/dashboard/data", token=None)[:2] == (401, {
+            "error": "missing or wrong bearer token (Authorization: Bearer ...)"})
+        assert get(server.port, "/dashboard/data", token="wrong")[0] == 401
+        assert get(server.port, "/dashboard/data?scope=everything")[:2] == (400, {
+            "error": "scope must be application or instance, got 'everything'"})
+        assert get(server.port, "/dashboard/data?history=-1")[:2] == (400, {
+            "error": "history must be a whole number from 0 to 180, got '-1'"})
+        assert get(server.port, "/dashboard/data?since=1")[:2] == (400, {
+            "error": "unknown parameter(s): since; known: scope, history"})
+        status, body, _ = get(server.port, "/dashboard/data?scope=instance&history=0")
+        assert status == 200 and body["instances"][0]["state"] == "starting"
+        assert body["instances"][0]["history"] == []
+    finally:
+        server.stop()
