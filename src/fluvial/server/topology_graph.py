@@ -11,13 +11,14 @@ from typing import Any
 from fluvial.topology.nodes import ProcessorNode, SinkNode, SourceNode
 from fluvial.topology.topology import Topology
 
-COLUMN_PX = 210  # one layer's width
+COLUMN_PX = 185  # one layer's width
+NODE_PX = 165  # one node's width
 ROW_PX = 56  # one node's height with its gap
 
 
 def topology_graph(topology: Topology, application_id: str) -> dict[str, Any]:
     """``{"nodes": [{id, kind, label, subtopology, x, y}], "edges": [[from, to]],
-    "width", "height"}``; kinds: topic, source, processor, sink, store."""
+    "node_width", "width", "height"}``; kinds: topic, source, processor, sink, store."""
     nodes: dict[str, dict[str, Any]] = {}
     edges: list[tuple[str, str]] = []
 
@@ -53,7 +54,8 @@ def topology_graph(topology: Topology, application_id: str) -> dict[str, Any]:
     edges = sorted(set(edges))
     _lay_out(nodes, edges)
     return {"nodes": list(nodes.values()), "edges": [list(e) for e in edges],
-            "width": max((n["x"] for n in nodes.values()), default=0) + COLUMN_PX,
+            "node_width": NODE_PX,
+            "width": max((n["x"] for n in nodes.values()), default=0) + NODE_PX,
             "height": max((n["y"] for n in nodes.values()), default=0) + ROW_PX}
 
 

@@ -43,7 +43,7 @@ function drawTopology(graph) {
   if (key === drawnGraph) return;  // it never changes while the app runs
   drawnGraph = key;
   const svg = clear($("topology"));
-  const w = 170, h = 36, pad = 10;
+  const w = graph.node_width, h = 36, pad = 10;
   svg.setAttribute("width", graph.width + 2 * pad);
   svg.setAttribute("height", graph.height + 2 * pad);
   const at = Object.fromEntries(graph.nodes.map(n => [n.id, n]));
@@ -68,8 +68,10 @@ function drawTopology(graph) {
     const x = n.x + pad, y = n.y + pad;
     g.append(el("svg:rect", {x, y, width: w, height: h, fill, stroke,
       rx: n.kind === "topic" ? 18 : n.kind === "store" ? 10 : 4}));
-    const label = n.label.length > 24 ? n.label.slice(0, 23) + "…" : n.label;
-    g.append(el("svg:text", {x: x + 8, y: y + 14, fill: "#5a6776"}, n.kind +
+    // KSTREAM-MAPVALUES-0000000001 shows as KSTREAM-MAPVALUES-1; the full name on hover
+    const short = n.label.replace(/-0+(?=\d)/, "-");
+    const label = short.length > 25 ? short.slice(0, 24) + "…" : short;
+    g.append(el("svg:text", {x: x + 8, y: y + 14, fill: "#5a6776", class: "caption"}, n.kind +
       (n.subtopology === null ? "" : ` · sub-topology ${n.subtopology}`)));
     g.append(el("svg:text", {x: x + 8, y: y + 29}, label), el("svg:title", {}, n.label));
     svg.append(g);
