@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from examples.dashboard.app import INPUT, OUTPUT, build
+from examples.wordcount.app import build as wordcount
 
 from fluvial.io.embedded import EmbeddedBroker
 from fluvial.runtime.app import App
@@ -107,6 +108,50 @@ def test_either_instance_shows_the_whole_application(tmp_path: Path) -> None:
             app.close()
             server.stop()
     assert [app.error for app in apps] == [None, None]
+
+
+def test_standby_tasks_are_shown_with_the_instance_keeping_them(tmp_path: Path) -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic(INPUT, 2)
+    broker.create_topic(OUTPUT, 2)
+    apps, servers = [], []
+    try:
+        for name in ("a", "b"):
+            app = App(build(), "shop", broker=broker, state_dir=tmp_path / name,
+                      num_standby_replicas=1, commit_interval_ms=100)
+            servers.append(AppServer(app, port=0).start())
+            apps.append(app.start())
+
+        def states() -> dict[str, dict[str, str]]:
+            return {i["instance"]: {t["id"]: t["state"] for t in i["tasks"]}
+                    for i in view(servers[0].port)["instances"]}
+
+        wait_for(lambda: sorted(sorted(s.values()) for s in states().values())
+                 == [["running", "standby"]] * 2, "a running task and a standby on each")
+        a, b = states().values()
+        assert {t for t, s in a.items() if s == "standby"} == {
+            t for t, s in b.items() if s == "running"}  # a keeps b's task warm, and back
+    finally:
+        for app, server in zip(apps, servers, strict=False):
+            app.close()
+            server.stop()
+
+
+def test_the_graph_joins_sub_topologies_through_their_repartition_topic() -> None:
+    graph = topology_graph(wordcount("lines", "counts-out"), "wc")
+    kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
+    at = {n["id"]: (n["x"], n["y"]) for n in graph["nodes"]}
+    edges = {tuple(e) for e in graph["edges"]}
+    [repartition] = [n for n in kinds if n.startswith("topic:wc-") and "repartition" in n]
+    into = [a for a, b in edges if b == repartition]
+    out_of = [b for a, b in edges if a == repartition]
+    assert [kinds[n] for n in into] == ["sink"] and [kinds[n] for n in out_of] == ["source"]
+    assert {n for n, k in kinds.items() if k == "store"} == {"store:counts"}
+    assert {n for n, k in kinds.items() if k == "topic"} == {
+        "topic:lines", "topic:counts-out", repartition}
+    # left to right as records flow: every edge goes to a later column
+    assert all(at[a][0] < at[b][0] for a, b in edges)
+    assert len(set(at.values())) == len(at)  # no two nodes in one place
 
 
 def test_the_page_is_served_and_the_data_guarded(tmp_path: Path) -> None:
