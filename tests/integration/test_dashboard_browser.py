@@ -9,13 +9,14 @@ dashboard.png keeps the page's screenshot there (the docs' picture comes from th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from examples.dashboard.app import build
@@ -24,10 +25,8 @@ from tests.integration.kafka_helpers import KafkaTestBroker
 from fluvial.runtime.app import App
 from fluvial.server import AppServer
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="pip install -e '.[dev]'")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -55,6 +54,12 @@ return {
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    if importlib.util.find_spec("selenium") is None:
+        pytest.fail("selenium missing: pip install -e '.[dev]' (make test installs it)",
+                    pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
     if missing:
         pytest.fail(f"{' and '.join(missing)} missing: `make browser` installs Chromium and "
@@ -92,6 +97,8 @@ def test_the_dashboard_shows_the_application_live(
             apps.append(app.start())
         a, b = (f"127.0.0.1:{s.port}" for s in servers)
         browser.get(f"http://{a}/dashboard#token={TOKEN}")
+        from selenium.webdriver.support.ui import WebDriverWait
+
         wait = WebDriverWait(browser, 45, poll_frequency=0.2)
 
         def page() -> dict[str, Any]:

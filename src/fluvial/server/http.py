@@ -205,7 +205,7 @@ class AppServer:
         if scope not in ("application", "instance"):
             return _error(400, f"scope must be application or instance, got {scope!r}")
         text = params.get("history", str(DEFAULT_HISTORY))
-        if not text.isdigit() or int(text) > HISTORY:
+        if not (text.isascii() and text.isdigit()) or int(text) > HISTORY:
             return _error(400, f"history must be a whole number from 0 to {HISTORY}, "
                                f"got {text!r}")
         history = int(text)
