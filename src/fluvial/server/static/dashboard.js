@@ -4,6 +4,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 1000;
+const HISTORY = 120;  // samples (seconds) the charts show
 // a token given as /dashboard#token=... stays in the page: the fragment never reaches a server
 const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
 const COLORS = ["#2f6fd0", "#d0632f", "#2fa35a", "#a23fc4", "#c4a23f", "#3fb0c4", "#c43f6e",
@@ -109,16 +110,46 @@ function drawChart(svg, series) {
   });
 }
 
-function perTask(instances, index) {
-  const series = {};
+// Each instance's samples, oldest first. The first answer brings the last minutes; later ones
+// only the samples since the previous answer, so a refresh stays small with many tasks.
+const histories = new Map();
+let lastAnswer = 0;  // Date.now() of the last answer merged; 0: ask for the whole history
+
+function samplesToAsk() {
+  return lastAnswer ? Math.min(HISTORY, Math.ceil((Date.now() - lastAnswer) / 1000) + 2)
+                    : HISTORY;
+}
+
+function mergeHistories(instances, whole) {
+  let newcomer = false;
   for (const inst of instances) {
-    for (const sample of inst.history) {
+    const kept = histories.get(inst.instance);
+    if (whole || !kept) {
+      histories.set(inst.instance, inst.history.slice());
+      newcomer = newcomer || !whole;
+      continue;
+    }
+    const last = kept.length ? kept[kept.length - 1].t : 0;
+    kept.push(...inst.history.filter(sample => sample.t > last));
+    kept.splice(0, Math.max(kept.length - HISTORY, 0));
+  }
+  const here = new Set(instances.map(i => i.instance));
+  for (const name of [...histories.keys()]) if (!here.has(name)) histories.delete(name);
+  lastAnswer = newcomer ? 0 : Date.now();  // an instance that just joined: all of it next time
+}
+
+function perTask(index) {
+  const series = {};
+  for (const samples of histories.values()) {
+    for (const sample of samples) {
       for (const [task, values] of Object.entries(sample.tasks)) {
         if (values[index] === null) continue;
         (series[task] = series[task] || []).push([sample.t, values[index]]);
       }
     }
   }
+  // a task that moved has samples from two instances
+  for (const points of Object.values(series)) points.sort((a, b) => a[0] - b[0]);
   return series;
 }
 
@@ -186,8 +217,9 @@ function drawTables(instances) {
 
 // -- the loop -------------------------------------------------------------------------------
 
-function draw(view) {
+function draw(view, whole) {
   const instances = view.instances;
+  mergeHistories(instances, whole);
   const sum = f => instances.reduce((a, i) => a + (f(i) || 0), 0);
   const lags = instances.flatMap(i => i.tasks.filter(t => t.lag !== undefined && t.lag !== null));
   $("app-id").textContent = view.application_id;
@@ -199,8 +231,8 @@ function draw(view) {
   $("total-skipped").textContent = number(sum(i => i.totals.skipped));
   $("total-rebalances").textContent = number(sum(i => i.rebalances.count));
   drawTopology(view.graph);
-  drawChart($("throughput-chart"), perTask(instances, 0));
-  drawChart($("lag-chart"), perTask(instances, 1));
+  drawChart($("throughput-chart"), perTask(0));
+  drawChart($("lag-chart"), perTask(1));
   drawInstances(view);
   drawTables(instances);
   $("updated").textContent = new Date().toLocaleTimeString("en-GB");
@@ -208,7 +240,8 @@ function draw(view) {
 
 async function refresh() {
   try {
-    const response = await fetch("/dashboard/data?scope=application&history=120",
+    const samples = samplesToAsk();
+    const response = await fetch(`/dashboard/data?scope=application&history=${samples}`,
       {headers: TOKEN ? {Authorization: `Bearer ${TOKEN}`} : {}});
     const body = await response.json();
     if (!response.ok) {
@@ -217,7 +250,7 @@ async function refresh() {
         : `· ${body.error}`;
     } else {
       $("status").textContent = "";
-      draw(body);
+      draw(body, samples === HISTORY);
     }
   } catch (err) {
     $("status").textContent = `· not answering: ${err}`;
