@@ -215,7 +215,9 @@ class AppServer:
             return _json({"application_id": self.app.config.application_id,
                           "viewed_from": local["instance"], "instances": [local]})
         directory = self.app.directory
-        peers = directory.peers() if directory is not None else []
+        # not this address again: an entry under this process's previous member id may linger
+        peers = [p for p in (directory.peers() if directory is not None else [])
+                 if p != local["instance"]]
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return _json(await self.dashboard.application(self._session, local, peers,

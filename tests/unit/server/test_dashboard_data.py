@@ -137,6 +137,28 @@ def test_standby_tasks_are_shown_with_the_instance_keeping_them(tmp_path: Path) 
             server.stop()
 
 
+def test_an_instance_that_does_not_answer_is_listed_with_why(tmp_path: Path) -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic(INPUT, 2)
+    broker.create_topic(OUTPUT, 2)
+    apps, servers = [], []
+    try:
+        for name, token in (("a", TOKEN), ("b", "another-token")):  # b set up wrongly
+            app = App(build(), "shop", broker=broker, state_dir=tmp_path / name)
+            servers.append(AppServer(app, port=0, token=token).start())
+            apps.append(app.start())
+        wait_for(lambda: view(servers[0].port)["unreachable"], "b listed as unreachable")
+        body = view(servers[0].port)
+        assert [i["instance"] for i in body["instances"]] == [f"127.0.0.1:{servers[0].port}"]
+        [b] = body["unreachable"]
+        assert b["instance"] == f"127.0.0.1:{servers[1].port}"
+        assert b["error"].startswith("HTTP 401: ") and "bearer token" in b["error"]
+    finally:
+        for app, server in zip(apps, servers, strict=False):
+            app.close()
+            server.stop()
+
+
 def test_the_graph_joins_sub_topologies_through_their_repartition_topic() -> None:
     graph = topology_graph(wordcount("lines", "counts-out"), "wc")
     kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
