@@ -30,7 +30,7 @@ log = logging.getLogger("fluvial.dashboard")
 SAMPLE_S = 1.0
 HISTORY = 180  # samples kept: three minutes
 WATCHED_S = 30.0  # lag is read while the dashboard was asked for within this long
-SIZES_S = 5.0  # store sizes are read this often
+SIZES_S = 5.0  # store sizes are read this often, and when the tasks change
 PEER_TIMEOUT_S = 3.0
 LAG_TIMEOUT_S = 2.0
 
@@ -44,6 +44,7 @@ class Dashboard:
         self._rates: dict[str, float] = {}
         self._lags: dict[str, int] = {}
         self._sizes: list[dict[str, Any]] = []
+        self._sized: set[str] = set()  # the tasks those sizes are of
         self._next_sizes = 0.0
         self._watched_until = 0.0
         self._reader: Consumer | None = None  # a free reader, for the inputs' end offsets
@@ -77,9 +78,9 @@ class Dashboard:
             self._rates = {t: rate(t, n) for t, n in processed.items()}
         self._previous = (now, processed)
         self._lags = self._read_lags(active) if time.monotonic() < self._watched_until else {}
-        if time.monotonic() >= self._next_sizes:
+        if time.monotonic() >= self._next_sizes or set(processed) != self._sized:
             self._next_sizes = time.monotonic() + SIZES_S
-            self._sizes = self._read_sizes(active)
+            self._sizes, self._sized = self._read_sizes(active), set(processed)
         self._history.append({
             "t": round(now, 3), "processed": thread.processed,
             "rate": round(sum(self._rates.values()), 2),

@@ -4,11 +4,12 @@ their reasons); the token guards the data, a bad parameter is one clear 400."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +44,38 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) 
         time.sleep(0.05)
 
 
-def view(port: int) -> dict[str, Any]:
-    status, body, _ = get(port, "/dashboard/data")
+def view(port: int, token: str | None = TOKEN) -> dict[str, Any]:
+    status, body, _ = get(port, "/dashboard/data", token)
     assert status == 200, body
     return dict(body)
 
 
-def test_either_instance_shows_the_whole_application(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def two_instances(tmp_path: Path, partitions: int, tokens: tuple[str | None, str | None],
+                  **settings: Any) -> Iterator[tuple[EmbeddedBroker, list[App], list[int]]]:
+    """Instances a and b of the order-totals app, each with its HTTP server; yields the
+    broker, the apps and their ports, and checks on the way out that neither failed."""
     broker = EmbeddedBroker()
-    broker.create_topic(INPUT, 4)
-    broker.create_topic(OUTPUT, 4)
+    broker.create_topic(INPUT, partitions)
+    broker.create_topic(OUTPUT, partitions)
     apps, servers = [], []
     try:
-        for name in ("a", "b"):
+        for name, token in zip(("a", "b"), tokens, strict=True):
             app = App(build(), "shop", broker=broker, state_dir=tmp_path / name,
-                      commit_interval_ms=100, on_error="dead_letter")
-            servers.append(AppServer(app, port=0, token=TOKEN).start())
+                      commit_interval_ms=100, **settings)
+            servers.append(AppServer(app, port=0, token=token).start())
             apps.append(app.start())
-        port_a, port_b = servers[0].port, servers[1].port
+        yield broker, apps, [server.port for server in servers]
+    finally:
+        for app, server in zip(apps, servers, strict=False):
+            app.close()
+            server.stop()
+    assert [app.error for app in apps] == [None, None]
+
+
+def test_either_instance_shows_the_whole_application(tmp_path: Path) -> None:
+    with two_instances(tmp_path, 4, (TOKEN, TOKEN), on_error="dead_letter") as (
+            broker, apps, (port_a, port_b)):
         wait_for(lambda: len(view(port_a)["instances"]) == 2
                  and all(i["tasks"] for i in view(port_a)["instances"]),
                  "instance a sees both instances with tasks")
@@ -90,7 +105,9 @@ def test_either_instance_shows_the_whole_application(tmp_path: Path) -> None:
         assert error["topic"] == INPUT and error["offset"] is not None
         assert "order without a whole-number amount: {'amount': 'lots'}" in error["reason"]
         assert sum(i["totals"]["skipped"] for i in instances.values()) == 1
-        assert {s["store"] for i in instances.values() for s in i["stores"]} <= {"totals"}
+        wait_for(lambda: sorted((s["store"], s["task"]) for i in view(port_a)["instances"]
+                                for s in i["stores"])
+                 == [("totals", f"0_{p}") for p in range(4)], "the stores' sizes")
         assert all(i["rebalances"]["count"] >= 1 for i in instances.values())
         assert body["graph"] == topology_graph(apps[0].topology, "shop")
         # the history samples the totals each second: it catches up with what was processed
@@ -103,60 +120,31 @@ def test_either_instance_shows_the_whole_application(tmp_path: Path) -> None:
         wait_for(sampled, "a sample of a's totals")
         # b answers for the whole application too
         assert {i["instance"] for i in view(port_b)["instances"]} == set(instances)
-    finally:
-        for app, server in zip(apps, servers, strict=False):
-            app.close()
-            server.stop()
-    assert [app.error for app in apps] == [None, None]
 
 
 def test_standby_tasks_are_shown_with_the_instance_keeping_them(tmp_path: Path) -> None:
-    broker = EmbeddedBroker()
-    broker.create_topic(INPUT, 2)
-    broker.create_topic(OUTPUT, 2)
-    apps, servers = [], []
-    try:
-        for name in ("a", "b"):
-            app = App(build(), "shop", broker=broker, state_dir=tmp_path / name,
-                      num_standby_replicas=1, commit_interval_ms=100)
-            servers.append(AppServer(app, port=0).start())
-            apps.append(app.start())
+    with two_instances(tmp_path, 2, (None, None), num_standby_replicas=1) as (_, _, ports):
 
         def states() -> dict[str, dict[str, str]]:
             return {i["instance"]: {t["id"]: t["state"] for t in i["tasks"]}
-                    for i in view(servers[0].port)["instances"]}
+                    for i in view(ports[0], token=None)["instances"]}
 
         wait_for(lambda: sorted(sorted(s.values()) for s in states().values())
                  == [["running", "standby"]] * 2, "a running task and a standby on each")
         a, b = states().values()
         assert {t for t, s in a.items() if s == "standby"} == {
             t for t, s in b.items() if s == "running"}  # a keeps b's task warm, and back
-    finally:
-        for app, server in zip(apps, servers, strict=False):
-            app.close()
-            server.stop()
 
 
 def test_an_instance_that_does_not_answer_is_listed_with_why(tmp_path: Path) -> None:
-    broker = EmbeddedBroker()
-    broker.create_topic(INPUT, 2)
-    broker.create_topic(OUTPUT, 2)
-    apps, servers = [], []
-    try:
-        for name, token in (("a", TOKEN), ("b", "another-token")):  # b set up wrongly
-            app = App(build(), "shop", broker=broker, state_dir=tmp_path / name)
-            servers.append(AppServer(app, port=0, token=token).start())
-            apps.append(app.start())
-        wait_for(lambda: view(servers[0].port)["unreachable"], "b listed as unreachable")
-        body = view(servers[0].port)
-        assert [i["instance"] for i in body["instances"]] == [f"127.0.0.1:{servers[0].port}"]
+    # b is set up wrongly: another token
+    with two_instances(tmp_path, 2, (TOKEN, "another-token")) as (_, _, (port_a, port_b)):
+        wait_for(lambda: view(port_a)["unreachable"], "b listed as unreachable")
+        body = view(port_a)
+        assert [i["instance"] for i in body["instances"]] == [f"127.0.0.1:{port_a}"]
         [b] = body["unreachable"]
-        assert b["instance"] == f"127.0.0.1:{servers[1].port}"
+        assert b["instance"] == f"127.0.0.1:{port_b}"
         assert b["error"].startswith("HTTP 401: ") and "bearer token" in b["error"]
-    finally:
-        for app, server in zip(apps, servers, strict=False):
-            app.close()
-            server.stop()
 
 
 def test_the_graph_joins_sub_topologies_through_their_repartition_topic() -> None:
