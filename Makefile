@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
+.PHONY: demo demo-cluster demo-wordcount demo-dashboard test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
         kafka-down kafka-status clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle \
         nexmark-smoke browser
 
@@ -36,6 +36,11 @@ demo-cluster: $(STAMP) kafka-fetch
 ## WordCount, the talk's first example, on the embedded broker.
 demo-wordcount: $(STAMP)
 	$(PY) -m examples.wordcount.demo
+
+## The live dashboard: two instances on the embedded broker, fed orders until Ctrl-C;
+## open http://127.0.0.1:8080/dashboard.
+demo-dashboard: $(STAMP)
+	$(PY) -m examples.dashboard.demo
 
 ## Lint, type-check, unit tests, the short conformance suite, then integration tests on a
 ## real Kafka broker that the tests start (and stop) themselves.
