@@ -246,7 +246,7 @@ def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
 
             server = AppServer(app, host=http.host, port=http.port, token=http.token).start()
             app.http_port = server.port
-            log.info("/healthz /readyz /metrics on port %d, /stores too (bound to %s)",
+            log.info("/healthz /readyz /metrics /stores /dashboard on port %d (bound to %s)",
                      server.port, http.host)
         app.run()
     finally:
