@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from examples.dashboard.app import INPUT, OUTPUT, build
 from examples.wordcount.app import build as wordcount
 
 from fluvial.io.embedded import EmbeddedBroker
+from fluvial.runtime import changelog_reader
 from fluvial.runtime.app import App
+from fluvial.runtime.stores import StoreRestore
 from fluvial.server import AppServer
 from fluvial.server.topology_graph import topology_graph
 
@@ -134,6 +137,54 @@ def test_standby_tasks_are_shown_with_the_instance_keeping_them(tmp_path: Path) 
         a, b = states().values()
         assert {t for t, s in a.items() if s == "standby"} == {
             t for t, s in b.items() if s == "running"}  # a keeps b's task warm, and back
+
+
+def test_a_restoring_task_shows_its_progress(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = EmbeddedBroker()
+    broker.create_topic(INPUT, 2)
+    broker.create_topic(OUTPUT, 2)
+    for i in range(600):  # 600 customers: 600 changelog records to restore
+        broker.append(INPUT, f"c{i}".encode(), json.dumps({"amount": i}).encode())
+
+    def instance(name: str) -> tuple[App, AppServer]:
+        app = App(build(), "shop", broker=broker, state_dir=tmp_path / name,
+                  commit_interval_ms=100)
+        return app, AppServer(app, port=0, token=TOKEN).start()
+
+    first, server = instance("first")
+    with first:
+        wait_for(lambda: len(first.store("totals").to_dict()) == 600, "the first run")
+    server.stop()
+    # a slow restore (10 records a step, 40 ms each) on an instance with no local state
+    monkeypatch.setattr(changelog_reader, "MAX_RECORDS", 10)
+    step = StoreRestore.step
+
+    def slow_step(self: StoreRestore, wait: float) -> bool:
+        time.sleep(0.04)
+        return step(self, wait)
+
+    monkeypatch.setattr(StoreRestore, "step", slow_step)
+    second, server = instance("second")
+    seen: list[dict[str, Any]] = []
+
+    def restoring_midway() -> bool:
+        mine = view(server.port)["instances"][0]
+        seen[:] = [t for t in mine["tasks"] if t["state"] == "restoring"
+                   and 0 < t["applied"] < t["total"]]
+        return bool(seen) and mine["state"] == "restoring"
+
+    try:
+        with second:
+            wait_for(restoring_midway, "a task restoring, part of the way")
+            assert seen[0]["total"] == sum(1 for i in range(600)
+                                           if second.query("totals").partition_of(f"c{i}")
+                                           == int(seen[0]["id"].split("_")[1]))
+            wait_for(lambda: sorted(t["state"] for t in view(server.port)["instances"][0][
+                "tasks"]) == ["running", "running"], "both tasks running")
+    finally:
+        server.stop()
+    assert second.error is None
 
 
 def test_an_instance_that_does_not_answer_is_listed_with_why(tmp_path: Path) -> None:
