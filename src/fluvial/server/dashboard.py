@@ -97,8 +97,9 @@ class Dashboard:
             try:
                 lags[task_id] = sum(max(self._reader.watermarks(tp, LAG_TIMEOUT_S)[1] - pos, 0)
                                     for tp, pos in list(a.positions.items()))
-            except Exception as exc:  # a broker away: no lag this sample, no error page
+            except Exception as exc:  # a broker away: no more lag this sample (nor waits)
                 log.debug("dashboard: lag of task %s: %s", task_id, exc)
+                break
         return lags
 
     @staticmethod
