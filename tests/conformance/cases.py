@@ -396,6 +396,32 @@ TABLE_JOIN_CASES = [
     ], ["out"], null_values=0.3),
 ]
 
+#: foreign-key joins: the left value's foreign key moves between right keys a-d and null
+#: (4 mod 5); tombstones on both sides
+FK_JOIN_CASES = [
+    Case(kind, [
+        chain(table("tleft"), name="l"),
+        chain(table("tright"), name="r"),
+        chain("l", op(kind, "plus", fk="value_letter", **{"with": "r"}), op("to_stream"),
+              to("out1")),
+        chain("l", op(kind, "plus", fk="value_letter", **{"with": "r"}, **serdes(store="fk")),
+              op("to_stream"), to("out2")),
+    ], ["out1", "out2"], null_values=0.3)
+    for kind in ("fk_join", "fk_left_join")
+] + [
+    # both sides filtered (so they forward old values only once the join asks them to), and
+    # an aggregation below the unmaterialized result (which then needs its old values)
+    Case("fk_left_join_filtered_then_grouped", [
+        chain(table("tleft"), op("filter", "value_small"), name="l"),
+        chain(table("tright"), op("filter", "value_even"), name="r"),
+        chain("l", op("fk_left_join", "plus", fk="value_letter", **{"with": "r"}, **serdes()),
+              name="j"),
+        chain("j", op("to_stream"), to("out1")),
+        chain("j", op("group_by", "mod3", **serdes()),
+              op("reduce", "sum", sub="minus", **serdes()), op("to_stream"), to("out2")),
+    ], ["out1", "out2"], null_values=0.3),
+]
+
 
 def stream_join(kind: str, other: str, before: int, after: int, grace: int) -> dict[str, Any]:
     """A stream-stream join (``kind``: stream_join, stream_left_join, stream_outer_join) with
@@ -419,7 +445,7 @@ STREAM_JOIN_CASES = [
         chain("l", stream_join("stream_outer_join", "r", 30, 150, 200), to("out")),
     ], ["out"], null_values=0.1),
 ]
-CASES += JOIN_CASES + TABLE_JOIN_CASES + STREAM_JOIN_CASES
+CASES += JOIN_CASES + TABLE_JOIN_CASES + FK_JOIN_CASES + STREAM_JOIN_CASES
 CASES_BY_NAME = {c.name: c for c in CASES}
 
 

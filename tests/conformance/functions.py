@@ -103,6 +103,11 @@ JOIN_KEY_MAPPERS: dict[str, Callable[[Any, Any], Any]] = {
     "value_letter": lambda k, v: None if v is None or _rem(v, 5) == 4 else "abcd"[_rem(v, 5)],
 }
 
+#: a foreign-key join's foreign key from a left value: a letter a-d, None for 4 mod 5
+FOREIGN_KEYS: dict[str, Callable[[Any], Any]] = {
+    "value_letter": lambda v: None if _rem(v, 5) == 4 else "abcd"[_rem(v, 5)],
+}
+
 #: a stream's new key within the tables' key space (a-d), for a join after a rekey
 JOIN_KEY_SELECTORS: dict[str, Callable[[Any, Any], Any]] = {
     "next_letter": lambda k, v: None if k is None else {"a": "b", "b": "c", "c": "d",

@@ -78,6 +78,8 @@ def _apply(current: Any, op: Op, named: dict[str, Any]) -> Any:
     if isinstance(current, Table):
         if name in TABLE_JOIN_OPS:
             return _table_join(current, name, f, op, named)
+        if name in FK_JOIN_OPS:
+            return _fk_join(current, name, f, op, named)
         return _table(current, name, f, op)
     if isinstance(current, GroupedStream) and name == "windowed_by":
         return _windowed_by(current, op)
@@ -252,6 +254,18 @@ def _table_join(t: Table, name: str, f: str, op: Op, named: dict[str, Any]) -> T
             "table_outer_join": t.outer_join}[name]
     return join(named[op["with"]], fn.named(fn.JOINERS, f, "joiner"),
                 materialized(op) if op.get("store") else None)
+
+
+FK_JOIN_OPS = ("fk_join", "fk_left_join")
+
+
+def _fk_join(t: Table, name: str, f: str, op: Op, named: dict[str, Any]) -> Table:
+    """A foreign-key join with the table chain named by ``with``, the foreign key from the
+    function named by ``fk``, with the serdes and ``store`` where given."""
+    join = t.left_join if name == "fk_left_join" else t.join
+    return join(named[op["with"]], fn.named(fn.JOINERS, f, "joiner"),
+                materialized(op) if "value_serde" in op else None,
+                foreign_key=fn.named(fn.FOREIGN_KEYS, op["fk"], "foreign key extractor"))
 
 
 def run(case: dict[str, Any]) -> Outputs:

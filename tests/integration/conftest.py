@@ -29,6 +29,15 @@ from tools.kafka_cluster import KafkaCluster, KafkaToolError, kafka_home, pid_al
 BOOTSTRAP_ENV = "FLUVIAL_BOOTSTRAP"
 
 
+# Tests use event times near 1970 (windows at 0, 1000, ...; the conformance cases' own), and a
+# window store's changelog keeps records for its retention plus a day: the broker's time-based
+# retention, checked 30 s after start and every 5 minutes, deletes them whenever a check falls
+# mid-test (a windowed test read 0 of its changelog's records). No test here is about retention.
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+TEST_BROKER_CONFIG = {"log.initial.task.delay.ms": _WEEK_MS,
+                      "log.retention.check.interval.ms": _WEEK_MS}
+
+
 def _prune_old_runs() -> None:
     """Drop run dirs (logs) of earlier pytest processes that are gone."""
     home = kafka_home()
@@ -43,7 +52,8 @@ def _prune_old_runs() -> None:
 
 def _start(nodes: int, label: str) -> KafkaCluster:
     _prune_old_runs()
-    cluster = KafkaCluster(nodes=nodes, name=f"pytest-{os.getpid()}-{label}")
+    cluster = KafkaCluster(nodes=nodes, name=f"pytest-{os.getpid()}-{label}",
+                           config_overrides=TEST_BROKER_CONFIG)
     try:
         cluster.start()
     except KafkaToolError as exc:

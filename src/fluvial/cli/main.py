@@ -446,6 +446,24 @@ def sql(ctx: click.Context, script: str | None, embedded: str | None, **settings
     run_script(script, settings, embedded)
 
 
+@cli.command("sql-server")
+@click.option("--listen", default="127.0.0.1:8088", show_default=True,
+              help="HOST:PORT the REST API listens on.")
+@_EMBEDDED
+@_with_settings
+@click.pass_context
+def sql_server(ctx: click.Context, listen: str, embedded: str | None, **settings: Any) -> None:
+    """ksqlDB's REST API (/ksql, /query, /query-stream, /info, ...) over fluvial SQL."""
+    from fluvial.cli.sql import serve
+
+    settings = {k: v for k, v in settings.items() if v is not None}
+    settings.setdefault("application_id", "fluvial-sql-server")
+    if embedded is not None and settings.get("bootstrap_servers"):
+        raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
+    configure_logging(ctx.obj["log_level"], settings["application_id"], None)
+    serve(listen, settings, embedded)
+
+
 @sql.command("test")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def sql_test(files: tuple[str, ...]) -> None:

@@ -62,3 +62,33 @@ def test_files(paths: Sequence[str]) -> int:
     results = [r for path in paths for r in run_file(path)]
     click.echo(format_table(results))
     return 0 if results and all(r.passed for r in results) else 1
+
+
+def serve(listen: str, settings: dict[str, Any], embedded: str | None) -> None:
+    """``fluvial sql-server``: ksqlDB's REST API on ``listen`` until SIGTERM/Ctrl-C."""
+    import signal
+    import threading
+
+    from fluvial.server.ksql import KsqlServer
+    from fluvial.sql.service import SqlService
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.UsageError(f"--listen takes HOST:PORT, got {listen!r}")
+    owned = None
+    if embedded is not None:
+        from fluvial.io.embedded.shared import own
+
+        owned = own(embedded)
+    try:
+        service = SqlService(broker=owned.broker if owned else None, **settings)
+        server = KsqlServer(service, host, int(port)).start()
+        click.echo(f"fluvial sql-server: ksqlDB's REST API on http://{host}:{server.port}")
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        stop.wait()
+        server.stop()
+    finally:
+        if owned is not None:
+            owned.close()

@@ -159,15 +159,29 @@ class Table:
     # -- joins -------------------------------------------------------------------------
 
     def join(self, other: Table, joiner: Callable[[Any, Any], Any],
-             materialized: Materialized | str | None = None, name: str | None = None) -> Table:
+             materialized: Materialized | str | None = None, name: str | None = None, *,
+             foreign_key: Callable[[Any], Any] | None = None) -> Table:
         """A row for each key both tables hold: ``joiner(value, other_value)``; updated as
-        either side changes. See docs/windows-and-joins.md."""
+        either side changes. With ``foreign_key(value)``: a row for each row of this table
+        whose foreign key ``other`` holds (a foreign-key join). See docs/windows-and-joins.md."""
+        if foreign_key is not None:
+            from fluvial.dsl.foreign_key_join import foreign_key_join
+
+            return foreign_key_join(self, other, foreign_key, joiner, False, materialized,
+                                    name)
         return self._join(other, joiner, tj.INNER, materialized, name)
 
     def left_join(self, other: Table, joiner: Callable[[Any, Any], Any],
                   materialized: Materialized | str | None = None,
-                  name: str | None = None) -> Table:
-        """A row for each key this table holds; ``other_value`` None where ``other`` lacks it."""
+                  name: str | None = None, *,
+                  foreign_key: Callable[[Any], Any] | None = None) -> Table:
+        """A row for each key this table holds; ``other_value`` None where ``other`` lacks it
+        (with ``foreign_key``: lacks the row it names)."""
+        if foreign_key is not None:
+            from fluvial.dsl.foreign_key_join import foreign_key_join
+
+            return foreign_key_join(self, other, foreign_key, joiner, True, materialized,
+                                    name)
         return self._join(other, joiner, tj.LEFT, materialized, name)
 
     def outer_join(self, other: Table, joiner: Callable[[Any, Any], Any],

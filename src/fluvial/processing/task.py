@@ -176,7 +176,7 @@ class Task:
                 store_names = frozenset(node.stores)
             elif isinstance(node, SinkNode):
                 processor = Sink(node.topic, node.key_serde or _BYTES, node.value_serde or _BYTES,
-                                 node.internal)
+                                 node.internal, node.partitioner)
             context = _Context(self, i, children, names, store_names)
             self._processors.append(processor)
             if processor is not None:

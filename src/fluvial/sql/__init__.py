@@ -2,14 +2,30 @@
 
 ``Engine`` runs statements and compiles persistent queries into one topology (for the
 ``TestDriver`` or an ``App``); ``prepare`` runs a script and builds the ``App`` of its
-queries; ``run_file`` runs a ksqlDB query-validation-test file.
+queries; ``run_file`` runs a ksqlDB query-validation-test file. ``SqlService`` keeps an
+engine and the App of its queries for statements that arrive one at a time, and
+``KsqlServer`` serves it over ksqlDB's REST API (``fluvial sql-server``).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from fluvial.sql.engine import Engine, Result
 from fluvial.sql.errors import SqlAnalysisError, SqlError, SqlExecutionError, SqlSyntaxError
 from fluvial.sql.runner import prepare
+from fluvial.sql.service import SqlService
 from fluvial.sql.testing import CaseResult, format_table, run_case, run_file
 
-__all__ = ["CaseResult", "Engine", "Result", "SqlAnalysisError", "SqlError",
-           "SqlExecutionError", "SqlSyntaxError", "format_table", "prepare", "run_case",
-           "run_file"]
+if TYPE_CHECKING:
+    from fluvial.server.ksql import KsqlServer
+
+__all__ = ["CaseResult", "Engine", "KsqlServer", "Result", "SqlAnalysisError", "SqlError",
+           "SqlExecutionError", "SqlService", "SqlSyntaxError", "format_table", "prepare",
+           "run_case", "run_file"]
+
+
+def __getattr__(name: str) -> Any:
+    # fluvial.server.ksql imports this package's modules, so it loads on first use
+    if name == "KsqlServer":
+        from fluvial.server.ksql import KsqlServer
+        return KsqlServer
+    raise AttributeError(f"module 'fluvial.sql' has no attribute {name!r}")

@@ -68,27 +68,40 @@ class RowReader(RecordProcessor):
         self.timestamp_column = source.timestamp_column
 
     def process_record(self, record: Record) -> None:
-        key = self.keys.deserialize(record.key)
-        value = self.values.deserialize(record.value)
-        if self.is_table and (not key or any(k is None for k in key)):
-            self.context.record_dropped(record, "a table's record needs a key")
+        try:
+            key, row, timestamp = self.decode(record.key, record.value, record.timestamp)
+        except DroppedRecord as exc:
+            self.context.record_dropped(record, str(exc))
             return
-        if value is None and self.is_table:
+        if row is None:
             self.forward_record(record, key, None)
             return
+        self.forward_record(Record(key, row, timestamp, record.headers, record.topic,
+                                   record.partition, record.offset))
+
+    def decode(self, key_bytes: bytes | None, value_bytes: bytes | None,
+               timestamp: int) -> tuple[tuple[Any, ...], dict[str, Any] | None, int]:
+        """The record's key, row (None: a table's delete) and timestamp; raises
+        ``DroppedRecord`` for one the source cannot take."""
+        key = self.keys.deserialize(key_bytes)
+        value = self.values.deserialize(value_bytes)
+        if self.is_table and (not key or any(k is None for k in key)):
+            raise DroppedRecord("a table's record needs a key")
+        if value is None and self.is_table:
+            return key, None, timestamp
         row = NullValueRow() if value is None else dict(value)
         row.update(zip(self.key_names, key, strict=True))
-        timestamp = record.timestamp
         if self.timestamp_column is not None:
             stamp = row.get(self.timestamp_column)
             if stamp is None or stamp < 0:
-                self.context.record_dropped(record, f"no valid timestamp in column "
-                                                    f"{self.timestamp_column}")
-                return
+                raise DroppedRecord(f"no valid timestamp in column {self.timestamp_column}")
             timestamp = stamp
         row[ROWTIME] = timestamp
-        self.forward_record(Record(key, row, timestamp, record.headers, record.topic,
-                                   record.partition, record.offset))
+        return key, row, timestamp
+
+
+class DroppedRecord(Exception):
+    """A record a source cannot take (no key for a table, no valid timestamp)."""
 
 
 class TopologyCompiler:

@@ -205,7 +205,7 @@ class Engine:
         for name, expr in zip(names, s.values, strict=True):
             if name not in allowed:
                 raise SqlAnalysisError(at(s.pos, f"Column name {name} does not exist."))
-            row[name] = _constant(expr, allowed[name])
+            row[name] = constant(expr, allowed[name])
         timestamp = row.pop(ROWTIME, None)
         key = tuple(row.get(c.name) for c in target.schema.key)
         value = {c.name: row.get(c.name) for c in target.schema.value}
@@ -238,6 +238,11 @@ class Engine:
         return Result(text, f"Source `{s.name}` (topic: {source.topic}) was dropped.")
 
     def _run_Show(self, s: ast.Show, text: str) -> Result:
+        if s.what == "QUERIES":
+            queries: list[tuple[Any, ...]] = [(q.id, q.sink, q.statement)
+                                              for q in self.queries.values()]
+            return Result(text, f"{len(queries)} queries",
+                          ("Query ID", "Sink", "Query String"), queries)
         kind = s.what[:-1]  # STREAMS -> STREAM
         rows = [(d.name, d.topic, d.formats.key, d.formats.value, d.window is not None)
                 for d in sorted(self.sources.values(), key=lambda d: d.name) if d.kind == kind]
@@ -390,7 +395,7 @@ def _timestamp_column(props: dict[str, Any], schema: Schema, pos: ast.Pos) -> st
     return name
 
 
-def _constant(expr: ast.Expr, target: t.SqlType) -> Any:
+def constant(expr: ast.Expr, target: t.SqlType) -> Any:
     """A VALUES expression (no columns) as a value of the column's type."""
     try:
         compiled = compile_expr(expr, Scope({}))

@@ -47,7 +47,7 @@ def _terminal_names() -> dict[str, str]:
                   "INTEGER": "an integer", "BOOLEAN": "TRUE/FALSE", "DECIMAL_NUMBER": "a number",
                   "FLOAT_NUMBER": "a number", "KEY_CONSTRAINT": "'KEY'/'PRIMARY KEY'",
                   "HEADERS_CONSTRAINT": "'HEADERS'", "SOURCE_KIND": "'STREAM'/'TABLE'",
-                  "SHOWABLE": "'STREAMS'/'TABLES'", "EMIT_KIND": "'CHANGES'/'FINAL'",
+                  "SHOWABLE": "'STREAMS'/'TABLES'/'QUERIES'", "EMIT_KIND": "'CHANGES'/'FINAL'",
                   "EXTENDED": "'EXTENDED'", "NOT": "'NOT'", "STAR": "'*'"})
     return names
 

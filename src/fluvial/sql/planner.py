@@ -137,6 +137,26 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
                      None)
 
 
+def plan_transient(query: ast.Query, source: DataSource) -> QueryPlan:
+    """A push query's plan (``SELECT ... EMIT CHANGES`` over one source, no GROUP BY,
+    PARTITION BY or join): its rows go to a client, not to a keyed topic, so every column
+    is a value column, in SELECT order, ``*`` giving the key columns then the value ones."""
+    if query.group_by or query.partition_by or query.joins:
+        raise SqlAnalysisError(at(query.pos, "push queries with GROUP BY, joins or "
+                                             "PARTITION BY are not supported yet"))
+    qualifiers = frozenset(n for n in (source.name, query.source_alias) if n)
+    query = dataclasses.replace(_unqualified(query, qualifiers), limit=None)
+    scope = Scope(source.scope_columns(), qualifiers)
+    where = _predicate(query.where, scope, "WHERE") if query.where is not None else None
+    items = _expand_stars(query, source, keys_first=True)
+    _check_clauses(query, source)
+    if query.having is not None:
+        raise SqlAnalysisError(at(query.pos, "HAVING requires a GROUP BY clause."))
+    _refuse_aggregates(items)
+    projection = _project(items, (), scope, "TRANSIENT", "key column")
+    return QueryPlan(source, "STREAM", where, False, None, projection, None)
+
+
 def _check_partition_by(exprs: tuple[ast.Expr, ...], scope: Scope) -> None:
     """PARTITION BY reads the input: its columns must be the source's; NULL only alone."""
     if len(exprs) > 1 and ast.Literal(None) in exprs:
@@ -205,9 +225,10 @@ def _predicate(expr: ast.Expr, scope: Scope, clause: str) -> Evaluator:
     return compiled.fn
 
 
-def _expand_stars(query: ast.Query, source: DataSource) -> list[tuple[ast.Expr, str | None,
-                                                                    ast.Pos]]:
-    """Select items as (expression, alias, position), ``*`` expanded to every column."""
+def _expand_stars(query: ast.Query, source: DataSource, keys_first: bool = False) -> list[
+        tuple[ast.Expr, str | None, ast.Pos]]:
+    """Select items as (expression, alias, position), ``*`` expanded to every column (the
+    key columns last, or first with ``keys_first``)."""
     items: list[tuple[ast.Expr, str | None, ast.Pos]] = []
     for item in query.items:
         if item.expr is not None:
@@ -219,7 +240,9 @@ def _expand_stars(query: ast.Query, source: DataSource) -> list[tuple[ast.Expr, 
                                                 f"{item.star_source}.*"))
         # as ksqlDB: value columns first, then key columns (which move to the result's
         # key wherever it has the same key)
-        for column in source.schema.value + source.schema.key:
+        columns = source.schema.key + source.schema.value if keys_first else \
+            source.schema.value + source.schema.key
+        for column in columns:
             items.append((ast.ColumnRef(column.name), None, item.pos))
         if source.window is not None:
             items.extend((ast.ColumnRef(n), None, item.pos) for n in (WINDOWSTART, WINDOWEND))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fluvial.errors import TopologyError
 from fluvial.io.serdes import Serde
@@ -69,10 +70,11 @@ class TopologyBuilder:
 
     def add_sink(self, name: str, topic: str, parents: list[str], key_serde: Serde | None,
                  value_serde: Serde | None, internal: bool = False,
-                 partitions: int | None = None) -> str:
+                 partitions: int | None = None,
+                 partitioner: Callable[[Any, Any], int] | None = None) -> str:
         return self._add(SinkNode(name, topic=topic, key_serde=key_serde,
                                   value_serde=value_serde, internal=internal,
-                                  partitions=partitions), parents)
+                                  partitions=partitions, partitioner=partitioner), parents)
 
     def add_store(self, spec: StoreSpec) -> str:
         if spec.name in self.stores:

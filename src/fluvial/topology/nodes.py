@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fluvial.io.serdes import Serde
 from fluvial.processing.processor import Processor
@@ -75,6 +76,8 @@ class SinkNode(Node):
     value_serde: Serde | None = None
     internal: bool = False
     partitions: int | None = None  # of an internal topic: None = as many as its upstream inputs
+    #: a record's partition from its (key, value); None = the producer hashes the key
+    partitioner: Callable[[Any, Any], int] | None = None
 
 
 @dataclass

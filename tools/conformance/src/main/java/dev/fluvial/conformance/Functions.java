@@ -92,6 +92,10 @@ final class Functions {
         "key", (k, v) -> k,
         "value_letter", (k, v) -> v == null || l(v) % 5 == 4 ? null : "abcd".substring((int) (l(v) % 5), (int) (l(v) % 5) + 1));
 
+    /** A foreign-key join's foreign key from a left value: a letter a-d, null for 4 mod 5. */
+    static final Map<String, java.util.function.Function<Object, Object>> FOREIGN_KEYS = Map.of(
+        "value_letter", v -> l(v) % 5 == 4 ? null : "abcd".substring((int) (l(v) % 5), (int) (l(v) % 5) + 1));
+
     /** A stream's new key within the tables' key space (a-d), for a join after a rekey. */
     static final Map<String, KeyValueMapper<Object, Object, Object>> JOIN_KEY_SELECTORS = Map.of(
         "next_letter", (k, v) -> k == null ? null : Map.of("a", "b", "b", "c", "c", "d", "d", "a").get(k));

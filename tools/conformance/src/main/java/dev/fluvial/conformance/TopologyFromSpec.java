@@ -209,6 +209,21 @@ final class TopologyFromSpec {
         };
     }
 
+    /** A foreign-key join with the table chain named by "with", its foreign key from the
+     *  function named by "fk"; with the serdes and "store" where given. */
+    @SuppressWarnings("unchecked")
+    private Object foreignKeyJoin(final KTable<Object, Object> t, final String name, final String fn, final JsonNode op) {
+        final KTable<Object, Object> other = (KTable<Object, Object>) named.get(op.get("with").asText());
+        final ValueJoiner<Object, Object, Object> joiner = Functions.named(Functions.JOINERS, fn, "joiner");
+        final java.util.function.Function<Object, Object> fk =
+            Functions.named(Functions.FOREIGN_KEYS, op.get("fk").asText(), "foreign key extractor");
+        final boolean left = name.equals("fk_left_join");
+        if (op.has("value_serde")) {
+            return left ? t.leftJoin(other, fk, joiner, materialized(op)) : t.join(other, fk, joiner, materialized(op));
+        }
+        return left ? t.leftJoin(other, fk, joiner) : t.join(other, fk, joiner);
+    }
+
     /** join/left_join with the table (or global table, with key_mapper) named by "with";
      *  join_key rekeys with a join key selector first. */
     @SuppressWarnings("unchecked")
@@ -261,6 +276,7 @@ final class TopologyFromSpec {
             case "to_stream" -> t.toStream();
             case "suppress" -> t.suppress(Windows.suppressed(op));
             case "table_join", "table_left_join", "table_outer_join" -> tableJoin(t, name, fn, op);
+            case "fk_join", "fk_left_join" -> foreignKeyJoin(t, name, fn, op);
             case "group_by" -> t.groupBy(Functions.named(Functions.PAIR_MAPPERS, fn, "pair mapper"),
                 Grouped.with(serde(op.get("key_serde")), serde(op.get("value_serde"))));
             default -> throw new IllegalArgumentException("a table has no operator " + name);
