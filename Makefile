@@ -7,9 +7,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-cluster demo-wordcount test test-unit test-integration lint kafka-fetch kafka-up kafka-up-cluster \
-        kafka-down kafka-status registry-fetch clean check-python bench bench-smoke bench-java chaos conformance conformance-oracle \
-        nexmark-smoke
+.PHONY: demo demo-cluster demo-wordcount demo-dashboard test test-unit test-integration lint kafka-fetch kafka-up \
+        kafka-up-cluster kafka-down kafka-status registry-fetch clean check-python bench bench-smoke bench-java chaos \
+        conformance conformance-oracle nexmark-smoke browser
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -37,16 +37,37 @@ demo-cluster: $(STAMP) kafka-fetch
 demo-wordcount: $(STAMP)
 	$(PY) -m examples.wordcount.demo
 
+## The live dashboard: two instances on the embedded broker, fed orders until Ctrl-C;
+## open http://127.0.0.1:8080/dashboard.
+demo-dashboard: $(STAMP)
+	$(PY) -m examples.dashboard.demo
+
 ## Lint, type-check, unit tests, the short conformance suite, then integration tests on a
-## real Kafka broker and a real schema registry that the tests start (and stop) themselves.
-test: $(STAMP) kafka-fetch registry-fetch conformance-oracle lint
+## real Kafka broker, a real schema registry and headless Chromium that the tests start (and
+## stop) themselves.
+test: $(STAMP) kafka-fetch registry-fetch conformance-oracle browser lint
 	$(PY) tools/run_pytest.py tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(PY) tools/run_pytest.py tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) kafka-fetch registry-fetch
+test-integration: $(STAMP) kafka-fetch registry-fetch browser
 	$(PY) tools/run_pytest.py tests/integration $(PYTEST_ARGS)
+
+## The dashboard's browser test (tests/integration/test_dashboard_browser.py) drives the OS's
+## headless Chromium through its chromedriver: installed from the OS packages when missing.
+CHROMIUM     := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "the dashboard's browser test needs $(CHROMIUM) and $(CHROMEDRIVER): install Chromium and its driver from your OS's packages"; exit 1; fi; \
+	SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	echo "installing chromium and chromium-driver (apt-get) for the dashboard's browser test"; \
+	{ $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	  { echo "could not install chromium and chromium-driver with apt-get; install them by hand ($(CHROMIUM), $(CHROMEDRIVER))"; exit 1; }; \
+	[ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] || \
+	  { echo "apt-get installed chromium, yet $(CHROMIUM) or $(CHROMEDRIVER) is missing"; exit 1; }
 
 ## Conformance with Java Kafka Streams (docs/conformance.md): the oracle is a small Java
 ## program on Kafka Streams' TopologyTestDriver, built once with Maven into

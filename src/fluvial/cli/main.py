@@ -158,13 +158,14 @@ class _Http(NamedTuple):
               help="Processes to run; each is an instance in the same consumer group.")
 @click.option("--http-port", type=click.IntRange(0, 65535), default=None,
               envvar="FLUVIAL_HTTP_PORT",
-              help="Serve /healthz, /readyz, /metrics and /stores here (worker i: port + i).")
+              help="Serve /healthz, /readyz, /metrics, /stores and /dashboard here (worker i: "
+                   "port + i).")
 @click.option("--http-host", default="127.0.0.1", show_default=True,
               envvar="FLUVIAL_HTTP_HOST",
               help="The interface to serve HTTP on (0.0.0.0: every one).")
 @click.option("--http-token", default=None, envvar="FLUVIAL_HTTP_TOKEN",
-              help="Require 'Authorization: Bearer TOKEN' on /stores (the same on every "
-                   "instance: they query each other).")
+              help="Require 'Authorization: Bearer TOKEN' on /stores and the dashboard's data "
+                   "(the same on every instance: they ask each other).")
 @_EMBEDDED
 @_with_settings
 @click.pass_context
@@ -249,7 +250,7 @@ def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
 
             server = AppServer(app, host=http.host, port=http.port, token=http.token).start()
             app.http_port = server.port
-            log.info("/healthz /readyz /metrics on port %d, /stores too (bound to %s)",
+            log.info("/healthz /readyz /metrics /stores /dashboard on port %d (bound to %s)",
                      server.port, http.host)
         app.run()
     finally:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from fluvial.errors import ConfigError
 from fluvial.record import Headers
@@ -48,3 +51,28 @@ def dead_letter_headers(original: Headers | None, message: str, stage: str, topi
     if task_id is not None:
         headers.append(("fluvial.task", task_id.encode()))
     return headers
+
+
+RECENT_ERRORS = 50
+
+
+class RecentErrors:
+    """The last records the error policy skipped or dead-lettered, with why, for the
+    dashboard. Written only when a record fails (never per record); ``append`` on a bounded
+    deque is atomic, so other threads read a copy without a lock."""
+
+    def __init__(self, size: int = RECENT_ERRORS) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self.counts: dict[str, int] = {}  # kind -> times noted, all of them
+
+    def note(self, kind: str, reason: str, topic: str | None = None,
+             partition: int | None = None, offset: int | None = None,
+             task: str | None = None) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self._entries.append({"time": time.time(), "kind": kind, "reason": reason,
+                              "topic": topic, "partition": partition, "offset": offset,
+                              "task": task})
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Newest first."""
+        return list(reversed(list(self._entries)))

@@ -21,7 +21,7 @@ from typing import Any
 from fluvial.errors import ProcessingError, RegistryUnavailableError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
-from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
+from fluvial.processing.errors import ErrorPolicy, OnError, RecentErrors, dead_letter_headers
 from fluvial.processing.fused import FusedChain
 from fluvial.processing.processor import (
     Collector,
@@ -117,7 +117,8 @@ class Task:
                  application_id: str, stores: Mapping[str, StateStore],
                  collector: Collector, policy: ErrorPolicy,
                  clock: Callable[[], int], caching: bool = False,
-                 global_stores: Mapping[str, KeyValueStore] | None = None) -> None:
+                 global_stores: Mapping[str, KeyValueStore] | None = None,
+                 recent_errors: RecentErrors | None = None) -> None:
         self.task_id = task_id
         self.subtopology = subtopology
         self.partition = partition
@@ -135,6 +136,8 @@ class Task:
         self.emit_interval_ms = 1000
         self.stream_time = -1
         self.skipped = 0
+        #: where skipped and dead-lettered records are told (the runtime's, for its dashboard)
+        self.recent_errors = recent_errors
         #: records operators dropped by their semantics (late for a closed window, a null key
         #: a windowed aggregation cannot group): Kafka Streams' dropped-records metric
         self.dropped = 0
@@ -329,6 +332,9 @@ class Task:
                                   partition=record.partition, offset=record.offset,
                                   stage=stage) from error
         self.skipped += 1
+        if self.recent_errors is not None:
+            self.recent_errors.note(mode.value, f"{stage}: {type(error).__name__}: {error}",
+                                    record.topic, record.partition, record.offset, self.task_id)
         if mode is OnError.SKIP:
             log.warning("skipped: %s", message)
             return

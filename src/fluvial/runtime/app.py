@@ -190,7 +190,8 @@ class App:
 
     def serve_queries(self, address: str, token: str | None) -> None:
         """Publish this instance's HTTP address in the directory: the others route
-        interactive queries for its tasks here (the AppServer calls this)."""
+        interactive queries for its tasks here, and their dashboards gather this instance's
+        view from here (the AppServer calls this)."""
         directory = self._directory()
         directory.address, directory.token = address, token
 

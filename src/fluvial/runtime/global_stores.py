@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fluvial.errors import ProcessingError, TopologyError
 from fluvial.io.client import Clients, Consumer, Message, Producer, TopicPartition
-from fluvial.processing.errors import ErrorPolicy, OnError, dead_letter_headers
+from fluvial.processing.errors import ErrorPolicy, OnError, RecentErrors, dead_letter_headers
 from fluvial.runtime.changelog_reader import read_to_end
 from fluvial.state.stack import open_store
 from fluvial.state.store import KeyValueStore
@@ -32,6 +32,7 @@ class GlobalStores:
         self.policy = policy or ErrorPolicy()
         self.application_id = application_id
         self.skipped = 0  # records skipped or dead-lettered
+        self.recent_errors = RecentErrors()
         self._clients = clients
         self._dead_letters: Producer | None = None
         self.stores: dict[str, KeyValueStore] = {}
@@ -91,6 +92,8 @@ class GlobalStores:
                                   topic=m.topic(), partition=m.partition(), offset=m.offset(),
                                   stage=stage) from error
         self.skipped += 1
+        self.recent_errors.note(mode.value, f"{stage}: {type(error).__name__}: {error}",
+                                m.topic(), m.partition(), m.offset())
         if mode is OnError.SKIP:
             log.warning("skipped: %s", message)
             return

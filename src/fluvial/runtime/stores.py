@@ -147,6 +147,10 @@ class StoreRestore:
         self._reader.close()
         return True
 
+    def progress(self) -> tuple[int, int]:
+        """(records applied, records to apply) over the task's stores, for the dashboard."""
+        return sum(self.applied.values()), sum(self._progress.totals.values())
+
     def positions(self) -> dict[str, int]:
         """How far each logged store got: every changelog offset below it is applied."""
         return {s.spec.name: self._catch_up.position[tp] for tp, s in self._by_tp.items()}

@@ -52,6 +52,7 @@ from fluvial.io.client import (
     TopicPartition,
     TransactionAbortableError,
 )
+from fluvial.processing.errors import RecentErrors
 from fluvial.processing.task import Task
 from fluvial.record import Headers
 from fluvial.runtime.config import GroupProtocol, Guarantee, StreamsConfig
@@ -81,6 +82,7 @@ PREDECESSOR_TIMEOUT_S = 300.0  # past any broker's group.consumer.session.timeou
 # and the producer replaced: longer than the transaction timeout, after which the broker
 # aborts the transaction anyway
 TXN_CALL_TIMEOUT_S = 15.0
+RECENT_REBALANCES = 20  # rebalance events kept for the dashboard
 
 
 class ProducerCollector:
@@ -100,9 +102,13 @@ class ProducerCollector:
 
 
 class _ActiveTask:
-    def __init__(self, task: Task, stores: TaskStores) -> None:
+    def __init__(self, task: Task, stores: TaskStores,
+                 positions: dict[TopicPartition, int]) -> None:
         self.task = task
         self.stores = stores
+        # kept per run of records (never per record), read by the dashboard for its rate and lag
+        self.processed = 0
+        self.positions = positions  # input -> next offset to process
 
 
 class _RestoringTask:
@@ -184,6 +190,10 @@ class StreamThread:
         self.commits = 0
         self.aborts = 0
         self.recoveries = 0  # times the tasks were rebuilt after a failure (RECOVERABLE)
+        self.recent_errors = RecentErrors()  # skipped and dead-lettered records, recoveries
+        self.rebalances = 0  # assign, revoke and lost callbacks
+        self.recent_rebalances: collections.deque[tuple[float, str, int]] = collections.deque(
+            maxlen=RECENT_REBALANCES)  # (time, assigned|revoked|lost, partitions)
         self._recoveries_in_row = 0
         self._closing = False
         self.last_poll = time.monotonic()  # liveness: the loop made progress
@@ -283,8 +293,9 @@ class StreamThread:
             return  # else revoked between poll and now: its new owner reads it
         self._dirty.add(active.task.task_id)
         active.task.process(topic, run)
-        self._pending[tp] = run[-1].offset() + 1
+        self._pending[tp] = active.positions[tp] = run[-1].offset() + 1
         self.processed += len(run)
+        active.processed += len(run)
 
     def commit(self) -> bool:
         """Flush state and outputs, wait for the broker's acks, then commit offsets.
@@ -344,6 +355,7 @@ class StreamThread:
         """
         self.recoveries += 1
         self._recoveries_in_row += 1
+        self.recent_errors.note("recovery", str(exc))
         if self._recoveries_in_row > MAX_RECOVERIES_IN_A_ROW:
             raise FluvialError(f"{self._recoveries_in_row - 1} recoveries in a row without a "
                                f"successful commit; giving up: {exc}") from exc
@@ -432,7 +444,7 @@ class StreamThread:
         the loop opens and restores their tasks (``_advance_tasks``)."""
         self._owned.update(tp for tp in partitions if tp.topic in self._subtopology_of)
         self._pause_idle()
-        self._membership_moved()
+        self._membership_moved("assigned", partitions)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         """Eager: everything; incremental: what moves. Commit all, close what moves."""
@@ -447,7 +459,7 @@ class StreamThread:
         if revoked:
             log.info("tasks revoked: %s", " ".join(sorted(revoked)))
         self._pause_idle()
-        self._membership_moved()
+        self._membership_moved("revoked", partitions)
 
     def _on_lost(self, partitions: list[TopicPartition]) -> None:
         """Another member owns these now: drop them without committing.
@@ -469,9 +481,11 @@ class StreamThread:
             self._recover(TransactionAbortableError(
                 f"partitions lost ({_names(partitions)}) while a transaction was open"))
         self._pause_idle()
-        self._membership_moved()
+        self._membership_moved("lost", partitions)
 
-    def _membership_moved(self) -> None:
+    def _membership_moved(self, kind: str, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
+        self.recent_rebalances.append((time.time(), kind, len(partitions)))
         if self.standbys is not None:
             self.standbys.refresh_soon()
 
@@ -555,8 +569,10 @@ class StreamThread:
         cfg = self.config
         task = Task(task_id, self.topology.subtopologies[st_id], partition, cfg.application_id,
                     pending.stores.for_task(), self.collector, cfg.error_policy,
-                    self._clock_ms, caching=cfg.record_cache, global_stores=self.global_stores)
+                    self._clock_ms, caching=cfg.record_cache, global_stores=self.global_stores,
+                    recent_errors=self.recent_errors)
         inputs = self._inputs(task_id)
+        positions: dict[TopicPartition, int] = {}
         for tp in inputs:
             offset = committed.get(tp)
             if offset is None:
@@ -564,8 +580,9 @@ class StreamThread:
                 log.info("%s[%d] has no committed offset: starting at %d (auto.offset.reset=%s)",
                          tp.topic, tp.partition, offset, self._reset)
             self.consumer.seek(tp, offset)
+            positions[tp] = offset
         del self.restoring[task_id]
-        self.tasks[task_id] = _ActiveTask(task, pending.stores)
+        self.tasks[task_id] = _ActiveTask(task, pending.stores, positions)
         self.opened[task_id] += 1
         self._paused.difference_update(inputs)
         self.consumer.resume(inputs)

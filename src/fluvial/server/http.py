@@ -1,25 +1,30 @@
-"""``/healthz``, ``/readyz``, ``/metrics`` and the store queries (``/stores/...``) over aiohttp,
-in a thread beside the loop.
+"""``/healthz``, ``/readyz``, ``/metrics``, the store queries (``/stores/...``) and the live
+dashboard (``/dashboard``) over aiohttp, in a thread beside the loop.
 
 Liveness says the processing loop is making progress — never whether a broker is reachable,
 or a Kafka outage would turn into a restart loop. Readiness says the instance has joined,
 holds its tasks with their state restored, and is not shutting down; its answer lists the
 tasks by state (running, restoring), so an operator sees what a restart is waiting for.
 
-The server binds to localhost unless told otherwise; with a token, ``/stores`` asks for
-``Authorization: Bearer <token>`` (the probes and metrics stay open to the platform).
+The server binds to localhost unless told otherwise; with a token, ``/stores`` and the
+dashboard's data ask for ``Authorization: Bearer <token>`` (the probes and metrics stay open
+to the platform; the dashboard's page and scripts hold no data).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
+import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -30,10 +35,17 @@ from prometheus_client import (
 
 from fluvial.errors import ConfigError, StoreMovingError
 from fluvial.runtime.query import LOCAL_HEADER, StoreQuery, key_from_text
+from fluvial.server.dashboard import HISTORY, SAMPLE_S, Dashboard
 from fluvial.server.metrics import AppCollector
 
 if TYPE_CHECKING:
     from fluvial.runtime.app import App
+
+log = logging.getLogger("fluvial.http")
+
+STATIC = Path(__file__).parent / "static"
+PROTECTED = ("/stores", "/dashboard/data")  # what the bearer token guards
+DEFAULT_HISTORY = 60  # samples a dashboard answer carries unless asked otherwise
 
 
 class AppServer:
@@ -49,6 +61,9 @@ class AppServer:
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
+        self.dashboard = Dashboard(app)
+        self._sampling: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -103,7 +118,7 @@ class AppServer:
 
     @web.middleware
     async def _authorize(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.token is not None and request.path.startswith("/stores"):
+        if self.token is not None and request.path.startswith(PROTECTED):
             given = request.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
                 return _error(401, "missing or wrong bearer token (Authorization: Bearer ...)")
@@ -173,6 +188,60 @@ class AppServer:
         partitions, local_rows = await loop.run_in_executor(None, query.local_rows, lo, hi)
         return _json({"partitions": partitions, "rows": local_rows})
 
+    # -- dashboard ------------------------------------------------------------------------
+
+    async def _dashboard_page(self, _request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "dashboard.html")
+
+    async def _dashboard_data(self, request: web.Request) -> web.Response:
+        """``scope=application`` (default): every instance's view, gathered from here;
+        ``scope=instance``: this one's. ``history``: samples per instance (0-HISTORY)."""
+        params = request.query
+        unknown = sorted(set(params) - {"scope", "history"})
+        if unknown:
+            return _error(400, f"unknown parameter(s): {', '.join(unknown)}; "
+                               f"known: scope, history")
+        scope = params.get("scope", "application")
+        if scope not in ("application", "instance"):
+            return _error(400, f"scope must be application or instance, got {scope!r}")
+        text = params.get("history", str(DEFAULT_HISTORY))
+        if not (text.isascii() and text.isdigit()) or int(text) > HISTORY:
+            return _error(400, f"history must be a whole number from 0 to {HISTORY}, "
+                               f"got {text!r}")
+        history = int(text)
+        self.dashboard.watched()
+        local = self.dashboard.instance(self._address(), history)
+        if scope == "instance":
+            return _json({"application_id": self.app.config.application_id,
+                          "viewed_from": local["instance"], "instances": [local]})
+        directory = self.app.directory
+        # not this address again: an entry under this process's previous member id may linger
+        peers = [p for p in (directory.peers() if directory is not None else [])
+                 if p != local["instance"]]
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return _json(await self.dashboard.application(self._session, local, peers,
+                                                      self.token, history))
+
+    async def _sample(self) -> None:
+        """The dashboard's timer: a sample each SAMPLE_S, in a worker thread (reading lag
+        asks the broker), never in the processing loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.dashboard.sample)
+            except Exception:  # a sample is best effort: the next one tries again
+                log.exception("dashboard sample")
+            await asyncio.sleep(SAMPLE_S)
+
+    async def _stop_dashboard(self) -> None:
+        if self._sampling is not None:
+            self._sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampling
+        if self._session is not None:
+            await self._session.close()
+
     def _address(self) -> str:
         directory = self.app.directory
         if directory is not None and directory.address is not None:
@@ -184,21 +253,26 @@ class AppServer:
         web_app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz),
                             web.get("/metrics", self._metrics),
                             web.get("/stores/{store}/keys/{key}", self._store_key),
-                            web.get("/stores/{store}", self._store)])
+                            web.get("/stores/{store}", self._store),
+                            web.get("/dashboard", self._dashboard_page),
+                            web.get("/dashboard/data", self._dashboard_data),
+                            web.static("/dashboard/static", STATIC)])
         self._runner = web.AppRunner(web_app, access_log=None)
         started = threading.Event()
 
         sock = socket.create_server((self.host, self.port), reuse_port=False)
         self.port = sock.getsockname()[1]  # the one the OS picked, when 0 was asked for
-        if self.app.topology.stores:
-            self.app.serve_queries(self.app.config.application_server
-                                   or f"{_reachable(self.host)}:{self.port}", self.token)
+        # published in the instance directory: peers route store queries here, and any
+        # instance's dashboard gathers this one's view from here
+        self.app.serve_queries(self.app.config.application_server
+                               or f"{_reachable(self.host)}:{self.port}", self.token)
 
         def serve() -> None:
             asyncio.set_event_loop(self._loop)
             assert self._runner is not None
             self._loop.run_until_complete(self._runner.setup())
             self._loop.run_until_complete(web.SockSite(self._runner, sock).start())
+            self._sampling = self._loop.create_task(self._sample())
             started.set()
             self._loop.run_forever()
 
@@ -211,10 +285,12 @@ class AppServer:
         if self._thread is None or self._runner is None:
             return
         self.app.stop_serving_queries()
+        asyncio.run_coroutine_threadsafe(self._stop_dashboard(), self._loop).result(10)
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._thread = None
+        self.dashboard.close()
 
 
 def _reason(text: str) -> str:

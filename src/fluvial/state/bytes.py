@@ -31,6 +31,9 @@ class BytesStore(Protocol):
              reverse: bool = False) -> Iterator[tuple[bytes, bytes]]: ...
     def delete_range(self, lo: bytes, hi: bytes) -> None: ...
     def count(self) -> int: ...
+    def size(self) -> tuple[int, int | None]:
+        """(entries, bytes) as the backend estimates them cheaply, from any thread; bytes
+        None where it keeps no such figure (in memory)."""
     def read(self, key: bytes) -> bytes | None:
         """``get`` for other threads: ``None`` once the store is closed."""
     def snapshot(self) -> list[tuple[bytes, bytes]]:
@@ -72,6 +75,9 @@ class MemoryBytesStore:
 
     def count(self) -> int:
         return len(self._data)
+
+    def size(self) -> tuple[int, int | None]:
+        return len(self._data), None
 
     def read(self, key: bytes) -> bytes | None:
         return self._data.get(key)  # one dict lookup: atomic under the GIL

@@ -67,6 +67,16 @@ class RocksDBBytesStore:
     def count(self) -> int:
         return sum(1 for _ in self._db.keys())  # noqa: SIM118 (Rdict is not iterable)
 
+    def size(self) -> tuple[int, int | None]:
+        """RocksDB's own estimates: keys, and bytes in its files and memtables."""
+        with self._lock:
+            if not self._open:
+                return 0, 0
+            keys = self._db.property_int_value("rocksdb.estimate-num-keys") or 0
+            files = self._db.property_int_value("rocksdb.total-sst-files-size") or 0
+            memory = self._db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        return keys, files + memory
+
     def read(self, key: bytes) -> bytes | None:
         with self._lock:
             return cast(bytes | None, self._db.get(key)) if self._open else None

@@ -302,4 +302,4 @@ def test_entrypoint_and_cmd_run_and_pass_the_healthcheck(
             proc.kill()
             proc.wait(30)
     assert not healthy(), "the health check passes with nothing listening"
-    assert "/healthz /readyz /metrics on port" in log.read_text()
+    assert "/healthz /readyz /metrics /stores /dashboard on port" in log.read_text()

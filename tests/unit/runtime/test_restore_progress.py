@@ -44,9 +44,11 @@ def test_a_real_restore_reports_its_progress(tmp_path: Path, caplog: pytest.LogC
     try:
         with caplog.at_level(logging.INFO, logger="fluvial.restore"):
             restore = stores.begin_restore(clients)
+            assert restore.progress() == (0, 3_000)  # what the dashboard shows
             while not restore.step(0.5):
                 pass
             assert restore.applied == {"counts": 3_000}
+            assert restore.progress() == (3_000, 3_000)
     finally:
         stores.close(clean=False, clients=None)
     lines = [r.getMessage() for r in caplog.records]
