@@ -93,8 +93,13 @@ _EMBEDDED = click.option(
     help="The embedded broker kept in this directory, shared with `fluvial produce` and "
          "`fluvial consume` on the same directory.")
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s [{instance}] %(name)s: %(message)s"
+_LOG_FORMAT = click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    envvar="FLUVIAL_LOG_FORMAT",
+    help="json: one JSON object per log line (app, instance, task, topic, partition, "
+         "offset as fields), librdkafka's lines too.")
 _debug = False  # --debug: failures show their traceback
+_json_logs = False  # --log-format json: a failure is reported as a JSON log line too
 
 
 def _with_settings(fn: Any) -> Any:
@@ -128,15 +133,16 @@ def cli(ctx: click.Context, log_level: str, debug: bool) -> None:
         click.echo(ctx.get_help())
 
 
-def configure_logging(level: str | int, application_id: str, worker: int | None) -> None:
+def configure_logging(level: str | int, application_id: str, worker: int | None,
+                      log_format: str = "text") -> None:
     """Log lines that name the application and the instance (host/pid, and the worker)."""
+    from fluvial.logs import formatter
     from fluvial.runtime.banner import instance_name
 
-    instance = f"{application_id} {instance_name()}"
-    if worker is not None:
-        instance += f" worker {worker}"
+    global _json_logs
+    _json_logs = log_format == "json"
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT.format(instance=instance)))
+    handler.setFormatter(formatter(log_format, application_id, instance_name(), worker))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -166,11 +172,12 @@ class _Http(NamedTuple):
 @click.option("--http-token", default=None, envvar="FLUVIAL_HTTP_TOKEN",
               help="Require 'Authorization: Bearer TOKEN' on /stores and the dashboard's data "
                    "(the same on every instance: they ask each other).")
+@_LOG_FORMAT
 @_EMBEDDED
 @_with_settings
 @click.pass_context
 def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
-        http_host: str, http_token: str | None, embedded: str | None,
+        http_host: str, http_token: str | None, log_format: str, embedded: str | None,
         **settings: Any) -> None:
     """Run the topology TARGET (MODULE:OBJECT) until SIGTERM or Ctrl-C."""
     from fluvial.cli.loading import load_topology
@@ -183,7 +190,7 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     log_level = ctx.obj["log_level"]
     if workers == 1:
-        configure_logging(log_level, config.application_id, None)
+        configure_logging(log_level, config.application_id, None, log_format)
         topology = load_topology(target)
         if embedded is None and config.bootstrap_servers is None:
             logging.getLogger("fluvial.cli").warning(
@@ -203,19 +210,19 @@ def run(ctx: click.Context, target: str, workers: int, http_port: int | None,
     try:
         sys.exit(run_workers(workers, _run_one,
                              (target, settings, _Http(http_host, http_port, http_token),
-                              log_level, _debug)))
+                              log_level, _debug, log_format)))
     finally:
         state_lock.release(state_root)
 
 
 def _run_one(worker: int, target: str, settings: dict[str, Any], http: _Http,
-             log_level: str = "INFO", debug: bool = False) -> None:
+             log_level: str = "INFO", debug: bool = False, log_format: str = "text") -> None:
     """One ``--workers`` process: its own topology, app and log lines."""
     from fluvial.cli.loading import load_topology
 
     global _debug
     _debug = debug
-    configure_logging(log_level, str(settings.get("application_id")), worker)
+    configure_logging(log_level, str(settings.get("application_id")), worker, log_format)
     port = None if http.port is None else (http.port + worker if http.port else 0)
     try:
         _run_app(load_topology(target), settings, http._replace(port=port), None)
@@ -432,11 +439,12 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
 @click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
               help="Run this script's statements, then its persistent queries until Ctrl-C.")
 @_SCHEMA_REGISTRY
+@_LOG_FORMAT
 @_EMBEDDED
 @_with_settings
 @click.pass_context
 def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
-        embedded: str | None, **settings: Any) -> None:
+        log_format: str, embedded: str | None, **settings: Any) -> None:
     """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
     if ctx.invoked_subcommand is not None:
         return
@@ -448,7 +456,7 @@ def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
     settings = script_settings(script, {k: v for k, v in settings.items() if v is not None})
     if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
-    configure_logging(ctx.obj["log_level"], settings["application_id"], None)
+    configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
     run_script(script, settings, embedded, schema_registry)
 
 
@@ -456,11 +464,12 @@ def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
 @click.option("--listen", default="127.0.0.1:8088", show_default=True,
               help="HOST:PORT the REST API listens on.")
 @_SCHEMA_REGISTRY
+@_LOG_FORMAT
 @_EMBEDDED
 @_with_settings
 @click.pass_context
 def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
-               embedded: str | None, **settings: Any) -> None:
+               log_format: str, embedded: str | None, **settings: Any) -> None:
     """ksqlDB's REST API (/ksql, /query, /query-stream, /info, ...) over fluvial SQL."""
     from fluvial.cli.sql import serve
 
@@ -468,7 +477,7 @@ def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
     settings.setdefault("application_id", "fluvial-sql-server")
     if embedded is not None and settings.get("bootstrap_servers"):
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
-    configure_logging(ctx.obj["log_level"], settings["application_id"], None)
+    configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
     serve(listen, settings, embedded, schema_registry)
 
 
@@ -488,7 +497,7 @@ def _report(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):  # click: Ctrl-C is Abort
         click.echo("fluvial: interrupted", err=True)
         return EXIT_INTERRUPTED
-    if _debug:
+    if _debug and not _json_logs:
         import traceback
 
         traceback.print_exception(exc)
@@ -500,10 +509,19 @@ def _report(exc: BaseException) -> int:
         exc.show()
         return exc.exit_code
     if isinstance(exc, FluvialError):
-        click.echo(f"fluvial: error: {exc}", err=True)
+        _say_error(f"fluvial: error: {exc}", exc)
         return EXIT_FAILURE
-    click.echo(f"fluvial: error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
+    _say_error(f"fluvial: error: {type(exc).__name__}: {exc} (--debug shows where)", exc)
     return 1
+
+
+def _say_error(line: str, exc: BaseException) -> None:
+    """The failure's one line; under JSON logs a JSON log line, so a log pipeline keeps it
+    (with the traceback as a field under --debug)."""
+    if _json_logs:
+        logging.getLogger("fluvial.cli").error(line, exc_info=exc if _debug else None)
+    else:
+        click.echo(line, err=True)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from fluvial.errors import ProcessingError, RegistryUnavailableError, TopologyError
 from fluvial.io.client import Message
 from fluvial.io.serdes import BytesSerde, Serde, fast_deserializer
+from fluvial.logs import record_context
 from fluvial.processing.errors import ErrorPolicy, OnError, RecentErrors, dead_letter_headers
 from fluvial.processing.fused import FusedChain
 from fluvial.processing.processor import (
@@ -109,7 +110,8 @@ class _Context:
     def record_dropped(self, record: Record, reason: str) -> None:
         self._task.dropped += 1
         log.debug("task %s dropped a record at %s: %s", self._task.task_id, record.where(),
-                  reason)
+                  reason, extra=record_context(self._task.task_id, record.topic,
+                                               record.partition, record.offset))
 
 
 class Task:
@@ -332,11 +334,13 @@ class Task:
                                   partition=record.partition, offset=record.offset,
                                   stage=stage) from error
         self.skipped += 1
+        context = record_context(self.task_id, record.topic, record.partition, record.offset,
+                                 stage)
         if self.recent_errors is not None:
             self.recent_errors.note(mode.value, f"{stage}: {type(error).__name__}: {error}",
                                     record.topic, record.partition, record.offset, self.task_id)
         if mode is OnError.SKIP:
-            log.warning("skipped: %s", message)
+            log.warning("skipped: %s", message, extra=context)
             return
         raw = self._raw(record)
         headers = dead_letter_headers(raw.headers() if raw is not None else None, message,
@@ -346,7 +350,7 @@ class Task:
         value = raw.value() if raw is not None else None
         self.collector.send(self.policy.topic(self.application_id), key, value,
                             record.timestamp, headers, None)
-        log.warning("dead-lettered: %s", message)
+        log.warning("dead-lettered: %s", message, extra=context)
 
     def _raw(self, record: Record) -> Message | None:
         """The consumed message a record came from (errors only: a linear scan is fine)."""

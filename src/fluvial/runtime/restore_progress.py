@@ -10,6 +10,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from fluvial.logs import record_context
+
 log = logging.getLogger("fluvial.restore")
 
 INTERVAL_S = 10.0
@@ -34,4 +36,5 @@ class RestoreProgress:
         log.info("task %s restoring: %s", self.task, ", ".join(
             f"{store} {applied.get(store, 0):,} of {total:,} records "
             f"({100 * applied.get(store, 0) // max(total, 1)} %)"
-            for store, total in sorted(self.totals.items())))
+            for store, total in sorted(self.totals.items())),
+            extra=record_context(self.task))

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fluvial.io.client import Clients, Consumer, GroupMember, Message, TopicPartition
+from fluvial.logs import record_context
 from fluvial.runtime.changelog_reader import MAX_RECORDS
 from fluvial.runtime.stores import OpenStore, TaskStores
 
@@ -178,7 +179,7 @@ class Standbys:
         if task_id in self.tasks:
             self._close(task_id)
             self._reassign()
-            log.info("standby task %s promoted", task_id)
+            log.info("standby task %s promoted", task_id, extra=record_context(task_id))
 
     def _close(self, task_id: str) -> None:
         standby = self.tasks.pop(task_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fluvial.io.client import Clients, Consumer, Message, Producer, TopicPartition
+from fluvial.logs import record_context
 from fluvial.runtime.changelog_reader import CatchUp
 from fluvial.runtime.restore_progress import RestoreProgress
 from fluvial.state.cache import ChangelogSend
@@ -143,7 +144,7 @@ class StoreRestore:
             return False
         if self.applied:
             log.info("task %s restored %s in %.2fs", self._task, self.applied,
-                     time.monotonic() - self._started)
+                     time.monotonic() - self._started, extra=record_context(self._task))
         self._reader.close()
         return True
 

@@ -52,6 +52,7 @@ from fluvial.io.client import (
     TopicPartition,
     TransactionAbortableError,
 )
+from fluvial.logs import record_context
 from fluvial.processing.errors import RecentErrors
 from fluvial.processing.task import Task
 from fluvial.record import Headers
@@ -610,10 +611,11 @@ class StreamThread:
                 if task_id not in self._locked:
                     self._locked.add(task_id)
                     log.info("task %s: %s is in use by another process; waiting", task_id,
-                             directory)
+                             directory, extra=record_context(task_id))
                 return None
             log.warning("task %s: local state in %s cannot be opened (%s); wiping it, the "
-                        "changelogs restore it", task_id, directory, exc)
+                        "changelogs restore it", task_id, directory, exc,
+                        extra=record_context(task_id))
             shutil.rmtree(directory, ignore_errors=True)
             stores = self._task_stores(task_id)
         self._locked.discard(task_id)
@@ -649,7 +651,7 @@ class StreamThread:
             try:
                 active.task.close()
             except Exception:  # a user processor failing to close must not block the rest
-                log.exception("closing task %s", task_id)
+                log.exception("closing task %s", task_id, extra=record_context(task_id))
             active.stores.close(clean, self.clients if clean else None)
         if not clean:
             return
