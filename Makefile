@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount demo-dashboard test test-unit test-integration lint kafka-fetch kafka-up \
         kafka-up-cluster kafka-down kafka-status registry-fetch clean check-python bench bench-smoke bench-java chaos \
-        conformance conformance-oracle nexmark-smoke browser
+        conformance conformance-oracle nexmark-smoke browser helm
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -45,14 +45,23 @@ demo-dashboard: $(STAMP)
 ## Lint, type-check, unit tests, the short conformance suite, then integration tests on a
 ## real Kafka broker, a real schema registry and headless Chromium that the tests start (and
 ## stop) themselves.
-test: $(STAMP) kafka-fetch registry-fetch conformance-oracle browser lint
+test: $(STAMP) kafka-fetch registry-fetch conformance-oracle browser helm lint
 	$(PY) tools/run_pytest.py tests $(PYTEST_ARGS)
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) helm
 	$(PY) tools/run_pytest.py tests/unit $(PYTEST_ARGS)
 
 test-integration: $(STAMP) kafka-fetch registry-fetch browser
 	$(PY) tools/run_pytest.py tests/integration $(PYTEST_ARGS)
+
+## helm, for the chart's test (tests/unit/deploy/test_deploy_helm.py renders deploy/helm/fluvial
+## with it): built once from the Go module proxy into .tools/ (about 3 minutes, needs Go).
+HELM_VERSION := v3.21.4
+HELM         := .tools/helm-$(HELM_VERSION)/helm
+$(HELM):
+	@command -v go >/dev/null 2>&1 || { echo "helm is built from source with Go: install Go 1.24+ (or put helm $(HELM_VERSION) at $(HELM))"; exit 1; }
+	GOBIN=$(abspath $(dir $(HELM))) GOFLAGS=-mod=mod go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+helm: $(HELM)
 
 ## The dashboard's browser test (tests/integration/test_dashboard_browser.py) drives the OS's
 ## headless Chromium through its chromedriver: installed from the OS packages when missing.

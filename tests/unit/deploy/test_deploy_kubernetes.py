@@ -2,9 +2,10 @@
 
 Core resources (StatefulSet, Services, PodDisruptionBudget) go through kubernetes-validate's
 bundled OpenAPI schemas in strict mode (an unknown or misspelt field fails); custom
-resources (KEDA ScaledObject, Strimzi KafkaTopic), for which it has no schema, get a
-structural check; and the files are checked against each other, the Dockerfile and the
-docs' settings (ports, paths, names, the application id, partitions = max replicas).
+resources (KEDA ScaledObject, Strimzi KafkaTopic), for which it has no schema, go through
+their CRDs' JSON schemas (schemas/, deploy_checks.py) and a structural check; and the files
+are checked against each other, the Dockerfile and the docs' settings (ports, paths, names,
+the application id, partitions = max replicas).
 """
 
 from __future__ import annotations
@@ -17,21 +18,17 @@ from typing import Any
 import kubernetes_validate  # the dev extra
 import pytest
 import yaml
-from kubernetes_validate.utils import all_versions
+from tests.unit.deploy.deploy_checks import (
+    KUBERNETES_VERSIONS,
+    check_probes,
+    one,
+    validate_custom,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 KUBE = REPO / "deploy" / "kubernetes"
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 
-
-def _version(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
-
-
-# the oldest version checked: persistentVolumeClaimRetentionPolicy is beta (on) from 1.27
-KUBERNETES_VERSIONS = sorted({min((v for v in all_versions() if _version(v) >= (1, 27)),
-                                  key=_version),
-                              kubernetes_validate.latest_version()}, key=_version)
 CORE_API_VERSIONS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2"}
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -50,12 +47,6 @@ def files() -> dict[str, list[dict[str, Any]]]:
 def resources(files: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [d for name, docs in files.items() if name != "kustomization.yaml" for d in docs]
 
-
-def one(resources: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [r for r in resources if r["kind"] == kind
-             and (name is None or r["metadata"]["name"] == name)]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
 
 
 def env_of(container: dict[str, Any]) -> dict[str, str]:
@@ -94,6 +85,7 @@ def test_custom_resources_have_the_required_structure(resources: list[dict[str, 
     assert {(r["apiVersion"], r["kind"]) for r in custom} == {
         ("keda.sh/v1alpha1", "ScaledObject"), ("kafka.strimzi.io/v1", "KafkaTopic")}
     for r in custom:
+        validate_custom(r)
         assert set(r) == {"apiVersion", "kind", "metadata", "spec"}, r["metadata"]
         assert DNS_LABEL.match(r["metadata"]["name"]), r["metadata"]["name"]
     for topic in (r for r in custom if r["kind"] == "KafkaTopic"):
@@ -146,15 +138,7 @@ def test_statefulset_probes_state_and_settings(resources: list[dict[str, Any]]) 
     headless = one(resources, "Service", spec["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
 
-    # probes: liveness /healthz, readiness /readyz, a startup probe for long restores
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    startup = container["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert container[probe]["httpGet"]["port"] in ports
-    assert ports["http"] == int(env["FLUVIAL_HTTP_PORT"])
+    check_probes(container, int(env["FLUVIAL_HTTP_PORT"]))
     assert pod["terminationGracePeriodSeconds"] >= 30
 
     # the state directory is a volumeClaimTemplate
