@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import fields
@@ -292,3 +293,26 @@ def test_a_missing_bootstrap_address_fails_the_render(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "kafka.bootstrapServers is required" in result.stderr
+
+
+def test_the_rendered_settings_and_the_secret_s_file_make_one_client_config(
+        secured: list[dict[str, Any]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What an instance of the secured release reads: the env as rendered, and the Secret's
+    TOML file at FLUVIAL_CONFIG (here a stand-in with the documented content)."""
+    env = env_of(container_of(one(secured, "StatefulSet")))
+    credentials = tmp_path / "fluvial.toml"
+    credentials.write_text('[kafka_config]\n"sasl.username" = "airline-delay"\n'
+                           '"sasl.password" = "s3cret"\n')
+    for name in [n for n in os.environ if n.startswith("FLUVIAL_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if isinstance(value, str) and name != "FLUVIAL_CONFIG":
+            monkeypatch.setenv(name, value)
+    config = StreamsConfig.create(credentials)
+    assert config.bootstrap_servers == "kafka.example.com:9094"
+    assert config.application_id == "airline-delay"
+    assert config.client_config("consumer") == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "ssl.ca.location": "/etc/fluvial/kafka-ca/ca.crt",
+        "sasl.username": "airline-delay", "sasl.password": "s3cret"}
