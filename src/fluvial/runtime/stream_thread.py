@@ -579,7 +579,9 @@ class StreamThread:
             if offset is None:
                 offset = self._reset_offset(tp)
                 log.info("%s[%d] has no committed offset: starting at %d (auto.offset.reset=%s)",
-                         tp.topic, tp.partition, offset, self._reset)
+                         tp.topic, tp.partition, offset, self._reset,
+                         extra=record_context(topic=tp.topic, partition=tp.partition,
+                                              offset=offset))
             self.consumer.seek(tp, offset)
             positions[tp] = offset
         del self.restoring[task_id]
