@@ -248,6 +248,14 @@ class Engine:
         del self.sources[s.name]
         return Result(text, f"Source `{s.name}` (topic: {source.topic}) was dropped.")
 
+    def _run_Terminate(self, s: ast.Terminate, text: str) -> Result:
+        """Stop a persistent query (ALL: every one); its sink stays, for DROP or reading."""
+        if s.query_id == "ALL":
+            self.queries.clear()
+        elif self.queries.pop(s.query_id, None) is None:
+            raise SqlExecutionError(at(s.pos, f"Unknown queryId: {s.query_id}"))
+        return Result(text, "Query terminated.")
+
     def _run_Show(self, s: ast.Show, text: str) -> Result:
         if s.what == "QUERIES":
             queries: list[tuple[Any, ...]] = [(q.id, q.sink, q.statement)

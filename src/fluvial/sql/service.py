@@ -45,7 +45,7 @@ READY_WAIT_S = 10.0  # how long a statement that (re)starts the App waits for it
 COMMAND_WAIT_S = 60.0  # how long a statement waits for the command topic (written, applied)
 FORWARD_TIMEOUT_S = 10.0  # how long a pull query forwarded to the key's server may take
 #: the statements that change the catalog: written to the command topic, applied from it
-COMMANDS = (ast.CreateSource, ast.CreateAs, ast.InsertSelect, ast.Drop)
+COMMANDS = (ast.CreateSource, ast.CreateAs, ast.InsertSelect, ast.Drop, ast.Terminate)
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ class SqlService:
         """A command read from the topic, applied to the catalog (any server wrote it)."""
         statements = parse(command.statement)
         if len(statements) != 1 or not isinstance(statements[0], COMMANDS):
-            raise SqlExecutionError(f"not one CREATE, DROP or INSERT INTO ... SELECT statement: "
-                                    f"{command.statement!r}")
+            raise SqlExecutionError(f"not one CREATE, DROP, INSERT INTO ... SELECT or TERMINATE "
+                                    f"statement: {command.statement!r}")
         with self._lock:
             result = self.engine.run(statements[0], command.statement)
             self.commands[_command_id(statements[0])] = result.message
@@ -297,13 +297,14 @@ def _forward(address: str, text: str) -> list[list[Any]]:
 
 
 def _wait_for_tasks(app: App, timeout_s: float) -> None:
-    """Wait (up to ``timeout_s``) until the app runs tasks with their state restored, so a
-    pull query right after a CREATE TABLE AS SELECT finds its store; an instance that gets
-    no partitions (others hold them all) just waits the time out."""
+    """Wait (up to ``timeout_s``) until the app's group has assigned it its partitions and
+    their tasks run with state restored, so a pull query right after a CREATE TABLE AS SELECT
+    finds its store; an instance assigned nothing (the others hold it all) is ready too."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and app.error is None:
         thread = app.stream_thread
-        if thread is not None and thread.tasks and not thread.restoring:
+        if thread is not None and thread.rebalances and not thread.restoring \
+                and (thread.tasks or not thread.assignment):
             return
         time.sleep(0.05)
 
@@ -364,6 +365,8 @@ def _texts(text: str, statements: list[ast.Statement]) -> list[str]:
 
 def _command_id(statement: ast.Statement) -> str:
     """ksqlDB's ``<type>/<name>/<action>`` command id."""
+    if isinstance(statement, ast.Terminate):
+        return f"terminate/{statement.query_id}/execute"
     name = getattr(statement, "name", None) or getattr(statement, "target", None) or ""
     kind = str(getattr(statement, "kind", "")).lower() or "stream"
     action = {"Drop": "drop", "CreateSource": "create", "CreateAs": "create"}.get(
