@@ -238,7 +238,9 @@ class SqlService:
         """``SELECT ... FROM stream [WHERE ...] EMIT CHANGES [LIMIT n]``: a consumer of the
         stream's topic (from its end, or its start with ``auto.offset.reset=earliest``),
         running until ``end``."""
-        source = self.engine.source(query.source, query.source_pos, "Source ")
+        self.command_topic.catch_up(COMMAND_WAIT_S)
+        with self._lock:
+            source = self.engine.source(query.source, query.source_pos, "Source ")
         plan = plan_transient(query, source)
         earliest = str(properties.get("auto.offset.reset", "latest")).lower() == "earliest"
         consumer = self.clients.consumer(None, {})
