@@ -70,10 +70,11 @@ class _Api:
                       for q in list(self.service.push_queries.values())]
             return {"@type": "queries", **base,
                     "queries": [_query_info(q.id, q.statement, q.sink)
-                                for q in engine.queries.values()] + pushes}
+                                for q in list(engine.queries.values())] + pushes}
         if isinstance(statement, ast.Show):
             kind = statement.what[:-1]
-            listed = [_listed(s) for s in sorted(engine.sources.values(), key=lambda s: s.name)
+            sources = list(engine.sources.values())  # a snapshot: commands apply meanwhile
+            listed = [_listed(s) for s in sorted(sources, key=lambda s: s.name)
                       if s.kind == kind]
             what = statement.what.lower()
             return {"@type": what, what: listed, **base}
@@ -86,7 +87,7 @@ class _Api:
                 "commandSequenceNumber": executed.sequence}
 
     def _description(self, source: DataSource, extended: bool) -> dict[str, Any]:
-        queries = self.service.engine.queries.values()
+        queries = list(self.service.engine.queries.values())  # commands apply meanwhile
         fields = [{"name": c.name, "schema": {"type": str(c.type), "fields": None,
                                                "memberSchema": None},
                    **({"type": "KEY"} if c in source.schema.key else {})}
@@ -210,7 +211,7 @@ class _Api:
 
     async def status(self, _request: web.Request) -> web.Response:
         return _ksql_json({"commandStatuses": {
-            command: "SUCCESS" for command in self.service.commands}})
+            command: "SUCCESS" for command in list(self.service.commands)}})
 
 
 async def _body(request: web.Request, statement: str = "ksql",

@@ -102,3 +102,20 @@ def test_a_corrupt_command_is_skipped_with_one_warning(
     assert list(b.engine.sources) == ["S"]  # what came before is there, and it goes on:
     b.execute("CREATE STREAM t (v INT) WITH (kafka_topic='t', value_format='JSON');")
     assert sorted(b.engine.sources) == ["S", "T"]
+
+
+def test_of_two_conflicting_commands_the_later_fails_on_every_server(
+        services: list[SqlService], tmp_path: Path) -> None:
+    """Two servers may each accept a statement the other's makes invalid (written at once):
+    every server applies the first and skips the second, whose writer answers its error."""
+    broker = EmbeddedBroker()
+    a, b = start(services, broker, tmp_path / "a"), start(services, broker, tmp_path / "b")
+    create = "CREATE STREAM s (v INT) WITH (kafka_topic='s', value_format='JSON');"
+    first = a.command_topic.submit(create, "stream/`S`/create", 5.0)
+    second = b.command_topic.submit(create, "stream/`S`/create", 5.0)  # checked on no copy
+    assert (first[0], first[1].message) == (0, "Stream created")
+    assert second[0] == 1 and isinstance(second[1], SqlError)
+    assert str(second[1]) == ("line 1:1: Cannot add stream 'S': A stream with the same name "
+                              "already exists")
+    a.command_topic.catch_up(5.0)
+    assert a.commands == b.commands == {"stream/`S`/create": "Stream created"}
