@@ -21,7 +21,7 @@ TOPIC = command_topic(SERVICE)
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[list[SqlService]]:
+def services() -> Iterator[list[SqlService]]:
     started: list[SqlService] = []
     yield started
     for service in started:
