@@ -126,17 +126,26 @@ class StoreQuery:
         partition = self.partition_of(key)
         if partition in self.local_views():
             return self.local_get(key)
-        directory = self._directory()
-        owner = directory.owner_of(TopicPartition(self._source, partition))
-        if owner is None or owner[1] is None or owner[0] == directory.member_id:
+        address = self.owner_address(partition)
+        if address is None:
             raise StoreMovingError(f"store {self.name!r}: partition {partition} has no running "
                                    f"owner known right now (a rebalance or restore); retry")
-        address = owner[1]
+        directory = self._directory()
         text = urllib.parse.quote(key_to_text(self.key_serde, key), safe="")
         status, body = _http_get(address, f"/stores/{self.name}/keys/{text}", directory.token)
         if status == 404:
             return KeyAnswer(None, partition, address)
         return KeyAnswer(body["value"], partition, address, body["metadata"]["active"])
+
+    def owner_address(self, partition: int) -> str | None:
+        """The HTTP address of the other live instance running ``partition``'s task, as the
+        instance directory knows it; None when no other instance serving HTTP is known to."""
+        directory = self._directory()
+        owner = directory.owner_of(TopicPartition(self._source, partition))
+        if owner is None or owner[0] == directory.member_id:
+            return None
+        address: str | None = owner[1]
+        return address
 
     def all(self) -> list[tuple[Any, Any]]:
         return self._everywhere(None, None)

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from fluvial.errors import FluvialError
+from fluvial.runtime.query import LOCAL_HEADER
 from fluvial.sql import ast
 from fluvial.sql.catalog import DataSource
 from fluvial.sql.errors import SqlError
@@ -69,10 +70,11 @@ class _Api:
                       for q in list(self.service.push_queries.values())]
             return {"@type": "queries", **base,
                     "queries": [_query_info(q.id, q.statement, q.sink)
-                                for q in engine.queries.values()] + pushes}
+                                for q in list(engine.queries.values())] + pushes}
         if isinstance(statement, ast.Show):
             kind = statement.what[:-1]
-            listed = [_listed(s) for s in sorted(engine.sources.values(), key=lambda s: s.name)
+            sources = list(engine.sources.values())  # a snapshot: commands apply meanwhile
+            listed = [_listed(s) for s in sorted(sources, key=lambda s: s.name)
                       if s.kind == kind]
             what = statement.what.lower()
             return {"@type": what, what: listed, **base}
@@ -85,7 +87,7 @@ class _Api:
                 "commandSequenceNumber": executed.sequence}
 
     def _description(self, source: DataSource, extended: bool) -> dict[str, Any]:
-        queries = self.service.engine.queries.values()
+        queries = list(self.service.engine.queries.values())  # commands apply meanwhile
         fields = [{"name": c.name, "schema": {"type": str(c.type), "fields": None,
                                                "memberSchema": None},
                    **({"type": "KEY"} if c in source.schema.key else {})}
@@ -105,7 +107,8 @@ class _Api:
         """ksqlDB's /query: a JSON array, a header then ``{"row": {"columns": [...]}}``; a
         push query's array streams (chunked) until LIMIT or the client goes."""
         body = await _body(request, "ksql", "streamsProperties")
-        answer = await self._start(body["ksql"], body.get("streamsProperties") or {})
+        answer = await self._start(body["ksql"], body.get("streamsProperties") or {},
+                                   local=LOCAL_HEADER in request.headers)
         if isinstance(answer, web.Response):
             return answer
         schema = ", ".join(f"`{name}` {type_}" for name, type_ in answer.columns)
@@ -143,9 +146,10 @@ class _Api:
             DELIMITED, _dumps(header) + "\n", lambda row: _dumps(row) + "\n", "",
             lambda error: _dumps(error) + "\n"))
 
-    async def _start(self, text: str,
-                     properties: dict[str, Any]) -> PullResult | PushQuery | web.Response:
-        """The query of ``text`` answered (pull) or started (push), or the error to send."""
+    async def _start(self, text: str, properties: dict[str, Any],
+                     local: bool = False) -> PullResult | PushQuery | web.Response:
+        """The query of ``text`` answered (pull) or started (push), or the error to send;
+        ``local``: a pull another server forwarded, answered from this server's tasks only."""
         loop = asyncio.get_running_loop()
         try:
             statements = parse(text)
@@ -156,7 +160,7 @@ class _Api:
             if query.emit == "CHANGES":
                 return await loop.run_in_executor(None, self.service.push, query, text.strip(),
                                                   properties)
-            return await loop.run_in_executor(None, self.service.pull, query)
+            return await loop.run_in_executor(None, self.service.pull, query, text, local)
         except (SqlError, FluvialError, KeyError) as exc:
             return _error(400, STATEMENT_ERROR, str(exc), text)
 
@@ -207,7 +211,7 @@ class _Api:
 
     async def status(self, _request: web.Request) -> web.Response:
         return _ksql_json({"commandStatuses": {
-            command: "SUCCESS" for command in self.service.commands}})
+            command: "SUCCESS" for command in list(self.service.commands)}})
 
 
 async def _body(request: web.Request, statement: str = "ksql",
@@ -288,6 +292,7 @@ class KsqlServer:
     def start(self) -> KsqlServer:
         sock = socket.create_server((self.host, self.port))
         self.port = sock.getsockname()[1]  # the one the OS picked, when 0 was asked for
+        self.service.serve_at(self.host, self.port)
         started = threading.Event()
 
         def serve() -> None:

@@ -283,3 +283,9 @@ class Describe(Statement):
     name: str
     extended: bool
     pos: Pos = field(default=(0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Terminate(Statement):
+    query_id: str  # ALL: every persistent query
+    pos: Pos = field(default=(0, 0), compare=False, repr=False)

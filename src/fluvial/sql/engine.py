@@ -8,6 +8,7 @@ fluvial topology, for the TestDriver or an ``App``.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -83,6 +84,14 @@ class Engine:
                                        "yet: create a stream or table AS SELECT"))
         result: Result = handler(statement, text)
         return result
+
+    def sandbox(self) -> Engine:
+        """A copy to try a statement on: its catalog changes leave this engine's as they are
+        (a server checks a statement there before writing it to the command topic)."""
+        copied = copy.copy(self)
+        copied.sources = dict(self.sources)
+        copied.queries = dict(self.queries)
+        return copied
 
     def topology(self) -> Topology:
         """Every running query, compiled into one topology."""
@@ -238,6 +247,14 @@ class Engine:
             del self.queries[query_id]
         del self.sources[s.name]
         return Result(text, f"Source `{s.name}` (topic: {source.topic}) was dropped.")
+
+    def _run_Terminate(self, s: ast.Terminate, text: str) -> Result:
+        """Stop a persistent query (ALL: every one); its sink stays, for DROP or reading."""
+        if s.query_id == "ALL":
+            self.queries.clear()
+        elif self.queries.pop(s.query_id, None) is None:
+            raise SqlExecutionError(at(s.pos, f"Unknown queryId: {s.query_id}"))
+        return Result(text, "Query terminated.")
 
     def _run_Show(self, s: ast.Show, text: str) -> Result:
         if s.what == "QUERIES":

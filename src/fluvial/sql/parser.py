@@ -147,6 +147,9 @@ class _ToAst(Transformer):
     def describe(self, meta: Any, c: list[Any]) -> ast.Describe:
         return ast.Describe(c[1][0], c[0] is not None, _pos(meta))
 
+    def terminate(self, meta: Any, c: list[Any]) -> ast.Terminate:
+        return ast.Terminate(c[0][0], _pos(meta))
+
     def or_replace(self, meta: Any, c: list[Any]) -> bool:
         return True
 

@@ -1,29 +1,38 @@
 """The SQL engine as a long-lived service: statements arrive one request at a time, persistent
 queries run in one fluvial ``App``, pull queries read that app's state stores.
 
-The engine compiles every running query into one topology, so adding a persistent query
-restarts the App on the new topology (same application id: committed offsets and state
-stores carry over; only the new query's processors start from nothing).
+The catalog lives in the command topic (``fluvial.sql.commands``): a statement that changes it
+is validated on a copy of the catalog, written to the topic, and applied by every server of the
+service as it reads the topic, this one too. The engine compiles every running query into one
+topology, so a change to the queries restarts the App on the new topology (same application
+id on every server: Kafka splits the partitions between them; committed offsets and state
+stores carry over; only a new query's processors start from nothing).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from fluvial.errors import FluvialError
 from fluvial.io.client import Consumer, TopicPartition, TopicSpec
 from fluvial.io.embedded.partitioner import partition_for_key
 from fluvial.io.serdes import SerdeError
 from fluvial.runtime.app import App, clients_for
 from fluvial.runtime.config import StreamsConfig
-from fluvial.runtime.query import StoreQuery
+from fluvial.runtime.query import LOCAL_HEADER, StoreQuery
 from fluvial.sql import ast, planner
 from fluvial.sql.catalog import DataSource
+from fluvial.sql.commands import Command, CommandTopic, command_topic
 from fluvial.sql.compiler import DroppedRecord, RowReader
-from fluvial.sql.engine import Engine, Result, constant
+from fluvial.sql.engine import Engine, PersistentQuery, Result, constant
 from fluvial.sql.errors import SqlAnalysisError, SqlExecutionError, at
 from fluvial.sql.formats import KeySerde
 from fluvial.sql.parser import parse
@@ -33,6 +42,10 @@ from fluvial.sql.runner import DEFAULT_ON_ERROR
 log = logging.getLogger(__name__)
 
 READY_WAIT_S = 10.0  # how long a statement that (re)starts the App waits for its tasks
+COMMAND_WAIT_S = 60.0  # how long a statement waits for the command topic (written, applied)
+FORWARD_TIMEOUT_S = 10.0  # how long a pull query forwarded to the key's server may take
+#: the statements that change the catalog: written to the command topic, applied from it
+COMMANDS = (ast.CreateSource, ast.CreateAs, ast.InsertSelect, ast.Drop, ast.Terminate)
 
 
 @dataclass(frozen=True)
@@ -56,20 +69,33 @@ class SqlService:
     def __init__(self, *, broker: Any = None, properties: dict[str, Any] | None = None,
                  **settings: Any) -> None:
         """``properties`` are ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...);
-        ``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
+        ``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...). The
+        application id is ksqlDB's service id: servers that share it share the catalog (the
+        command topic, read here before this returns) and the queries' work."""
         settings.setdefault("application_id", "fluvial-sql-server")
         settings.setdefault("on_error", DEFAULT_ON_ERROR)
         self._settings = settings
         self.application_id = str(settings["application_id"])
         self._broker = broker
-        self.clients = clients_for(StreamsConfig.create(**settings), broker)
+        config = StreamsConfig.create(**settings)
+        self.clients = clients_for(config, broker)
         self._producer = self.clients.producer({})
         self.engine = Engine(on_insert=self._insert, properties=properties)
         self.app: App | None = None
+        self._app_queries: dict[str, PersistentQuery] = {}  # what the running App runs
+        self.address: str | None = None  # host:port of this server's REST API, once it serves
         self.commands: dict[str, str] = {}  # command id -> status message
         self.push_queries: dict[str, PushQuery] = {}  # query id -> the running push query
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the catalog and the App
+        self._statements = threading.Lock()  # one statement request at a time
         self._pull_count = 0
+        self.command_topic = CommandTopic(self.clients, command_topic(self.application_id),
+                                          config.replication_factor, self._apply, self._settle)
+        try:
+            self.command_topic.start(COMMAND_WAIT_S)
+        except BaseException:
+            self.close()
+            raise
 
     def _insert(self, topic: str, key: bytes | None, value: bytes | None,
                 timestamp: int) -> None:
@@ -80,8 +106,11 @@ class SqlService:
 
     def execute(self, text: str) -> list[Executed]:
         """Run each statement of ``text``; the first failure raises (earlier ones stand).
-        Queries (SELECT) are refused here, as ksqlDB's /ksql endpoint does."""
-        with self._lock:
+        Queries (SELECT) are refused here, as ksqlDB's /ksql endpoint does. A statement that
+        changes the catalog is checked here, then written to the command topic and applied
+        from it; its sequence number is its offset there (-1 for the others)."""
+        with self._statements:
+            self.command_topic.catch_up(COMMAND_WAIT_S)
             done: list[Executed] = []
             statements = parse(text)
             for statement, own_text in zip(statements, _texts(text, statements), strict=True):
@@ -89,68 +118,119 @@ class SqlService:
                     raise SqlExecutionError(at(statement.pos, "The following statement types "
                                                "should be issued to the websocket endpoint "
                                                "'/query': SELECT"))
-                queries_before = set(self.engine.queries)
-                result = self.engine.run(statement, own_text)
-                self._create_topics()
-                if set(self.engine.queries) != queries_before:
-                    self._restart()
                 command_id = _command_id(statement)
-                self.commands[command_id] = result.message
-                done.append(Executed(statement, result, command_id, len(self.commands) - 1))
+                if isinstance(statement, COMMANDS):
+                    with self._lock:
+                        self.engine.sandbox().run(statement, own_text)  # fails: not written
+                    sequence, outcome = self.command_topic.submit(own_text, command_id,
+                                                                  COMMAND_WAIT_S)
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    result = outcome
+                else:
+                    with self._lock:
+                        result = self.engine.run(statement, own_text)
+                    sequence = -1
+                done.append(Executed(statement, result, command_id, sequence))
             return done
+
+    def _apply(self, offset: int, command: Command) -> Result:
+        """A command read from the topic, applied to the catalog (any server wrote it)."""
+        statements = parse(command.statement)
+        if len(statements) != 1 or not isinstance(statements[0], COMMANDS):
+            raise SqlExecutionError(f"not one CREATE, DROP, INSERT INTO ... SELECT or TERMINATE "
+                                    f"statement: {command.statement!r}")
+        with self._lock:
+            result = self.engine.run(statements[0], command.statement)
+            self.commands[_command_id(statements[0])] = result.message
+            self._create_topics()
+        log.debug("%s offset %d applied: %s", self.command_topic.topic, offset, result.message)
+        return result
 
     def _create_topics(self) -> None:
         topics = {s.topic: s.partitions for s in self.engine.sources.values()}
         self.clients.admin().create_topics([TopicSpec(t, n) for t, n in sorted(topics.items())])
 
-    def _restart(self) -> None:
-        if self.app is not None:
-            self.app.close()
-            self.app = None
-        if self.engine.queries:
-            self.app = App(self.engine.topology(), broker=self._broker,
-                           **self._settings).start()
-            _wait_for_tasks(self.app, READY_WAIT_S)
+    def _settle(self) -> None:
+        """After a batch of commands: restart the App when its queries changed."""
+        with self._lock:
+            queries = self.engine.queries
+            same = queries.keys() == self._app_queries.keys() and \
+                all(queries[q] is self._app_queries[q] for q in queries)
+            if same and (self.app is None) == (not queries):
+                return  # the App runs these very queries (or none runs, as none are)
+            if self.app is not None:
+                self.app.close()
+                self.app = None
+            self._app_queries = dict(self.engine.queries)
+            if self.engine.queries:
+                self.app = App(self.engine.topology(), broker=self._broker,
+                               **self._settings).start()
+                if self.address is not None:
+                    self.app.serve_queries(self.address, None)
+                _wait_for_tasks(self.app, READY_WAIT_S)
+
+    def serve_at(self, host: str, port: int) -> None:
+        """Where this server's REST API answers: the App publishes it in its instance
+        directory, so the other servers forward pull queries for keys held here."""
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.getfqdn()
+        with self._lock:
+            self.address = f"{host}:{port}"
+            if self.app is not None:
+                self.app.serve_queries(self.address, None)
 
     # -- pull queries -----------------------------------------------------------------------
 
-    def pull(self, query: ast.Query) -> PullResult:
+    def pull(self, query: ast.Query, text: str = "", local: bool = False) -> PullResult:
         """``SELECT ... FROM table WHERE key = literal``, read from the state store of the
-        aggregating query that writes the table."""
-        source = self.engine.source(query.source, query.source_pos)
-        persistent = self.engine.queries.get(source.query_id or "")
-        aggregation = persistent.plan.aggregation if persistent else None
-        if source.kind != "TABLE" or persistent is None or aggregation is None \
-                or source.window is not None:
-            raise SqlExecutionError(at(query.pos, f"Pull queries are supported on tables made "
-                                                  f"by CREATE TABLE AS SELECT ... GROUP BY "
-                                                  f"(not windowed); {source.name} is not one"))
-        if query.joins or query.group_by or query.window or query.having:
-            raise SqlAnalysisError(at(query.pos, "Pull queries take only SELECT, FROM, WHERE "
-                                                 "key = value and LIMIT"))
-        names = _selected(query, source)
-        key = _key_of(query.where, source)
-        app = self.app
-        assert app is not None  # a persistent query runs, so the app does
-        store = app.query(f"{persistent.id}-Aggregate-Aggregate-Materialize")
-        partition = _partition_of(key, persistent.plan, store)
-        view = store.local_views().get(partition)
-        if view is None:
-            raise SqlExecutionError(at(query.pos, f"Partition {partition} of {source.name} is "
-                                                  f"not running on this server right now (its "
-                                                  f"query is starting or restoring); retry"))
-        state = view.get(key)
-        rows = []
-        if state is not None:
-            value = persistent.plan.projection.value_of(
-                planner.aggregate_row(key, state, aggregation.calls, None))
-            full = dict(zip((c.name for c in source.schema.key), key, strict=True)) | value
-            rows.append([full[name] for name in names])
-        types = {c.name: str(c.type) for c in source.schema.columns}
+        aggregating query that writes the table: here, when this server runs the key's
+        partition, else forwarded to the server that does (``local``: never forwarded)."""
+        self.command_topic.catch_up(COMMAND_WAIT_S)
         with self._lock:
+            source = self.engine.source(query.source, query.source_pos)
+            persistent = self.engine.queries.get(source.query_id or "")
+            aggregation = persistent.plan.aggregation if persistent else None
+            if source.kind != "TABLE" or persistent is None or aggregation is None \
+                    or source.window is not None:
+                raise SqlExecutionError(at(query.pos, f"Pull queries are supported on tables "
+                                                      f"made by CREATE TABLE AS SELECT ... "
+                                                      f"GROUP BY (not windowed); {source.name} "
+                                                      f"is not one"))
+            if query.joins or query.group_by or query.window or query.having:
+                raise SqlAnalysisError(at(query.pos, "Pull queries take only SELECT, FROM, "
+                                                     "WHERE key = value and LIMIT"))
+            names = _selected(query, source)
+            key = _key_of(query.where, source)
+            app = self.app
+            if app is None:
+                raise SqlExecutionError(at(query.pos, f"The queries of this server are "
+                                                      f"starting; {source.name} answers once "
+                                                      f"they run; retry"))
+            store = app.query(f"{persistent.id}-Aggregate-Aggregate-Materialize")
+            partition = _partition_of(key, persistent.plan, store)
+            view = store.local_views().get(partition)
+            types = {c.name: str(c.type) for c in source.schema.columns}
+            columns = tuple((n, types[n]) for n in names)
             self._pull_count += 1
             query_id = f"query_{self._pull_count}"
-        return PullResult(query_id, tuple((n, types[n]) for n in names), rows)
+            if view is not None:
+                state = view.get(key)
+                rows = []
+                if state is not None:
+                    value = persistent.plan.projection.value_of(
+                        planner.aggregate_row(key, state, aggregation.calls, None))
+                    full = dict(zip((c.name for c in source.schema.key), key, strict=True)) \
+                        | value
+                    rows.append([full[name] for name in names])
+                return PullResult(query_id, columns, rows)
+        owner = None if local or self.address is None else store.owner_address(partition)
+        if owner is None or owner == self.address:
+            raise SqlExecutionError(at(query.pos, f"Partition {partition} of {source.name} is "
+                                                  f"not running on this server or any other "
+                                                  f"known right now (its query is starting, "
+                                                  f"restoring or moving); retry"))
+        return PullResult(query_id, columns, _forward(owner, text))
 
     # -- push queries -----------------------------------------------------------------------
 
@@ -158,7 +238,9 @@ class SqlService:
         """``SELECT ... FROM stream [WHERE ...] EMIT CHANGES [LIMIT n]``: a consumer of the
         stream's topic (from its end, or its start with ``auto.offset.reset=earliest``),
         running until ``end``."""
-        source = self.engine.source(query.source, query.source_pos, "Source ")
+        self.command_topic.catch_up(COMMAND_WAIT_S)
+        with self._lock:
+            source = self.engine.source(query.source, query.source_pos, "Source ")
         plan = plan_transient(query, source)
         earliest = str(properties.get("auto.offset.reset", "latest")).lower() == "earliest"
         consumer = self.clients.consumer(None, {})
@@ -186,20 +268,45 @@ class SqlService:
         push.close()
 
     def close(self) -> None:
-        if self.app is not None:
-            self.app.close()
-            self.app = None
+        """Stop following the command topic, then the queries (committing what they did)."""
+        self.command_topic.close()
+        with self._lock:
+            if self.app is not None:
+                self.app.close()
+                self.app = None
         self._producer.flush(30.0)
 
 
+def _forward(address: str, text: str) -> list[list[Any]]:
+    """The rows of a pull query answered by the server at ``address`` from its own tasks
+    (``LOCAL_HEADER``: it never forwards again)."""
+    request = urllib.request.Request(
+        f"http://{address}/query", data=json.dumps({"ksql": text}).encode(),
+        headers={"Content-Type": "application/json", LOCAL_HEADER: "1"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=FORWARD_TIMEOUT_S) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        raise FluvialError(f"pull query forwarded to {address}: {message}") from None
+    except OSError as exc:
+        raise FluvialError(f"pull query forwarded to {address}: no answer ({exc}); "
+                           f"retry") from None
+    return [entry["row"]["columns"] for entry in answer[1:]]
+
+
 def _wait_for_tasks(app: App, timeout_s: float) -> None:
-    """Wait (up to ``timeout_s``) until the app runs tasks with their state restored, so a
-    pull query right after a CREATE TABLE AS SELECT finds its store; an instance that gets
-    no partitions (others hold them all) just waits the time out."""
+    """Wait (up to ``timeout_s``) until the app's group has assigned it its partitions and
+    their tasks run with state restored, so a pull query right after a CREATE TABLE AS SELECT
+    finds its store; an instance assigned nothing (the others hold it all) is ready too."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and app.error is None:
         thread = app.stream_thread
-        if thread is not None and thread.tasks and not thread.restoring:
+        if thread is not None and thread.rebalances and not thread.restoring \
+                and (thread.tasks or not thread.assignment):
             return
         time.sleep(0.05)
 
@@ -260,6 +367,8 @@ def _texts(text: str, statements: list[ast.Statement]) -> list[str]:
 
 def _command_id(statement: ast.Statement) -> str:
     """ksqlDB's ``<type>/<name>/<action>`` command id."""
+    if isinstance(statement, ast.Terminate):
+        return f"terminate/{statement.query_id}/execute"
     name = getattr(statement, "name", None) or getattr(statement, "target", None) or ""
     kind = str(getattr(statement, "kind", "")).lower() or "stream"
     action = {"Drop": "drop", "CreateSource": "create", "CreateAs": "create"}.get(

@@ -228,3 +228,16 @@ def test_info_healthcheck_status(client: Client) -> None:
     ksql(client, "CREATE STREAM a (v INT) WITH (kafka_topic='a', value_format='JSON');")
     status = client.get("/status")
     assert status["commandStatuses"] == {"stream/`A`/create": "SUCCESS"}
+
+
+def test_terminate_stops_a_query_and_leaves_its_sink(client: Client) -> None:
+    ksql(client, EVENTS + "CREATE STREAM big AS SELECT * FROM events WHERE n > 5;")
+    (query,) = ksql(client, "SHOW QUERIES;")[0]["queries"]
+    done = ksql(client, f"TERMINATE {query['id']};")
+    assert done[0]["commandId"] == f"terminate/{query['id']}/execute"
+    assert done[0]["commandStatus"] == {"status": "SUCCESS", "message": "Query terminated."}
+    assert ksql(client, "SHOW QUERIES;")[0]["queries"] == []
+    unknown = ksql(client, f"TERMINATE {query['id']};", status=400)
+    assert unknown["message"] == f"line 1:1: Unknown queryId: {query['id']}"
+    assert [s["name"] for s in ksql(client, "SHOW STREAMS;")[0]["streams"]] == ["BIG", "EVENTS"]
+    ksql(client, "DROP STREAM big;")  # no query reads or writes it now
