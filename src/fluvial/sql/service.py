@@ -20,7 +20,7 @@ from fluvial.io.serdes import SerdeError
 from fluvial.runtime.app import App, clients_for
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.query import StoreQuery
-from fluvial.sql import ast, planner
+from fluvial.sql import ast, planner, udfs
 from fluvial.sql.catalog import DataSource
 from fluvial.sql.compiler import DroppedRecord, RowReader
 from fluvial.sql.engine import Engine, Result, constant
@@ -54,9 +54,10 @@ class PullResult:
 
 class SqlService:
     def __init__(self, *, broker: Any = None, properties: dict[str, Any] | None = None,
-                 **settings: Any) -> None:
-        """``properties`` are ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...);
-        ``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
+                 functions: udfs.FunctionRegistry | None = None, **settings: Any) -> None:
+        """``functions``: the Python functions its SQL may call; ``properties`` are
+        ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...); ``settings`` are ``App``'s
+        (``application_id``, ``bootstrap_servers``, ...)."""
         settings.setdefault("application_id", "fluvial-sql-server")
         settings.setdefault("on_error", DEFAULT_ON_ERROR)
         self._settings = settings
@@ -64,7 +65,8 @@ class SqlService:
         self._broker = broker
         self.clients = clients_for(StreamsConfig.create(**settings), broker)
         self._producer = self.clients.producer({})
-        self.engine = Engine(on_insert=self._insert, properties=properties)
+        self.engine = Engine(on_insert=self._insert, properties=properties,
+                             functions=functions)
         self.app: App | None = None
         self.commands: dict[str, str] = {}  # command id -> status message
         self.push_queries: dict[str, PushQuery] = {}  # query id -> the running push query
@@ -159,7 +161,8 @@ class SqlService:
         stream's topic (from its end, or its start with ``auto.offset.reset=earliest``),
         running until ``end``."""
         source = self.engine.source(query.source, query.source_pos, "Source ")
-        plan = plan_transient(query, source)
+        with udfs.using(self.engine.functions):
+            plan = plan_transient(query, source)
         earliest = str(properties.get("auto.offset.reset", "latest")).lower() == "earliest"
         consumer = self.clients.consumer(None, {})
         try:
