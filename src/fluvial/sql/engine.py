@@ -276,8 +276,7 @@ class Engine:
         user = self.functions.get(name)
         if user is not None:
             rows: list[tuple[Any, ...]] = [
-                (", ".join(map(str, o.signature.params)) +
-                 ("..." if o.signature.variadic else ""), str(o.signature.returns),
+                (o.signature.arguments(), str(o.signature.returns),
                  f"{o.call.__module__}.{o.call.__qualname__}") for o in user.overloads]
             return user.kind, "Python", user.description, rows
         if name in udfs.BUILTIN_AGGREGATES:

@@ -52,11 +52,15 @@ class Signature:
     returns: SqlType
     variadic: bool = False  # the last parameter is ``*args``
 
-    def __str__(self) -> str:
-        shown = [str(p) for p in self.params]
+    def arguments(self) -> str:
+        """The parameter types as SQL writes them (``...`` after a variadic one)."""
+        shown = ["DECIMAL" if p == ANY_DECIMAL else str(p) for p in self.params]
         if self.variadic:
             shown[-1] += "..."
-        return f"({', '.join(shown)}) -> {self.returns}"
+        return ", ".join(shown)
+
+    def __str__(self) -> str:
+        return f"({self.arguments()}) -> {self.returns}"
 
 
 @dataclass(frozen=True)
@@ -138,12 +142,12 @@ def sql_type(annotation: Any, where: str) -> tuple[SqlType, bool]:
         return _SIMPLE[annotation], False
     if annotation is Decimal:
         return ANY_DECIMAL, False
-    if origin is list:
+    if origin is list or annotation is list:
         (element,) = typing.get_args(annotation) or (None,)
         if element is None:
             raise UdfError(f"{where}: list needs its element type, e.g. list[int]")
         return t.array(sql_type(element, where)[0]), False
-    if origin is dict:
+    if origin is dict or annotation is dict:
         args = typing.get_args(annotation)
         if len(args) != 2 or args[0] is not str:
             raise UdfError(f"{where}: a dict needs str keys and a value type, e.g. "
