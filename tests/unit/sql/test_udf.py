@@ -346,3 +346,38 @@ def test_sql_test_loads_the_udf_module(tmp_path: Any) -> None:
     bad = runner.invoke(cli, ["sql", "test", str(cases), "--udf-module", "no.such.module"])
     assert bad.exit_code == 2 and "--udf-module no.such.module: cannot import it" in \
         bad.output
+
+
+def test_sql_server_and_sql_refuse_a_module_that_does_not_import(tmp_path: Any) -> None:
+    from fluvial.cli.main import cli
+
+    script = tmp_path / "q.sql"
+    script.write_text(ORDERS)
+    for args in (["sql-server", "--udf-module", "no.such.module"],
+                 ["sql", "-f", str(script), "--udf-module", "no.such.module"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        assert "--udf-module no.such.module: cannot import it" in result.output
+
+
+def test_the_rest_api_shows_and_describes_python_functions(tmp_path: Any) -> None:
+    from tests.unit.sql.ksql_http import Client, ksql
+
+    from fluvial.io.embedded import EmbeddedBroker
+    from fluvial.server.ksql import KsqlServer
+    from fluvial.sql.service import SqlService
+
+    service = SqlService(broker=EmbeddedBroker(), application_id="sql-udf-test",
+                         state_dir=str(tmp_path / "state"), functions=registry())
+    server = KsqlServer(service, port=0).start()
+    try:
+        shown, described = ksql(Client(server.port), "SHOW FUNCTIONS; DESCRIBE FUNCTION "
+                                                     "SCALE;")
+    finally:
+        server.stop()
+    assert shown["@type"] == "function_names"
+    assert {"name": "WORDS", "type": "TABLE", "category": "PYTHON"} in shown["functions"]
+    assert described["@type"] == "describe_function"
+    assert (described["name"], described["type"]) == ("SCALE", "SCALAR")
+    assert [(f["argumentTypes"], f["returnType"]) for f in described["functions"]] == [
+        (["BIGINT", "DOUBLE"], "DOUBLE"), (["STRING", "BIGINT"], "STRING")]
