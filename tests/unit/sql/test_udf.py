@@ -381,3 +381,14 @@ def test_the_rest_api_shows_and_describes_python_functions(tmp_path: Any) -> Non
     assert (described["name"], described["type"]) == ("SCALE", "SCALAR")
     assert [(f["argumentTypes"], f["returnType"]) for f in described["functions"]] == [
         (["BIGINT", "DOUBLE"], "DOUBLE"), (["STRING", "BIGINT"], "STRING")]
+
+
+def test_the_udf_error_cases_pass() -> None:
+    from pathlib import Path
+
+    from fluvial.sql import run_file
+
+    cases = Path(__file__).resolve().parents[2] / "sql" / "udf_cases" / "udf_errors.json"
+    results = run_file(cases, registry())
+    assert len(results) == 6
+    assert [r.detail for r in results if not r.passed] == []
