@@ -131,7 +131,8 @@ class SqlService:
             raise SqlAnalysisError(at(query.pos, "Pull queries take only SELECT, FROM, WHERE "
                                                  "key = value and LIMIT"))
         names = _selected(query, source)
-        key = _key_of(query.where, source)
+        with udfs.using(self.engine.functions):
+            key = _key_of(query.where, source)
         app = self.app
         assert app is not None  # a persistent query runs, so the app does
         store = app.query(f"{persistent.id}-Aggregate-Aggregate-Materialize")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,8 +59,6 @@ def test_annotations_map_to_sql_types(annotation: Any, expected: t.SqlType,
 
 
 def test_decimal_and_datetime_map_to_decimal_and_timestamp() -> None:
-    import datetime
-
     assert sql_type(Decimal, "here")[0].name == "DECIMAL"
     assert sql_type(datetime.datetime, "here")[0] == t.TIMESTAMP
 
@@ -392,3 +391,29 @@ def test_the_udf_error_cases_pass() -> None:
     results = run_file(cases, registry())
     assert len(results) == 6
     assert [r.detail for r in results if not r.passed] == []
+
+
+def test_arrays_maps_and_timestamps_pass_between_functions_and_into_json() -> None:
+    @udf()
+    def tags(s: str) -> list[str]:
+        return s.split(",")
+
+    @udf()
+    def lengths(items: list[str]) -> dict[str, int]:
+        return {i: len(i) for i in items}
+
+    @udf()
+    def stamp(ms: int) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+
+    engine = Engine(functions=FunctionRegistry([tags, lengths, stamp]))
+    engine.execute(ORDERS + "CREATE STREAM O AS SELECT ID, TAGS(TEXT) AS T, "
+                            "LENGTHS(TAGS(TEXT)) AS L, STAMP(UNITS) AS W FROM ORDERS;")
+    (described,) = engine.execute("DESCRIBE O;")
+    assert described.rows[1:] == [("T", "ARRAY<STRING>"), ("L", "MAP<STRING, BIGINT>"),
+                                  ("W", "TIMESTAMP")]
+    with fluvial.TestDriver(engine.topology()) as driver:
+        driver.input_topic("orders", "string", "json").pipe({"TEXT": "a,bb", "UNITS": 1500},
+                                                            key="k")
+        assert driver.output_topic("O", "string", "json").read_values() == [
+            {"T": ["a", "bb"], "L": {"a": 1, "bb": 2}, "W": "1970-01-01T00:00:01.500000+00:00"}]
