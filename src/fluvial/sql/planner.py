@@ -157,11 +157,7 @@ def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: S
                      source: DataSource) -> tuple[tuple[Evaluator, ...], Scope]:
     """The SELECT's table-function calls, compiled to their list evaluators, and the scope
     where each call reads its element's field."""
-    calls: list[ast.FunctionCall] = []
-    for expr, _alias, _pos in items:
-        for e in walk(expr):
-            if is_table_function(e) and e not in calls:
-                calls.append(e)
+    calls = _table_function_calls(items)
     if not calls:
         return (), scope
     if source.kind == "TABLE":
@@ -181,6 +177,17 @@ def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: S
         evaluators.append(_table_call(call, overload, args))
         replacements[call] = (table_function_field(i), overload.signature.returns)
     return tuple(evaluators), dataclasses.replace(scope, replacements=replacements)
+
+
+def _table_function_calls(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> list[
+        ast.FunctionCall]:
+    """The distinct table-function calls of the select items, in order."""
+    calls: list[ast.FunctionCall] = []
+    for expr, _alias, _pos in items:
+        for e in walk(expr):
+            if is_table_function(e) and e not in calls:
+                calls.append(e)
+    return calls
 
 
 def _table_call(call: ast.FunctionCall, overload: udfs.Overload,
@@ -235,6 +242,9 @@ def plan_transient(query: ast.Query, source: DataSource) -> QueryPlan:
     if query.having is not None:
         raise SqlAnalysisError(at(query.pos, "HAVING requires a GROUP BY clause."))
     _refuse_aggregates(items)
+    for e in _table_function_calls(items)[:1]:
+        raise SqlAnalysisError(at(e.pos, f"Table function {e.name} in a push query is not "
+                                         f"supported yet: create a stream AS SELECT"))
     projection = _project(items, (), scope, "TRANSIENT", "key column")
     return QueryPlan(source, "STREAM", where, False, None, projection, None)
 
@@ -486,11 +496,9 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
                 raise SqlAnalysisError(at(e.pos, f"GROUP BY does not support aggregate "
                                                  f"functions: {e.name} is an aggregate "
                                                  f"function."))
-    for expr, _alias, _pos in items:
-        for e in walk(expr):
-            if is_table_function(e):
-                raise SqlAnalysisError(at(e.pos, f"Table function {e.name} cannot be used "
-                                                 f"in an aggregation (GROUP BY)"))
+    for e in _table_function_calls(items)[:1]:
+        raise SqlAnalysisError(at(e.pos, f"Table function {e.name} cannot be used in an "
+                                         f"aggregation (GROUP BY)"))
     group_compiled = [compile_expr(g, scope) for g in query.group_by]
     for g, c in zip(query.group_by, group_compiled, strict=True):
         _known_type(c, g, getattr(g, "pos", (0, 0)))

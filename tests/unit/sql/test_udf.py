@@ -417,3 +417,18 @@ def test_arrays_maps_and_timestamps_pass_between_functions_and_into_json() -> No
                                                             key="k")
         assert driver.output_topic("O", "string", "json").read_values() == [
             {"T": ["a", "bb"], "L": {"a": 1, "bb": 2}, "W": "1970-01-01T00:00:01.500000+00:00"}]
+
+
+def test_a_udtf_in_a_push_query_is_refused_clearly() -> None:
+    from fluvial.sql.parser import parse
+    from fluvial.sql.planner import plan_transient
+    from fluvial.sql.udfs import using
+
+    engine = Engine(functions=registry())
+    engine.execute(ORDERS)
+    (query,) = parse("SELECT ID, WORDS(TEXT) FROM ORDERS EMIT CHANGES;")
+    assert isinstance(query, fluvial.sql.ast.Query)
+    with using(engine.functions), pytest.raises(SqlAnalysisError, match="line 1:12: Table "
+                                                "function WORDS in a push query is not "
+                                                "supported yet"):
+        plan_transient(query, engine.sources["ORDERS"])
