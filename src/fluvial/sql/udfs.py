@@ -87,8 +87,12 @@ class _Mark:
     returns: SqlType | None
 
 
-def _decorator(kind: str, name: str | None, description: str,
-               returns: SqlType | None) -> Callable[[Any], Any]:
+def _decorator(kind: str, name: str | Callable[..., Any] | None, description: str,
+               returns: SqlType | None) -> Any:
+    """The decorator marking a function (or, bare, ``name`` is the function: ``@udf``)."""
+    if callable(name):
+        return _decorator(kind, None, description, returns)(name)
+
     def mark(target: Any) -> Any:
         sql_name = (name or target.__name__).upper()
         setattr(target, _MARK, _Mark(sql_name, kind, description or
@@ -98,15 +102,16 @@ def _decorator(kind: str, name: str | None, description: str,
     return mark
 
 
-def udf(name: str | None = None, *, description: str = "",
-        returns: SqlType | None = None) -> Callable[[Any], Any]:
+def udf(name: str | Callable[..., Any] | None = None, *, description: str = "",
+        returns: SqlType | None = None) -> Any:
     """Mark a function as the scalar SQL function ``name`` (default: its own name);
-    ``returns`` gives the SQL type where the annotation cannot (a DECIMAL's precision)."""
+    ``returns`` gives the SQL type where the annotation cannot (a DECIMAL's precision).
+    Bare, ``@udf`` marks the function under its own name."""
     return _decorator("SCALAR", name, description, returns)
 
 
-def udaf(name: str | None = None, *, description: str = "",
-         returns: SqlType | None = None) -> Callable[[Any], Any]:
+def udaf(name: str | Callable[..., Any] | None = None, *, description: str = "",
+         returns: SqlType | None = None) -> Any:
     """Mark a class as the aggregate SQL function ``name``. Its methods, as ksqlDB's UDAF:
     ``initialize() -> A``, ``aggregate(value, aggregate: A) -> A``, ``merge(a: A, b: A) ->
     A`` (two session windows meeting), ``map(aggregate: A) -> result``, and optionally
@@ -115,8 +120,8 @@ def udaf(name: str | None = None, *, description: str = "",
     return _decorator("AGGREGATE", name, description, returns)
 
 
-def udtf(name: str | None = None, *, description: str = "",
-         returns: SqlType | None = None) -> Callable[[Any], Any]:
+def udtf(name: str | Callable[..., Any] | None = None, *, description: str = "",
+         returns: SqlType | None = None) -> Any:
     """Mark a function returning ``list[T]`` as the table SQL function ``name``: each element
     is one output row, as ksqlDB's EXPLODE; ``T`` is the column's type."""
     return _decorator("TABLE", name, description, returns)
@@ -193,9 +198,7 @@ def _signature(target: Any, kind: str, returns: SqlType | None, name: str) -> Si
                 raise UdfError(f"{where}: a table function returns list[T] (one row per "
                                f"element), not {returns}")
             returns = returns.items[0]
-        if returns == ANY_DECIMAL:
-            raise UdfError(f"{where}: a Decimal result needs its precision and scale: "
-                           f"returns=fluvial.sql.types.decimal(p, s)")
+        _check_decimal_result(returns, where)
     return Signature(tuple(params), tuple(nullable), returns, variadic)
 
 
@@ -225,7 +228,14 @@ def _udaf_signature(cls: Any, returns: SqlType | None, name: str) -> Signature:
         if "return" not in result_hints:
             raise UdfError(f"{where}: map()'s return type has no annotation")
         returns, _ = sql_type(result_hints["return"], f"{where}, map() return type")
+        _check_decimal_result(returns, where)
     return Signature((value_type,), (optional,), returns)
+
+
+def _check_decimal_result(returns: SqlType, where: str) -> None:
+    if returns == ANY_DECIMAL:
+        raise UdfError(f"{where}: a Decimal result needs its precision and scale: "
+                       f"returns=fluvial.sql.types.decimal(p, s)")
 
 
 # -- the registry -----------------------------------------------------------------------

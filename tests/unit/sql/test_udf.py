@@ -432,3 +432,30 @@ def test_a_udtf_in_a_push_query_is_refused_clearly() -> None:
                                                 "function WORDS in a push query is not "
                                                 "supported yet"):
         plan_transient(query, engine.sources["ORDERS"])
+
+
+def test_bare_decorators_mark_under_the_functions_own_name() -> None:
+    @udf
+    def twice(x: int) -> int:
+        return 2 * x
+
+    @udtf
+    def letters(s: str) -> list[str]:
+        return list(s)
+    registry = FunctionRegistry([twice, letters])
+    assert registry.get("TWICE", "SCALAR") is not None
+    assert registry.get("LETTERS", "TABLE") is not None
+    with pytest.raises(UdfError, match="aggregate function MONEY: a Decimal result needs"):
+        @udaf
+        class Money:
+            def initialize(self) -> int:
+                return 0
+
+            def aggregate(self, value: int, aggregate: int) -> int:
+                return value
+
+            def merge(self, a: int, b: int) -> int:
+                return a
+
+            def map(self, aggregate: int) -> Decimal:
+                return Decimal(aggregate)
