@@ -459,3 +459,29 @@ def test_bare_decorators_mark_under_the_functions_own_name() -> None:
 
             def map(self, aggregate: int) -> Decimal:
                 return Decimal(aggregate)
+
+
+def test_prepare_runs_a_script_with_python_functions_on_the_embedded_broker(
+        tmp_path: Any) -> None:
+    import time
+
+    import orjson
+
+    from fluvial.io.embedded import EmbeddedBroker
+    from fluvial.sql import prepare
+
+    broker = EmbeddedBroker()
+    app, _ = prepare(ORDERS + "CREATE STREAM R AS SELECT ID, CHECKED_RATIO(UNITS, 4) AS Q, "
+                              "CHECKED_RATIO(1, UNITS) AS INV FROM ORDERS;",
+                     broker=broker, functions=registry(), application_id="sql-udf",
+                     state_dir=str(tmp_path))
+    for key, units in (("a", 2), ("b", 0), ("c", 1)):  # b: the UDF raises, skipped
+        broker.append("orders", key.encode(), orjson.dumps({"UNITS": units}), 0)
+    with app:
+        deadline = time.monotonic() + 30
+        while len(broker.records("R")) < 2:  # the sink topic exists: prepare made it
+            assert time.monotonic() < deadline, "R did not get its two records in time"
+            time.sleep(0.02)
+        assert app.error is None
+    assert [(m.key(), orjson.loads(m.value())) for m in broker.records("R")] == [
+        (b"a", {"Q": 0.5, "INV": 0.5}), (b"c", {"Q": 0.25, "INV": 1.0})]
