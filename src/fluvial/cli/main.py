@@ -435,16 +435,24 @@ def _group_admin(application_id: str, embedded: str | None, bootstrap_servers: s
         admin.close()
 
 
+_UDF_MODULE = click.option(
+    "--udf-module", "udf_modules", multiple=True, metavar="MODULE",
+    help="Import MODULE and let SQL call its @fluvial.sql.udf/udaf/udtf functions "
+         "(repeatable).")
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
               help="Run this script's statements, then its persistent queries until Ctrl-C.")
 @_SCHEMA_REGISTRY
 @_LOG_FORMAT
+@_UDF_MODULE
 @_EMBEDDED
 @_with_settings
 @click.pass_context
 def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
-        log_format: str, embedded: str | None, **settings: Any) -> None:
+        log_format: str, udf_modules: tuple[str, ...],
+        embedded: str | None, **settings: Any) -> None:
     """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
     if ctx.invoked_subcommand is not None:
         return
@@ -457,7 +465,7 @@ def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
     if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
-    run_script(script, settings, embedded, schema_registry)
+    run_script(script, settings, embedded, schema_registry, udf_modules)
 
 
 @cli.command("sql-server")
@@ -465,11 +473,13 @@ def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
               help="HOST:PORT the REST API listens on.")
 @_SCHEMA_REGISTRY
 @_LOG_FORMAT
+@_UDF_MODULE
 @_EMBEDDED
 @_with_settings
 @click.pass_context
 def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
-               log_format: str, embedded: str | None, **settings: Any) -> None:
+               log_format: str, udf_modules: tuple[str, ...],
+               embedded: str | None, **settings: Any) -> None:
     """ksqlDB's REST API (/ksql, /query, /query-stream, /info, ...) over fluvial SQL."""
     from fluvial.cli.sql import serve
 
@@ -478,16 +488,17 @@ def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
     if embedded is not None and settings.get("bootstrap_servers"):
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
-    serve(listen, settings, embedded, schema_registry)
+    serve(listen, settings, embedded, schema_registry, udf_modules)
 
 
 @sql.command("test")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def sql_test(files: tuple[str, ...]) -> None:
+@_UDF_MODULE
+def sql_test(files: tuple[str, ...], udf_modules: tuple[str, ...]) -> None:
     """Run ksqlDB query-validation-test FILES (JSON); print a pass/fail table."""
     from fluvial.cli.sql import test_files
 
-    sys.exit(test_files(files))
+    sys.exit(test_files(files, udf_modules))
 
 
 def _report(exc: BaseException) -> int:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fluvial.sql.engine import Result
+
+if TYPE_CHECKING:
+    from fluvial.sql.udfs import FunctionRegistry
 
 
 def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -28,8 +31,20 @@ def registry_properties(schema_registry: str | None) -> dict[str, Any] | None:
     return {"ksql.schema.registry.url": schema_registry} if schema_registry else None
 
 
+def registry(udf_modules: Sequence[str]) -> FunctionRegistry | None:
+    """The Python functions of ``--udf-module`` modules (None: none given)."""
+    if not udf_modules:
+        return None
+    from fluvial.sql.udfs import FunctionRegistry, UdfError
+
+    try:
+        return FunctionRegistry.from_modules(udf_modules)
+    except UdfError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def run_script(path: str, settings: dict[str, Any], embedded: str | None,
-               schema_registry: str | None = None) -> None:
+               schema_registry: str | None = None, udf_modules: Sequence[str] = ()) -> None:
     """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C;
     ``schema_registry``: the URL of the registry that AVRO sources and sinks use."""
     from fluvial.sql.runner import prepare
@@ -41,7 +56,8 @@ def run_script(path: str, settings: dict[str, Any], embedded: str | None,
         owned = own(embedded)
     try:
         app, results = prepare(Path(path).read_text(), broker=owned.broker if owned else None,
-                               properties=registry_properties(schema_registry), **settings)
+                               properties=registry_properties(schema_registry),
+                               functions=registry(udf_modules), **settings)
         for result in results:
             click.echo(format_result(result))
         app.run()
@@ -62,17 +78,18 @@ def format_result(result: Result) -> str:
     return "\n".join([result.message, *lines])
 
 
-def test_files(paths: Sequence[str]) -> int:
+def test_files(paths: Sequence[str], udf_modules: Sequence[str] = ()) -> int:
     """Run every case of ``paths``; print the pass/fail table; 0 if all passed, else 1."""
     from fluvial.sql.testing import format_table, run_file
 
-    results = [r for path in paths for r in run_file(path)]
+    functions = registry(udf_modules)
+    results = [r for path in paths for r in run_file(path, functions)]
     click.echo(format_table(results))
     return 0 if results and all(r.passed for r in results) else 1
 
 
 def serve(listen: str, settings: dict[str, Any], embedded: str | None,
-          schema_registry: str | None = None) -> None:
+          schema_registry: str | None = None, udf_modules: Sequence[str] = ()) -> None:
     """``fluvial sql-server``: ksqlDB's REST API on ``listen`` until SIGTERM/Ctrl-C."""
     import signal
     import threading
@@ -90,7 +107,8 @@ def serve(listen: str, settings: dict[str, Any], embedded: str | None,
         owned = own(embedded)
     try:
         service = SqlService(broker=owned.broker if owned else None,
-                             properties=registry_properties(schema_registry), **settings)
+                             properties=registry_properties(schema_registry),
+                             functions=registry(udf_modules), **settings)
         server = KsqlServer(service, host, int(port)).start()
         click.echo(f"fluvial sql-server: ksqlDB's REST API on http://{host}:{server.port}")
         stop = threading.Event()

@@ -71,6 +71,17 @@ class _Api:
             return {"@type": "queries", **base,
                     "queries": [_query_info(q.id, q.statement, q.sink)
                                 for q in list(engine.queries.values())] + pushes}
+        if isinstance(statement, ast.Show) and statement.what == "FUNCTIONS":
+            return {"@type": "function_names", **base,
+                    "functions": [{"name": name, "type": kind, "category": category}
+                                  for name, kind, category in result.rows]}
+        if isinstance(statement, ast.DescribeFunction):
+            kind, _where, about, rows = engine.function_info(statement.name)
+            return {"@type": "describe_function", **base, "name": statement.name,
+                    "description": about, "type": kind,
+                    "functions": [{"argumentTypes": args.split(", ") if args else [],
+                                   "returnType": returns, "description": about, "path": path}
+                                  for args, returns, path in rows]}
         if isinstance(statement, ast.Show):
             kind = statement.what[:-1]
             sources = list(engine.sources.values())  # a snapshot: commands apply meanwhile

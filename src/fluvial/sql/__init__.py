@@ -2,9 +2,10 @@
 
 ``Engine`` runs statements and compiles persistent queries into one topology (for the
 ``TestDriver`` or an ``App``); ``prepare`` runs a script and builds the ``App`` of its
-queries; ``run_file`` runs a ksqlDB query-validation-test file. ``SqlService`` keeps an
-engine and the App of its queries for statements that arrive one at a time, and
-``KsqlServer`` serves it over ksqlDB's REST API (``fluvial sql-server``).
+queries; ``run_file`` runs a ksqlDB query-validation-test file. ``udf``, ``udaf`` and
+``udtf`` mark Python functions SQL may call, collected by a ``FunctionRegistry``.
+``SqlService`` keeps an engine and the App of its queries for statements that arrive one
+at a time, and ``KsqlServer`` serves it over ksqlDB's REST API (``fluvial sql-server``).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -14,13 +15,15 @@ from fluvial.sql.errors import SqlAnalysisError, SqlError, SqlExecutionError, Sq
 from fluvial.sql.runner import prepare
 from fluvial.sql.service import SqlService
 from fluvial.sql.testing import CaseResult, format_table, run_case, run_file
+from fluvial.sql.udfs import FunctionRegistry, UdfError, UdfFailed, udaf, udf, udtf
 
 if TYPE_CHECKING:
     from fluvial.server.ksql import KsqlServer
 
-__all__ = ["CaseResult", "Engine", "KsqlServer", "Result", "SqlAnalysisError", "SqlError",
-           "SqlExecutionError", "SqlService", "SqlSyntaxError", "format_table", "prepare",
-           "run_case", "run_file"]
+__all__ = ["CaseResult", "Engine", "FunctionRegistry", "KsqlServer", "Result",
+           "SqlAnalysisError", "SqlError", "SqlExecutionError", "SqlService", "SqlSyntaxError",
+           "UdfError", "UdfFailed", "format_table", "prepare", "run_case", "run_file", "udaf",
+           "udf", "udtf"]
 
 
 def __getattr__(name: str) -> Any:

@@ -121,6 +121,17 @@ class FunctionCall(Expr):
 
 
 @dataclass(frozen=True)
+class TimeRound(Expr):
+    """``CEIL(time TO unit)`` or ``FLOOR(time TO unit)`` (Calcite's, for the talk's query)."""
+
+    function: str  # CEIL | FLOOR
+    operand: Expr
+    unit: str
+    unit_ms: int
+    pos: Pos = field(default=(0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Case(Expr):
     whens: tuple[tuple[Expr, Expr], ...]
     default: Expr | None
@@ -273,8 +284,14 @@ class Drop(Statement):
 
 
 @dataclass(frozen=True)
+class DescribeFunction(Statement):
+    name: str
+    pos: Pos = field(default=(0, 0), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Show(Statement):
-    what: str  # STREAMS | TABLES
+    what: str  # STREAMS | TABLES | QUERIES | FUNCTIONS
     pos: Pos = field(default=(0, 0), compare=False, repr=False)
 
 

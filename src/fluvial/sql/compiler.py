@@ -101,6 +101,22 @@ class RowReader(RecordProcessor):
         return key, row, timestamp
 
 
+class EventTime(RecordProcessor):
+    """Stamps each row with the time a GROUP BY ``CEIL(ts TO unit)`` windows it by; a row
+    without one is dropped, as a source's row without a valid TIMESTAMP column is."""
+
+    def __init__(self, time_of: Callable[[dict[str, Any]], Any]) -> None:
+        self.time_of = time_of
+
+    def process_record(self, record: Record) -> None:
+        stamp = self.time_of(record.value)
+        if stamp is None or stamp < 0:
+            self.context.record_dropped(record, "no valid time to window by")
+            return
+        self.forward_record(Record(record.key, record.value, stamp, record.headers,
+                                   record.topic, record.partition, record.offset))
+
+
 class DroppedRecord(Exception):
     """A record a source cannot take (no key for a table, no valid timestamp)."""
 
@@ -148,6 +164,10 @@ class TopologyCompiler:
         where = plan.where
         if where is not None:
             stream = stream.filter(lambda _k, row: _has_value(row) and where(row) is True)
+        if plan.table_functions:
+            rows_of = planner.explode(plan.table_functions)
+            stream = stream.flat_map_values(
+                lambda row: rows_of(row) if _has_value(row) else [])
         if plan.aggregation is not None:
             self._aggregate_stream(query_id, plan, stream.filter(
                 lambda _k, row: _has_value(row)), sink)
@@ -236,6 +256,10 @@ class TopologyCompiler:
                           sink: DataSource) -> None:
         agg = plan.aggregation
         assert agg is not None
+        event_time = agg.event_time
+        if event_time is not None:
+            stream = stream.process_values(lambda: EventTime(event_time))
+            stream = Stream(self.builder, stream.node, InternalSerde(), InternalSerde())
         grouped = self._group(query_id, agg, stream)
         calls = agg.calls
         initial = _initializer(calls)

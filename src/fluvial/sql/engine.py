@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fluvial.sql import ast
+from fluvial.sql import ast, functions, udfs
 from fluvial.sql import types as t
 from fluvial.sql.catalog import PSEUDO_COLUMNS, ROWTIME, Column, DataSource, Formats, Schema
 from fluvial.sql.compiler import TopologyCompiler, key_serde, value_serde
@@ -53,8 +53,10 @@ class Result:
 class Engine:
     def __init__(self, on_insert: Inserter | None = None,
                  clock_ms: Callable[[], int] | None = None,
-                 properties: dict[str, Any] | None = None) -> None:
-        """``properties``: ksqlDB's, of which ``ksql.persistence.default.format.key`` and
+                 properties: dict[str, Any] | None = None,
+                 functions: udfs.FunctionRegistry | None = None) -> None:
+        """``functions``: the Python functions (UDFs, UDAFs, UDTFs) its SQL may call.
+        ``properties``: ksqlDB's, of which ``ksql.persistence.default.format.key`` and
         ``….value`` (the formats of a CREATE that names none) and ``ksql.schema.registry.url``
         (for AVRO) are used."""
         props = properties or {}
@@ -68,6 +70,7 @@ class Engine:
         self._on_insert = on_insert or (lambda *record: self.inserted.append(record))
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
         self._query_count = 0
+        self.functions = functions or udfs.FunctionRegistry()
 
     # -- running statements -----------------------------------------------------------------
 
@@ -82,7 +85,8 @@ class Engine:
             raise SqlExecutionError(at(getattr(statement, "pos", None),
                                        "transient (push and pull) queries are not supported "
                                        "yet: create a stream or table AS SELECT"))
-        result: Result = handler(statement, text)
+        with udfs.using(self.functions):
+            result: Result = handler(statement, text)
         return result
 
     def sandbox(self) -> Engine:
@@ -257,6 +261,13 @@ class Engine:
         return Result(text, "Query terminated.")
 
     def _run_Show(self, s: ast.Show, text: str) -> Result:
+        if s.what == "FUNCTIONS":
+            rows: list[tuple[Any, ...]] = [(name, "AGGREGATE", "BUILT_IN")
+                                           for name in udfs.BUILTIN_AGGREGATES]
+            rows += [(name, "SCALAR", "BUILT_IN") for name in functions.REGISTRY]
+            rows += [(f.name, f.kind, "PYTHON") for f in self.functions.functions.values()]
+            return Result(text, f"{len(rows)} functions", ("Function Name", "Type",
+                                                             "Category"), sorted(rows))
         if s.what == "QUERIES":
             queries: list[tuple[Any, ...]] = [(q.id, q.sink, q.statement)
                                               for q in self.queries.values()]
@@ -268,6 +279,28 @@ class Engine:
         header = (f"{kind.title()} Name", "Kafka Topic", "Key Format", "Value Format",
                   "Windowed")
         return Result(text, f"{len(rows)} {s.what.lower()}", header, rows)
+
+    def _run_DescribeFunction(self, s: ast.DescribeFunction, text: str) -> Result:
+        kind, where, about, rows = self.function_info(s.name, s.pos)
+        return Result(text, f"Name: {s.name} ({kind}, {where})" + (f": {about}" if about
+                                                                   else ""),
+                      ("Arguments", "Returns", "Implementation"), rows)
+
+    def function_info(self, name: str, pos: ast.Pos | None = None) -> tuple[
+            str, str, str, list[tuple[Any, ...]]]:
+        """(kind, "Python" or "built in", description, a row per Python overload: argument
+        types, result type, implementation) of the function ``name``."""
+        user = self.functions.get(name)
+        if user is not None:
+            rows: list[tuple[Any, ...]] = [
+                (o.signature.arguments(), str(o.signature.returns),
+                 f"{o.call.__module__}.{o.call.__qualname__}") for o in user.overloads]
+            return user.kind, "Python", user.description, rows
+        if name in udfs.BUILTIN_AGGREGATES:
+            return "AGGREGATE", "built in", "", []
+        if name in functions.REGISTRY:
+            return "SCALAR", "built in", functions.REGISTRY[name].description, []
+        raise SqlExecutionError(at(pos, f"Can't find any functions with the name '{name}'"))
 
     def _run_Describe(self, s: ast.Describe, text: str) -> Result:
         source = self.source(s.name, s.pos)

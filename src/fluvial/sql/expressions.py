@@ -13,9 +13,9 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
-from fluvial.sql import ast, functions
+from fluvial.sql import ast, functions, udfs
 from fluvial.sql import types as t
 from fluvial.sql.errors import SqlAnalysisError, at
 from fluvial.sql.types import SqlType
@@ -23,7 +23,19 @@ from fluvial.sql.types import SqlType
 Row = dict[str, Any]
 Evaluator = Callable[[Row], Any]
 
-AGGREGATE_NAMES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX"})
+
+
+def is_aggregate(expr: ast.Expr) -> TypeGuard[ast.FunctionCall]:
+    """``expr`` calls an aggregate function: a built-in one or a UDAF of the engine's."""
+    return isinstance(expr, ast.FunctionCall) and (
+        expr.name in udfs.BUILTIN_AGGREGATES or
+        udfs.active().get(expr.name, "AGGREGATE") is not None)
+
+
+def is_table_function(expr: ast.Expr) -> TypeGuard[ast.FunctionCall]:
+    """``expr`` calls a table function (a UDTF of the engine's)."""
+    return isinstance(expr, ast.FunctionCall) and \
+        udfs.active().get(expr.name, "TABLE") is not None
 
 
 class Compiled(NamedTuple):
@@ -83,6 +95,8 @@ def text(expr: ast.Expr) -> str:
             return f"(NOT {text(a)})"
         case ast.FunctionCall(name=n, args=args, star=star):
             return f"{n}({'*' if star else ', '.join(text(a) for a in args)})"
+        case ast.TimeRound(function=f, operand=a, unit=u):
+            return f"{f}({text(a)} TO {u})"
         case ast.Cast(operand=a, target=ty):
             params = f"({', '.join(map(str, ty.params))})" if ty.params else ""
             return f"CAST({text(a)} AS {ty.name}{params})"
@@ -452,10 +466,16 @@ def _is_distinct(expr: ast.IsDistinct, scope: Scope) -> Compiled:
 # -- functions, CASE, CAST --------------------------------------------------------------
 
 def _function(expr: ast.FunctionCall, scope: Scope) -> Compiled:
-    if expr.name in AGGREGATE_NAMES:
+    if is_aggregate(expr):
         raise SqlAnalysisError(at(expr.pos, f"Use of aggregate function {expr.name} requires "
                                             f"a GROUP BY clause."))
+    if is_table_function(expr):
+        raise SqlAnalysisError(at(expr.pos, f"Table function {expr.name} can only be used in "
+                                            f"the SELECT clause: {text(expr)}"))
     fn = functions.REGISTRY.get(expr.name)
+    user = udfs.active().get(expr.name, "SCALAR")
+    if user is not None:
+        return _user_function(expr, user, scope)
     if fn is None:
         raise SqlAnalysisError(at(expr.pos, f"Can't find any functions with the name "
                                             f"'{expr.name}'"))
@@ -483,6 +503,82 @@ def _function(expr: ast.FunctionCall, scope: Scope) -> Compiled:
         def call(row: Row) -> Any:
             return impl(*[f(row) for f in fns])
     return Compiled(_guard(call), result)
+
+
+def user_call(expr: ast.FunctionCall, entry: udfs.UserFunction,
+              scope: Scope) -> tuple[udfs.Overload, list[Compiled]]:
+    """The overload of a user function that ``expr``'s argument types pick, and the compiled
+    arguments; ksqlDB's error naming the types given and the signatures accepted if none."""
+    if expr.star:
+        raise SqlAnalysisError(at(expr.pos, f"Function {expr.name} does not take *"))
+    args = [compile_expr(a, scope) for a in expr.args]
+    overload = udfs.resolve(entry, [a.type for a in args])
+    if overload is None:
+        given = ", ".join(str(a.type) for a in args)
+        raise SqlAnalysisError(at(expr.pos, f"Function '{expr.name}' does not accept "
+                                            f"parameters ({given}). Valid alternatives are: "
+                                            f"{udfs.signatures(entry)}"))
+    return overload, args
+
+
+def argument_reader(args: list[Compiled], sig: udfs.Signature) -> Callable[[Row], list[Any] | None]:
+    """``fn(row)``: the call's Python arguments, or None where a NULL reaches a parameter
+    that is not Optional (the call is then NULL)."""
+    params, nullable = udfs.expanded(sig, len(args))
+    readers = []
+    for a, p, optional in zip(args, params, nullable, strict=True):
+        convert = udfs.converter(a.type, p)
+        readers.append((a.fn, convert, optional))
+
+    def read(row: Row) -> list[Any] | None:
+        values = []
+        for fn, convert, optional in readers:
+            v = fn(row)
+            if v is None:
+                if not optional:
+                    return None
+            elif convert is not None:
+                v = convert(v)
+            values.append(v)
+        return values
+    return read
+
+
+def failed(name: str, pos: ast.Pos, exc: Exception) -> udfs.UdfFailed:
+    """A user function's exception as the error the record's error policy sees."""
+    return udfs.UdfFailed(at(pos, f"Function {name} failed: {type(exc).__name__}: {exc}"))
+
+
+def _user_function(expr: ast.FunctionCall, entry: udfs.UserFunction,
+                   scope: Scope) -> Compiled:
+    overload, args = user_call(expr, entry, scope)
+    read = argument_reader(args, overload.signature)
+    fn, check = overload.call, udfs.result_checker(overload.signature.returns)
+    name, pos = expr.name, expr.pos
+
+    def call(row: Row) -> Any:
+        values = read(row)
+        if values is None:
+            return None
+        try:
+            result = fn(*values)
+            return None if result is None else check(result)
+        except Exception as exc:  # the user's code: any error is the record's
+            raise failed(name, pos, exc) from exc
+    return Compiled(call, overload.signature.returns)
+
+
+def _time_round(expr: ast.TimeRound, scope: Scope) -> Compiled:
+    inner = compile_expr(expr.operand, scope)
+    if inner.type not in (t.BIGINT, t.INTEGER, t.NULL):
+        raise SqlAnalysisError(at(expr.pos, f"{expr.function}(... TO {expr.unit}) takes a "
+                                            f"time in milliseconds (BIGINT), not {inner.type}: "
+                                            f"{text(expr)}"))
+    fn, unit = inner.fn, expr.unit_ms
+    if expr.function == "CEIL":
+        return Compiled(lambda row: None if (v := fn(row)) is None else -(-v // unit) * unit,
+                        t.BIGINT)
+    return Compiled(lambda row: None if (v := fn(row)) is None else v // unit * unit, t.BIGINT)
 
 
 def _case(expr: ast.Case, scope: Scope) -> Compiled:
@@ -576,7 +672,7 @@ _HANDLERS: dict[type, Callable[[Any, Scope], Compiled]] = {
     ast.Unary: _unary, ast.Comparison: _comparison, ast.Logical: _logical, ast.Not: _not,
     ast.Between: _between, ast.InList: _in_list, ast.Like: _like, ast.IsNull: _is_null,
     ast.IsDistinct: _is_distinct, ast.FunctionCall: _function, ast.Case: _case,
-    ast.Cast: _cast,
+    ast.Cast: _cast, ast.TimeRound: _time_round,
 }
 
 

@@ -150,6 +150,9 @@ class _ToAst(Transformer):
     def terminate(self, meta: Any, c: list[Any]) -> ast.Terminate:
         return ast.Terminate(c[0][0], _pos(meta))
 
+    def describe_function(self, meta: Any, c: list[Any]) -> ast.DescribeFunction:
+        return ast.DescribeFunction(c[0][0], _pos(meta))
+
     def or_replace(self, meta: Any, c: list[Any]) -> bool:
         return True
 
@@ -189,7 +192,8 @@ class _ToAst(Transformer):
 
     # -- queries --------------------------------------------------------------------------
     def query(self, meta: Any, c: list[Any]) -> ast.Query:
-        items, source, joins, window, where, group_by, partition_by, having, emit, limit = c
+        _stream, items, source, joins, window, where, group_by, partition_by, having, emit, \
+            limit = c
         name, alias = source
         return ast.Query(tuple(items), name[0], alias, window, where, tuple(group_by or ()),
                          tuple(partition_by or ()), having, emit, limit, _pos(meta), name[1],
@@ -336,6 +340,18 @@ class _ToAst(Transformer):
         if isinstance(args, Token):  # COUNT(*)
             return ast.FunctionCall(name[0], (), True, _pos(meta))
         return ast.FunctionCall(name[0], tuple(args or ()), False, _pos(meta))
+
+    def time_unit_call(self, meta: Any, c: list[Any]) -> ast.Expr:
+        """Calcite's ``CEIL(ts TO HOUR)`` / ``FLOOR(ts TO HOUR)``: a time rounded to a unit."""
+        (name, pos), operand, (unit, unit_pos) = c
+        if name not in ("CEIL", "FLOOR"):
+            raise SqlSyntaxError(f"line {pos[0]}:{pos[1]}: syntax error at 'TO': only CEIL and "
+                                 f"FLOOR take '<time> TO <unit>'")
+        base = unit[:-1] if unit.endswith("S") and unit[:-1] in _UNITS_MS else unit
+        if base not in _UNITS_MS:
+            raise SqlSyntaxError(f"line {unit_pos[0]}:{unit_pos[1]}: syntax error at {unit!r}: "
+                                 f"expected a time unit (SECOND, MINUTE, HOUR, DAY)")
+        return ast.TimeRound(name, operand, base, _UNITS_MS[base], _pos(meta))
 
     def case_expr(self, meta: Any, c: list[Any]) -> ast.Expr:
         *whens, default = c

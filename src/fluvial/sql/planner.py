@@ -8,14 +8,16 @@ source row carries its key columns, value columns and ROWTIME.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fluvial.sql import aggregates, ast
+from fluvial.sql import aggregates, ast, udfs
 from fluvial.sql import types as t
 from fluvial.sql.catalog import (
     PSEUDO_COLUMNS,
+    ROWTIME,
     WINDOWEND,
     WINDOWSTART,
     Column,
@@ -25,15 +27,19 @@ from fluvial.sql.catalog import (
 )
 from fluvial.sql.errors import SqlAnalysisError, at
 from fluvial.sql.expressions import (
-    AGGREGATE_NAMES,
     Compiled,
     Evaluator,
     Row,
     Scope,
+    argument_reader,
     children,
     compile_expr,
+    failed,
+    is_aggregate,
+    is_table_function,
     text,
     unqualify,
+    user_call,
     walk,
 )
 from fluvial.sql.joins import JoinPlan, plan_join
@@ -70,6 +76,7 @@ class Aggregation:
     window: ast.WindowSpec | None
     having: Evaluator | None  # over the aggregate row
     emit_final: bool
+    event_time: Evaluator | None = None  # the window's time where not the record's
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,9 @@ class QueryPlan:
     projection: Projection  # over the source row, or the aggregate row
     window: WindowInfo | None  # of the result
     join: JoinPlan | None = None  # ``source`` is then the joined source this builds
+    #: table functions of the SELECT: each gives a list; a row per element (zipped, the
+    #: shorter lists padding with NULL) carries them in ``table_function_field(i)``
+    table_functions: tuple[Evaluator, ...] = ()
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -97,6 +107,10 @@ def group_field(i: int) -> str:
 
 def aggregate_field(i: int) -> str:
     return f"KSQL_AGG_{i}"
+
+
+def table_function_field(i: int) -> str:
+    return f"KSQL_SYNTH_{i}"
 
 
 def plan_select(query: ast.Query, sources: list[DataSource], sink_name: str) -> QueryPlan:
@@ -115,7 +129,8 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
     items = _expand_stars(query, source)
     _check_clauses(query, source)
     if query.group_by:
-        return _plan_aggregate(query, source, scope, where, items, sink_name)
+        query, time_window = _time_window(query, scope, source)
+        return _plan_aggregate(query, source, scope, where, items, sink_name, time_window)
     if query.having is not None:
         raise SqlAnalysisError(at(query.having.pos if hasattr(query.having, "pos") else None,
                                   "HAVING requires a GROUP BY clause."))
@@ -131,10 +146,84 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
         items += [(e, None, query.pos) for e in key_exprs
                   if all(e != x for x, _a, _p in items)]
     kind = "partitioning expression" if query.partition_by else "key column"
-    projection = _project(items, key_exprs, scope, sink_name, kind,
+    exploded, select_scope = _table_functions(items, scope, source)
+    projection = _project(items, key_exprs, select_scope, sink_name, kind,
                           source.name if query.partition_by else None)
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
-                     None)
+                     None, table_functions=exploded)
+
+
+def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: Scope,
+                     source: DataSource) -> tuple[tuple[Evaluator, ...], Scope]:
+    """The SELECT's table-function calls, compiled to their list evaluators, and the scope
+    where each call reads its element's field."""
+    calls = _table_function_calls(items)
+    if not calls:
+        return (), scope
+    if source.kind == "TABLE":
+        raise SqlAnalysisError(at(calls[0].pos, f"Table function {calls[0].name} needs a "
+                                                f"stream source; {source.name} is a table"))
+    replacements = dict(scope.replacements)
+    evaluators = []
+    for i, call in enumerate(calls):
+        for e in (x for a in call.args for x in walk(a)):
+            if is_table_function(e) or is_aggregate(e):
+                raise SqlAnalysisError(at(e.pos, f"Table function {call.name} cannot take "
+                                                 f"{e.name}(...) as an argument: "
+                                                 f"{text(call)}"))
+        entry = udfs.active().get(call.name, "TABLE")
+        assert entry is not None
+        overload, args = user_call(call, entry, scope)
+        evaluators.append(_table_call(call, overload, args))
+        replacements[call] = (table_function_field(i), overload.signature.returns)
+    return tuple(evaluators), dataclasses.replace(scope, replacements=replacements)
+
+
+def _table_function_calls(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> list[
+        ast.FunctionCall]:
+    """The distinct table-function calls of the select items, in order."""
+    calls: list[ast.FunctionCall] = []
+    for expr, _alias, _pos in items:
+        for e in walk(expr):
+            if is_table_function(e) and e not in calls:
+                calls.append(e)
+    return calls
+
+
+def _table_call(call: ast.FunctionCall, overload: udfs.Overload,
+                args: list[Compiled]) -> Evaluator:
+    read = argument_reader(args, overload.signature)
+    fn, check = overload.call, udfs.result_checker(overload.signature.returns)
+    name, pos = call.name, call.pos
+
+    def run(row: Row) -> list[Any]:
+        values = read(row)
+        if values is None:
+            return []
+        try:
+            result = fn(*values)
+            if result is None:
+                return []
+            if not isinstance(result, list | tuple):
+                raise TypeError(f"returned {result!r}, not a list")
+            return [None if v is None else check(v) for v in result]
+        except Exception as exc:  # the user's code: any error is the record's
+            raise failed(name, pos, exc) from exc
+    return run
+
+
+def explode(functions: tuple[Evaluator, ...]) -> Callable[[Row], list[Row]]:
+    """``fn(row)``: the rows a SELECT with table functions makes of one input row."""
+    def rows(row: Row) -> list[Row]:
+        lists = [f(row) for f in functions]
+        out = []
+        for values in itertools.zip_longest(*lists):
+            copy = dict(row)
+            for i, v in enumerate(values):
+                copy[table_function_field(i)] = v
+            out.append(copy)
+        return out
+    return rows
 
 
 def plan_transient(query: ast.Query, source: DataSource) -> QueryPlan:
@@ -153,6 +242,9 @@ def plan_transient(query: ast.Query, source: DataSource) -> QueryPlan:
     if query.having is not None:
         raise SqlAnalysisError(at(query.pos, "HAVING requires a GROUP BY clause."))
     _refuse_aggregates(items)
+    for e in _table_function_calls(items)[:1]:
+        raise SqlAnalysisError(at(e.pos, f"Table function {e.name} in a push query is not "
+                                         f"supported yet: create a stream AS SELECT"))
     projection = _project(items, (), scope, "TRANSIENT", "key column")
     return QueryPlan(source, "STREAM", where, False, None, projection, None)
 
@@ -252,7 +344,7 @@ def _expand_stars(query: ast.Query, source: DataSource, keys_first: bool = False
 def _refuse_aggregates(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> None:
     for expr, _alias, _pos in items:
         for e in walk(expr):
-            if isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES:
+            if is_aggregate(e):
                 raise SqlAnalysisError(at(e.pos, f"Use of aggregate function {e.name} "
                                                  f"requires a GROUP BY clause."))
 
@@ -359,15 +451,54 @@ def _known_type(compiled: Compiled, expr: ast.Expr, pos: ast.Pos) -> t.SqlType:
 
 # -- aggregation ----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """``GROUP BY CEIL(ts TO unit)``: a tumbling window of that unit over ``ts``."""
+
+    group: ast.TimeRound
+    event_time: Evaluator | None  # None: ROWTIME, the record's own timestamp
+
+
+def _time_window(query: ast.Query, scope: Scope,
+                 source: DataSource) -> tuple[ast.Query, TimeWindow | None]:
+    """The talk's extension: a GROUP BY item ``CEIL(ts TO HOUR)`` (or FLOOR) makes the
+    aggregation a tumbling window of an hour over ``ts``, and the item reads the window's
+    end (start for FLOOR); the query comes back with the WINDOW and without that item."""
+    rounds = [g for g in query.group_by if isinstance(g, ast.TimeRound)]
+    if not rounds:
+        return query, None
+    first = rounds[0]
+    if len(rounds) > 1:
+        raise SqlAnalysisError(at(rounds[1].pos, f"GROUP BY takes one time window; "
+                                                 f"{text(first)} is one already"))
+    if query.window is not None:
+        raise SqlAnalysisError(at(first.pos, f"GROUP BY {text(first)} is a tumbling window "
+                                             f"already: leave out the WINDOW clause"))
+    if not isinstance(first.operand, ast.ColumnRef):
+        raise SqlAnalysisError(at(first.pos, f"GROUP BY {text(first)}: the window needs a "
+                                             f"time column, not an expression"))
+    compile_expr(first, scope)  # the column exists and is a time
+    column = first.operand.name
+    event_time = None if column in (ROWTIME, source.timestamp_column) else \
+        compile_expr(first.operand, scope).fn
+    window = ast.WindowSpec("TUMBLING", first.unit_ms, pos=first.pos)
+    rest = tuple(g for g in query.group_by if g is not first)
+    return dataclasses.replace(query, window=window, group_by=rest), \
+        TimeWindow(first, event_time)
+
+
 def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
                     where: Evaluator | None, items: list[tuple[ast.Expr, str | None, ast.Pos]],
-                    sink_name: str) -> QueryPlan:
+                    sink_name: str, time_window: TimeWindow | None = None) -> QueryPlan:
     for g in query.group_by:
         for e in walk(g):
-            if isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES:
+            if is_aggregate(e):
                 raise SqlAnalysisError(at(e.pos, f"GROUP BY does not support aggregate "
                                                  f"functions: {e.name} is an aggregate "
                                                  f"function."))
+    for e in _table_function_calls(items)[:1]:
+        raise SqlAnalysisError(at(e.pos, f"Table function {e.name} cannot be used in an "
+                                         f"aggregation (GROUP BY)"))
     group_compiled = [compile_expr(g, scope) for g in query.group_by]
     for g, c in zip(query.group_by, group_compiled, strict=True):
         _known_type(c, g, getattr(g, "pos", (0, 0)))
@@ -379,7 +510,7 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
     if query.having is not None:
         found += walk(query.having)
     for e in found:
-        if not (isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES) or \
+        if not is_aggregate(e) or \
                 e in replacements:
             continue
         calls.append(_aggregate_call(e, scope, source))
@@ -396,6 +527,9 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
     if query.window is not None:
         replacements[ast.ColumnRef(WINDOWSTART)] = (WINDOWSTART, t.BIGINT)
         replacements[ast.ColumnRef(WINDOWEND)] = (WINDOWEND, t.BIGINT)
+    if time_window is not None:
+        bound = WINDOWEND if time_window.group.function == "CEIL" else WINDOWSTART
+        replacements[time_window.group] = (bound, t.BIGINT)
     _refuse_bare_columns(items, query.having, replacements)
     agg_scope = Scope(scope.columns, scope.qualifiers, replacements)
     having = _predicate(query.having, agg_scope, "HAVING") if query.having else None
@@ -407,7 +541,8 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
         size = None if query.window.kind == "SESSION" else query.window.size_ms
         window = WindowInfo(query.window.kind, size)
     aggregation = Aggregation(tuple(c.fn for c in group_compiled), by_key, tuple(calls),
-                              query.window, having, query.emit == "FINAL")
+                              query.window, having, query.emit == "FINAL",
+                              time_window.event_time if time_window else None)
     return QueryPlan(source, "TABLE", where, False, aggregation, projection, window)
 
 
@@ -446,6 +581,14 @@ def _refuse_undoable(calls: list[AggregateCall], pos: ast.Pos) -> None:
 
 def _aggregate_call(call: ast.FunctionCall, scope: Scope,
                     source: DataSource) -> AggregateCall:
+    user = udfs.active().get(call.name, "AGGREGATE")
+    if user is not None:
+        for e in (x for a in call.args for x in walk(a)):
+            if is_aggregate(e):
+                raise SqlAnalysisError(at(e.pos, f"Aggregate functions can not be nested: "
+                                                 f"{text(call)}"))
+        overload, args = user_call(call, user, scope)
+        return AggregateCall(user_aggregate(call, overload, args[0].type), args[0].fn)
     if call.name == "COUNT" and not call.args:
         call = dataclasses.replace(call, star=True)  # COUNT() is COUNT(*)
     if call.star and call.name != "COUNT":
@@ -456,7 +599,7 @@ def _aggregate_call(call: ast.FunctionCall, scope: Scope,
     argument: Compiled | None = None
     if not call.star:
         for e in walk(call.args[0]):
-            if isinstance(e, ast.FunctionCall) and e.name in AGGREGATE_NAMES:
+            if is_aggregate(e):
                 raise SqlAnalysisError(at(e.pos, f"Aggregate functions can not be nested: "
                                                  f"{text(call)}"))
         argument = compile_expr(call.args[0], scope)
@@ -465,6 +608,35 @@ def _aggregate_call(call: ast.FunctionCall, scope: Scope,
     except ValueError as exc:
         raise SqlAnalysisError(at(call.pos, f"Function {call.name}: {exc}")) from None
     return AggregateCall(function, argument.fn if argument else None)
+
+
+def user_aggregate(call: ast.FunctionCall, overload: udfs.Overload,
+                   arg_type: t.SqlType) -> aggregates.Aggregate:
+    """A UDAF class as an aggregate: one instance per query; an exception in one of its
+    methods is the record's error, naming the function and where it is called."""
+    sig = overload.signature
+    udaf = overload.call()
+    convert = udfs.converter(arg_type, sig.params[0]) or (lambda v: v)
+    check = udfs.result_checker(sig.returns)
+    name, pos = call.name, call.pos
+
+    def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except Exception as exc:  # the user's code: any error is the record's
+                raise failed(name, pos, exc) from exc
+        return run
+
+    def result(state: Any) -> Any:
+        value = udaf.map(state)
+        return None if value is None else check(value)
+    undo = getattr(udaf, "undo", None)
+    return aggregates.Aggregate(
+        name, sig.returns, guarded(udaf.initialize),
+        guarded(lambda state, v: udaf.aggregate(convert(v), state)), guarded(result),
+        guarded(lambda state, v: undo(convert(v), state)) if callable(undo) else None,
+        guarded(udaf.merge))
 
 
 def aggregate_row(key: tuple[Any, ...], state: list[Any], calls: tuple[AggregateCall, ...],

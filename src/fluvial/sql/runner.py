@@ -13,19 +13,23 @@ from typing import Any
 from fluvial.io.client import TopicSpec
 from fluvial.runtime.app import App
 from fluvial.sql.engine import Engine, Result
+from fluvial.sql.udfs import FunctionRegistry
 
 #: ksqlDB's answer to a record it cannot read: log it and go on (its processing log)
 DEFAULT_ON_ERROR = "skip"
 
 
 def prepare(script: str, *, broker: Any = None, properties: dict[str, Any] | None = None,
+            functions: FunctionRegistry | None = None,
             **settings: Any) -> tuple[App, Sequence[Result]]:
     """Run ``script``'s statements and build the app of its queries (not started yet).
 
+    ``functions``: the Python functions (UDFs, UDAFs, UDTFs) the script may call;
     ``properties`` are ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...); ``settings``
     are ``App``'s (``application_id``, ``bootstrap_servers``, ...)."""
     inserts: list[tuple[str, bytes | None, bytes | None, int]] = []
-    engine = Engine(on_insert=lambda *record: inserts.append(record), properties=properties)
+    engine = Engine(on_insert=lambda *record: inserts.append(record), properties=properties,
+                    functions=functions)
     results = engine.execute(script)
     settings.setdefault("on_error", DEFAULT_ON_ERROR)
     app = App(engine.topology(), broker=broker, **settings)

@@ -28,7 +28,7 @@ from fluvial.io.serdes import SerdeError
 from fluvial.runtime.app import App, clients_for
 from fluvial.runtime.config import StreamsConfig
 from fluvial.runtime.query import LOCAL_HEADER, StoreQuery
-from fluvial.sql import ast, planner
+from fluvial.sql import ast, planner, udfs
 from fluvial.sql.catalog import DataSource
 from fluvial.sql.commands import Command, CommandTopic, command_topic
 from fluvial.sql.compiler import DroppedRecord, RowReader
@@ -67,11 +67,12 @@ class PullResult:
 
 class SqlService:
     def __init__(self, *, broker: Any = None, properties: dict[str, Any] | None = None,
-                 **settings: Any) -> None:
-        """``properties`` are ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...);
-        ``settings`` are ``App``'s (``application_id``, ``bootstrap_servers``, ...). The
-        application id is ksqlDB's service id: servers that share it share the catalog (the
-        command topic, read here before this returns) and the queries' work."""
+                 functions: udfs.FunctionRegistry | None = None, **settings: Any) -> None:
+        """``functions``: the Python functions its SQL may call; ``properties`` are
+        ksqlDB's (``ksql.schema.registry.url`` for AVRO, ...); ``settings`` are ``App``'s
+        (``application_id``, ``bootstrap_servers``, ...). The application id is ksqlDB's
+        service id: servers that share it share the catalog (the command topic, read here
+        before this returns) and the queries' work."""
         settings.setdefault("application_id", "fluvial-sql-server")
         settings.setdefault("on_error", DEFAULT_ON_ERROR)
         self._settings = settings
@@ -80,7 +81,8 @@ class SqlService:
         config = StreamsConfig.create(**settings)
         self.clients = clients_for(config, broker)
         self._producer = self.clients.producer({})
-        self.engine = Engine(on_insert=self._insert, properties=properties)
+        self.engine = Engine(on_insert=self._insert, properties=properties,
+                             functions=functions)
         self.app: App | None = None
         self._app_queries: dict[str, PersistentQuery] = {}  # what the running App runs
         self.address: str | None = None  # host:port of this server's REST API, once it serves
@@ -201,7 +203,8 @@ class SqlService:
                 raise SqlAnalysisError(at(query.pos, "Pull queries take only SELECT, FROM, "
                                                      "WHERE key = value and LIMIT"))
             names = _selected(query, source)
-            key = _key_of(query.where, source)
+            with udfs.using(self.engine.functions):
+                key = _key_of(query.where, source)
             app = self.app
             if app is None:
                 raise SqlExecutionError(at(query.pos, f"The queries of this server are "
@@ -241,7 +244,8 @@ class SqlService:
         self.command_topic.catch_up(COMMAND_WAIT_S)
         with self._lock:
             source = self.engine.source(query.source, query.source_pos, "Source ")
-        plan = plan_transient(query, source)
+        with udfs.using(self.engine.functions):
+            plan = plan_transient(query, source)
         earliest = str(properties.get("auto.offset.reset", "latest")).lower() == "earliest"
         consumer = self.clients.consumer(None, {})
         try:

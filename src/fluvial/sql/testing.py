@@ -24,6 +24,7 @@ from fluvial.sql.catalog import DataSource
 from fluvial.sql.engine import Engine
 from fluvial.sql.errors import SqlError
 from fluvial.sql.formats import dump_json, load_json
+from fluvial.sql.udfs import FunctionRegistry
 from fluvial.testing.driver import TestDriver
 
 _STRUCTS = {"INTEGER": struct.Struct(">i"), "BIGINT": struct.Struct(">q"),
@@ -58,14 +59,16 @@ def _expand(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield {**case, "name": f"{case.get('name', '?')} - {fmt}", "statements": statements}
 
 
-def run_file(path: str | Path) -> list[CaseResult]:
-    return [run_case(case) for case in load_cases(path)]
+def run_file(path: str | Path, functions: FunctionRegistry | None = None) -> list[CaseResult]:
+    """Every case of ``path``; ``functions``: the Python functions its SQL may call."""
+    return [run_case(case, functions) for case in load_cases(path)]
 
 
-def run_case(case: dict[str, Any]) -> CaseResult:
+def run_case(case: dict[str, Any], functions: FunctionRegistry | None = None) -> CaseResult:
     name = str(case.get("name", "?"))
     expected_error = case.get("expectedException")
-    engine = Engine(clock_ms=lambda: 0, properties=case.get("properties"))
+    engine = Engine(clock_ms=lambda: 0, properties=case.get("properties"),
+                    functions=functions)
     try:
         for statement in case.get("statements", []):
             engine.execute(statement)

@@ -17,13 +17,18 @@ from fluvial.sql.errors import SqlAnalysisError, at
 
 @dataclass(frozen=True)
 class SqlType:
-    name: str  # BOOLEAN INTEGER BIGINT DOUBLE DECIMAL STRING BYTES
+    name: str  # BOOLEAN INTEGER BIGINT DOUBLE DECIMAL STRING BYTES TIMESTAMP ARRAY MAP
     precision: int = 0
     scale: int = 0
+    items: tuple[SqlType, ...] = ()  # ARRAY: (element,); MAP: (value,) (keys are STRING)
 
     def __str__(self) -> str:
         if self.name == "DECIMAL":
             return f"DECIMAL({self.precision}, {self.scale})"
+        if self.name == "ARRAY":
+            return f"ARRAY<{self.items[0]}>"
+        if self.name == "MAP":
+            return f"MAP<STRING, {self.items[0]}>"
         return self.name
 
     @property
@@ -38,6 +43,7 @@ DOUBLE = SqlType("DOUBLE")
 STRING = SqlType("STRING")
 BYTES = SqlType("BYTES")
 NULL = SqlType("NULL")  # the type of a bare NULL literal: fits anywhere
+TIMESTAMP = SqlType("TIMESTAMP")  # a ``datetime``; so far only between Python functions
 
 _ALIASES = {"INT": INTEGER, "INTEGER": INTEGER, "BIGINT": BIGINT, "DOUBLE": DOUBLE,
             "BOOLEAN": BOOLEAN, "STRING": STRING, "VARCHAR": STRING, "BYTES": BYTES}
@@ -67,6 +73,14 @@ def from_name(t: ast.TypeName) -> SqlType:
     except KeyError:
         known = ", ".join(sorted({*_ALIASES, "DECIMAL"}))
         raise SqlAnalysisError(at(t.pos, f"unknown type {t.name}; types: {known}")) from None
+
+
+def array(element: SqlType) -> SqlType:
+    return SqlType("ARRAY", items=(element,))
+
+
+def map_of(value: SqlType) -> SqlType:
+    return SqlType("MAP", items=(value,))
 
 
 def as_decimal(t: SqlType) -> SqlType:
