@@ -16,6 +16,8 @@ from examples.wordcount.app import INPUT, OUTPUT, build
 from prometheus_client.parser import text_string_to_metric_families
 
 from fluvial.io.embedded import EmbeddedBroker
+from fluvial.ml import exporter
+from fluvial.ml.scoring import ScoringMetrics
 from fluvial.runtime.app import App
 from fluvial.server import AppServer
 
@@ -73,7 +75,11 @@ def selectors(expr: str) -> list[tuple[str, set[str]]]:
 
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
-    """The samples a running wordcount instance exports: name -> its label names."""
+    """The samples a running wordcount instance exports, and a scoring operator's (the
+    exporter fluvial.ml registers, fed as a ``score`` step feeds it): name -> its labels."""
+    scoring = ScoringMetrics(batches=1, scored=3, failed=1, swaps=1, model_version="v2",
+                             shadow_version="v3", shadow_scored=2, shadow_agreed=1)
+    exporter.track("score", scoring)
     broker = EmbeddedBroker()
     broker.create_topic(INPUT, 2)
     broker.create_topic(OUTPUT, 2)
