@@ -481,11 +481,11 @@ def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
                log_format: str, udf_modules: tuple[str, ...],
                embedded: str | None, **settings: Any) -> None:
     """ksqlDB's REST API (/ksql, /query, /query-stream, /info, ...) over fluvial SQL."""
-    from fluvial.cli.sql import serve
+    from fluvial.cli.sql import resolved_settings, serve
 
-    settings = {k: v for k, v in settings.items() if v is not None}
-    settings.setdefault("application_id", "fluvial-sql-server")
-    if embedded is not None and settings.get("bootstrap_servers"):
+    settings = resolved_settings({k: v for k, v in settings.items() if v is not None},
+                                 "fluvial-sql-server")
+    if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
     configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
     serve(listen, settings, embedded, schema_registry, udf_modules)

@@ -14,16 +14,20 @@ if TYPE_CHECKING:
     from fluvial.sql.udfs import FunctionRegistry
 
 
-def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with the application id and brokers resolved: the script's name
-    (``fluvial-sql-<stem>``) is the id unless ``--config``, the environment or a flag names
-    one."""
+def resolved_settings(settings: dict[str, Any], default_id: str) -> dict[str, Any]:
+    """``settings`` with the application id and brokers resolved: ``default_id`` unless
+    ``--config``, the environment or a flag names an id."""
     from fluvial.runtime.config import StreamsConfig
 
     config = StreamsConfig.create(flags=True, **settings,
-                                  defaults={"application_id": f"fluvial-sql-{Path(path).stem}"})
+                                  defaults={"application_id": default_id})
     return {**settings, "application_id": config.application_id,
             "bootstrap_servers": config.bootstrap_servers}
+
+
+def script_settings(path: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A script's settings: its name (``fluvial-sql-<stem>``) is the default id."""
+    return resolved_settings(settings, f"fluvial-sql-{Path(path).stem}")
 
 
 def registry_properties(schema_registry: str | None) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from fluvial.cli.main import cli
-from fluvial.cli.sql import script_settings
+from fluvial.cli.sql import resolved_settings, script_settings
 from fluvial.io.embedded import EmbeddedBroker
 from fluvial.sql.runner import prepare
 
@@ -102,3 +102,13 @@ def test_a_scripts_application_id_is_its_name_unless_configured(
         "from-the-environment"
     assert script_settings(script, {"application_id": "from-a-flag"})["application_id"] == \
         "from-a-flag"
+
+
+def test_the_servers_application_id_comes_from_its_config_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLUVIAL_APPLICATION_ID", raising=False)
+    assert resolved_settings({}, "fluvial-sql-server")["application_id"] == "fluvial-sql-server"
+    config = tmp_path / "fluvial.toml"
+    config.write_text('application_id = "orders-service"\n')
+    assert resolved_settings({"config_file": str(config)},
+                             "fluvial-sql-server")["application_id"] == "orders-service"
