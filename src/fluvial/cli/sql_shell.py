@@ -307,6 +307,9 @@ class Shell:
         except Exception as exc:  # a fault of fluvial's own: said, and the shell goes on
             self.failures += 1
             self.say(f"error: {type(exc).__name__}: {exc}")
+        except KeyboardInterrupt:  # Ctrl-C while a statement waits: the shell goes on
+            self.failures += 1
+            self.say("interrupted: the statement's outcome is unknown (SHOW tells)")
 
     def stream(self, text: str) -> None:
         """A push query's rows as they arrive, until its LIMIT or Ctrl-C (which ends the
