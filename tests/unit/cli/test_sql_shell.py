@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.unit.docs.doc_blocks import expected_output, shell_blocks
 from tests.unit.sql.ksql_http import Client, ksql
 
 from fluvial.cli.sql_shell import Remote, Shell, complete, piped
@@ -277,3 +278,12 @@ def test_shell_against_a_running_sql_server(server: KsqlServer) -> None:
     assert "USER  | STRING   (key)" in lines and "S     | INTEGER" in lines
     assert "error: line 1:1: Stream NOTHING does not exist." in lines  # the server's words
     assert shell.failures == 1
+
+
+def test_the_sql_page_shell_walkthrough_prints_what_it_says(tmp_path: Path) -> None:
+    script = shell_blocks(REPO / "docs" / "sql.md")["sql"]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, text=True,
+                          capture_output=True, env={**ENV, "PATH": path}, timeout=DEADLINE_S)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == expected_output(script), done.stderr
