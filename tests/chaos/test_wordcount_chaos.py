@@ -11,6 +11,7 @@ run's figures are appended to, one JSON line).
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def _plan() -> ChaosPlan:
                      **SIZES[size])  # type: ignore[arg-type]
 
 
+def _keep_logs(plan: ChaosPlan, tmp_path: Path, into: Path) -> None:
+    """The instances' logs beside the figures: pytest drops its temporary directories after
+    a few runs, and a slow takeover is explained only by them."""
+    run = into / (f"{plan.guarantee}-seed{plan.seed}-{plan.broker_role or 'nobroker'}"
+                  f"-standbys{plan.standbys}")
+    run.mkdir(parents=True, exist_ok=True)
+    for log in tmp_path.glob("*.log"):
+        shutil.copy(log, run / log.name)
+
+
 @pytest.mark.chaos
 @pytest.mark.timeout(1800)  # the long form runs ~10 min; each phase has its own deadline
 def test_wordcount_under_chaos(chaos_cluster: KafkaTestBroker, tmp_path: Path,
@@ -49,6 +60,7 @@ def test_wordcount_under_chaos(chaos_cluster: KafkaTestBroker, tmp_path: Path,
     if os.environ.get("CHAOS_RESULTS"):
         with open(os.environ["CHAOS_RESULTS"], "a") as out:
             out.write(result.as_json() + "\n")
+        _keep_logs(plan, tmp_path, Path(os.environ["CHAOS_RESULTS"]).parent / "chaos-logs")
     assert not result.self_exits, "instances exited by themselves:\n" + "\n".join(
         result.self_exits)
     assert result.kills == plan.kills and result.sigterms == int(plan.sigterm)
