@@ -20,9 +20,9 @@ from bench.workloads import WITH_SQL, Input, Tracker, Workload, int64, register
 VOCABULARY = 2000
 _WORD = re.compile(r"\W+")
 
-# The same work in ksqlDB's SQL, as ksqlDB users write it: ksqlDB refuses a table function in
-# an aggregating query, so the words are a stream of their own (a topic: one more hop than
-# the DSL's flat_map_values), then counted (GROUP BY: a repartition by word, as the DSL).
+# The same work in ksqlDB's SQL: an aggregating query takes no table function, so the words
+# are a stream of their own (a topic: one more hop than the DSL's flat_map_values), then
+# counted (GROUP BY: a repartition by word, as the DSL).
 # SPLIT on ' ' gives split_words' words: the generated lines are lower-case words joined by
 # single spaces.
 SQL = """
