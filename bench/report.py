@@ -200,7 +200,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("")
     if doc.get("ratios"):  # none when the run left every peer out
         lines += ["## Against the targets of issues 5 and 12 (fluvial with 1 worker, one process "
-                  "like each peer; fluvial's SQL against its DSL)", "", "| workload | metric | fluvial ÷ peer | ratio | target | met |",
+                  "like each peer; fluvial's SQL against its DSL)", "",
+                  "| workload | metric | fluvial ÷ peer | ratio | target | met |",
                   "|---|---|---|---:|---:|---|"]
     for r in doc.get("ratios", []):
         what = ("records/s" if r["metric"] == "throughput" else "p99 (peer ÷ fluvial)")
