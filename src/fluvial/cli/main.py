@@ -449,29 +449,43 @@ _UDF_MODULE = click.option(
 @cli.group(invoke_without_command=True)
 @click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
               help="Run this script's statements, then its persistent queries until Ctrl-C.")
+@click.option("--server", "server", metavar="URL", default=None,
+              help="The shell talks to this `fluvial sql-server` (http://HOST:PORT) instead "
+                   "of running statements in-process.")
 @_SCHEMA_REGISTRY
 @_LOG_FORMAT
 @_UDF_MODULE
 @_EMBEDDED
 @_with_settings
 @click.pass_context
-def sql(ctx: click.Context, script: str | None, schema_registry: str | None,
-        log_format: str, udf_modules: tuple[str, ...],
+def sql(ctx: click.Context, script: str | None, server: str | None,
+        schema_registry: str | None, log_format: str, udf_modules: tuple[str, ...],
         embedded: str | None, **settings: Any) -> None:
-    """Streaming SQL, ksqlDB's language: `fluvial sql -f FILE.sql`; `fluvial sql test F.json`."""
+    """Streaming SQL, ksqlDB's language: `fluvial sql` (the shell; in-process on --embedded
+    DIR or -b HOST:PORT, or --server URL); `fluvial sql -f FILE.sql`; `fluvial sql test F.json`.
+    """
     if ctx.invoked_subcommand is not None:
         return
-    if script is None:
-        click.echo(ctx.get_help())
-        return
-    from fluvial.cli.sql import run_script, script_settings
+    from fluvial.cli.sql import resolved_settings, run_script, script_settings, shell
 
-    settings = script_settings(script, {k: v for k, v in settings.items() if v is not None})
+    given = {k: v for k, v in settings.items() if v is not None}
+    settings = script_settings(script, given) if script is not None else \
+        resolved_settings(given, "fluvial-sql-shell")
     if embedded is not None and settings["bootstrap_servers"] is not None:
         raise click.UsageError("--embedded and --bootstrap-servers exclude each other")
-    configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
-    run_script(script, settings, embedded, schema_registry, udf_modules,
-               before_run=_own_process)
+    if server is not None and (script is not None or embedded is not None
+                               or settings["bootstrap_servers"] is not None):
+        raise click.UsageError("--server excludes -f, --embedded and --bootstrap-servers "
+                               "(the server has its broker)")
+    if script is not None:
+        configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
+        run_script(script, settings, embedded, schema_registry, udf_modules,
+                   before_run=_own_process)
+        return
+    # the shell's own output is the point: the queries' INFO lines would interleave with it
+    level = ctx.obj["log_level"] if ctx.obj["log_level"] == "DEBUG" else "WARNING"
+    configure_logging(level, settings["application_id"], None, log_format)
+    sys.exit(shell(server, settings, embedded, schema_registry, udf_modules))
 
 
 @cli.command("sql-server")

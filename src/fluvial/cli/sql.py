@@ -1,4 +1,4 @@
-"""``fluvial sql``: run a SQL script's persistent queries, or QTT case files."""
+"""``fluvial sql``: the shell, a SQL script's persistent queries, or QTT case files."""
 
 from __future__ import annotations
 
@@ -128,3 +128,41 @@ def serve(listen: str, settings: dict[str, Any], embedded: str | None,
     finally:
         if owned is not None:
             owned.close()
+
+
+def shell(server: str | None, settings: dict[str, Any], embedded: str | None,
+          schema_registry: str | None = None, udf_modules: Sequence[str] = ()) -> int:
+    """``fluvial sql``'s shell, against ``server`` or in this process; the exit code: 1 when
+    a statement piped in failed (a script's caller learns it), else 0."""
+    import sys
+
+    from fluvial.cli.sql_shell import Backend, Local, Remote, Shell, piped, typed
+
+    owned = None
+    backend: Backend
+    if server is not None:
+        backend = Remote(server)
+    else:
+        from fluvial.sql.service import SqlService
+
+        if embedded is not None:
+            from fluvial.io.embedded.shared import own
+
+            owned = own(embedded)
+        try:
+            backend = Local(SqlService(broker=owned.broker if owned else None,
+                                       properties=registry_properties(schema_registry),
+                                       functions=registry(udf_modules), **settings))
+        except BaseException:
+            if owned is not None:
+                owned.close()
+            raise
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    session = Shell(backend, sys.stdout)
+    try:
+        session.run(typed(session.say) if interactive else piped(sys.stdin))
+    finally:
+        backend.close()
+        if owned is not None:
+            owned.close()
+    return 1 if session.failures and not interactive else 0

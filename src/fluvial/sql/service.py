@@ -115,7 +115,8 @@ class SqlService:
             self.command_topic.catch_up(COMMAND_WAIT_S)
             done: list[Executed] = []
             statements = parse(text)
-            for statement, own_text in zip(statements, _texts(text, statements), strict=True):
+            for statement, own_text in zip(statements, statement_texts(text, statements),
+                                           strict=True):
                 if isinstance(statement, ast.Query):
                     raise SqlExecutionError(at(statement.pos, "The following statement types "
                                                "should be issued to the websocket endpoint "
@@ -356,7 +357,7 @@ def _key_of(where: ast.Expr | None, source: DataSource) -> tuple[Any, ...]:
                               f"{key_columns[0].name} = <value> (one key column)"))
 
 
-def _texts(text: str, statements: list[ast.Statement]) -> list[str]:
+def statement_texts(text: str, statements: list[ast.Statement]) -> list[str]:
     """Each statement's own text (up to where the next begins), from their positions."""
     line_starts = [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]
     starts = []
