@@ -70,7 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="tiny sizes; results go under bench/results/tmp/")
     ap.add_argument("--scale", type=float, default=1.0, help="x default records per workload")
     ap.add_argument("--records", type=int, help="throughput records for every workload")
-    ap.add_argument("--systems", help="comma-separated: fluvial-1w,fluvial-2w,ceiling,quix,"
+    ap.add_argument("--systems", help="comma-separated: fluvial-1w,fluvial-2w,fluvial-sql,"
+                                      "ceiling,quix,"
                                       "faust,java (default: all)")
     ap.add_argument("--workloads", help="comma-separated (default: all)")
     ap.add_argument("--partitions", type=int, default=4)

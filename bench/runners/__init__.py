@@ -8,6 +8,7 @@ from bench.runners.base import Handle, RunContext, Runner
 from bench.runners.ceiling import CeilingRunner
 from bench.runners.faust import FaustRunner
 from bench.runners.fluvial import FluvialRunner
+from bench.runners.fluvial_sql import FluvialSqlRunner
 from bench.runners.java_streams import JavaStreamsRunner
 from bench.runners.quix import QuixRunner
 
@@ -19,6 +20,7 @@ def all_runners(python: str, repo: Path) -> list[Runner]:
     return [
         FluvialRunner(python, repo, workers=1),
         FluvialRunner(python, repo, workers=2),
+        FluvialSqlRunner(python, repo),
         CeilingRunner(python, repo),
         QuixRunner(python, repo),
         FaustRunner(python, repo),

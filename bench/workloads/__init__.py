@@ -8,6 +8,8 @@ expresses the same work:
 * ``ceiling_loop(args)``: a ``bench.systems.ceiling.CeilingLoop`` (bare confluent-kafka)
 * ``quix_build(app, input, output)``: a Quix Streams dataframe
 * ``faust_build(app, input, output)``: Faust agents
+* ``sql_script(input, output, partitions, app_id)``: the same in ksqlDB's SQL, for fluvial's
+  SQL (the ``fluvial-sql`` system)
 * Java Kafka Streams: a ``case`` in ``bench/java/.../BenchApp.java``
 
 ``systems`` lists the systems that implement it; the driver skips the others and says so.
@@ -29,6 +31,7 @@ from typing import Any, ClassVar
 _MODULES = ("stateless", "wordcount", "airline", "windowed", "nexmark", "enrichment")
 
 ALL_SYSTEMS = frozenset({"fluvial", "ceiling", "quix", "faust", "java"})
+WITH_SQL = ALL_SYSTEMS | {"fluvial-sql"}  # the workloads also written in SQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,10 @@ class Workload(ABC):
         raise NotImplementedError
 
     def faust_build(self, app: Any, input_topic: str, output_topic: str) -> Any:
+        raise NotImplementedError
+
+    def sql_script(self, input_topic: str, output_topic: str, partitions: int,
+                   app_id: str) -> str:
         raise NotImplementedError
 
 

@@ -9,7 +9,7 @@ bytes + the window start, 8 bytes), value = the window's running count as a Kafk
 
 The run is complete when every (key, window) has reached its expected count; the latency of
 an output ``(key@start, n)`` is measured against the n-th input of that window. Only fluvial
-runs it so far (issue 11 adds the peers).
+(its DSL and its SQL) runs it so far (issue 11 adds the peers).
 """
 
 from __future__ import annotations
@@ -29,6 +29,19 @@ ADVANCE_MS = 60_000
 EVENT_STEP_MS = 10
 EVENT_T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
 _START = struct.Struct(">q")
+
+# The same work in ksqlDB's SQL: TIMESTAMP='TS' is the timestamp extractor; the table's
+# KAFKA key and value formats are Kafka Streams' windowed key and a Long, as the DSL writes.
+SQL = f"""
+CREATE STREAM EVENTS (K STRING KEY, TS BIGINT)
+  WITH (KAFKA_TOPIC='{{input}}', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON', TIMESTAMP='TS',
+        PARTITIONS={{partitions}});
+CREATE TABLE WINDOW_COUNTS WITH (KAFKA_TOPIC='{{output}}', VALUE_FORMAT='KAFKA') AS
+  SELECT K, COUNT(*) AS N FROM EVENTS
+  WINDOW HOPPING (SIZE {SIZE_MS // 60_000} MINUTES, ADVANCE BY {ADVANCE_MS // 60_000} MINUTE,
+                  GRACE PERIOD 1 MINUTE)
+  GROUP BY K;
+"""
 
 
 def window_starts(ts: int) -> range:
@@ -51,7 +64,7 @@ class WindowedCountTracker(WordCountTracker):
 class WindowedCount(Workload):
     name = "windowed"
     title = "(4) windowed count: hopping 5 min / 1 min, 10k keys"
-    systems = frozenset({"fluvial"})
+    systems = frozenset({"fluvial", "fluvial-sql"})
     default_records = 200_000
 
     def generate(self, rng: random.Random, start: int, count: int,
@@ -86,6 +99,10 @@ class WindowedCount(Workload):
             .to_stream()
             .to(os.environ["BENCH_OUTPUT"]))
         return builder.build()
+
+    def sql_script(self, input_topic: str, output_topic: str, partitions: int,
+                   app_id: str) -> str:
+        return SQL.format(input=input_topic, output=output_topic, partitions=partitions)
 
 
 def fluvial_topology() -> Any:

@@ -1,4 +1,5 @@
-"""The benchmark harness's smoke test: fluvial and the ceiling on every workload, tiny sizes.
+"""The benchmark harness's smoke test: fluvial (its DSL and its SQL) and the ceiling on every
+workload, tiny sizes.
 
 Benchmarks are not timed tests (issue 5): this only checks that each runner starts, processes
 every input and produces the expected outputs on the session's real broker. The peers (Quix,
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 from bench import workloads
 from bench.driver import Settings, run_case
+from bench.runners.base import Runner
 from bench.runners.ceiling import CeilingRunner
 from bench.runners.fluvial import FluvialRunner
+from bench.runners.fluvial_sql import FluvialSqlRunner
 from tests.integration.kafka_helpers import KafkaTestBroker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,15 +30,23 @@ SMOKE = Settings(records=300, rate=200, latency_seconds=1.0, warmup=8, startup_t
 CASES = [(system, workload)
          for workload in ["stateless", "wordcount", "airline", "airline-per-record"]
          for system in ["fluvial-1w", "ceiling"]] + [("fluvial-1w", "windowed")] + [
-            (system, "nexmark-q1") for system in ["fluvial-1w", "ceiling"]]
+            (system, "nexmark-q1") for system in ["fluvial-1w", "ceiling"]] + [
+            ("fluvial-sql", workload) for workload in ["stateless", "wordcount", "windowed"]]
+
+
+def runner_of(system: str) -> Runner:
+    if system == "fluvial-1w":
+        return FluvialRunner(sys.executable, REPO, workers=1)
+    if system == "fluvial-sql":
+        return FluvialSqlRunner(sys.executable, REPO)
+    return CeilingRunner(sys.executable, REPO)
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("system", "workload"), CASES)
 def test_runner_processes_every_input(kafka: KafkaTestBroker, tmp_path: Path, system: str,
                                       workload: str) -> None:
-    runner = (FluvialRunner(sys.executable, REPO, workers=1) if system == "fluvial-1w"
-              else CeilingRunner(sys.executable, REPO))
+    runner = runner_of(system)
     w = workloads.get(workload)
     result = run_case(runner, w, SMOKE, kafka.bootstrap_servers, tmp_path,
                       f"smoke{uuid.uuid4().hex[:6]}")

@@ -21,7 +21,7 @@ import click
 
 from fluvial.errors import FluvialError
 
-GC_THRESHOLDS = (100_000, 50, 100)  # what `fluvial run` sets; see _run_one
+GC_THRESHOLDS = (100_000, 50, 100)  # what `fluvial run` and `sql -f` set; see _own_process
 EXIT_FAILURE = 2
 EXIT_INTERRUPTED = 130
 
@@ -230,11 +230,8 @@ def _run_one(worker: int, target: str, settings: dict[str, Any], http: _Http,
         sys.exit(_report(exc))
 
 
-def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
-             embedded: str | None) -> None:
-    from fluvial.runtime.app import App
-
-    log = logging.getLogger("fluvial.cli")
+def _own_process() -> None:
+    """Settings for a process that runs one app (`fluvial run`, `fluvial sql -f`)."""
     # The process is ours: a poll batch allocates tens of thousands of objects that die
     # young (records, decoded values); the cyclic GC's default (a collection every 700
     # allocations) cost 10-20 % of the loop's CPU. Records form no cycles to wait for.
@@ -242,6 +239,14 @@ def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
     # `kill -USR1 <pid>` writes every thread's Python stack to stderr: what a stuck
     # instance is waiting on, without stopping it (as jstack does for a JVM)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
+def _run_app(topology: Any, settings: dict[str, Any], http: _Http,
+             embedded: str | None) -> None:
+    from fluvial.runtime.app import App
+
+    log = logging.getLogger("fluvial.cli")
+    _own_process()
     owned = None
     if embedded is not None:
         from fluvial.io.embedded.shared import own
@@ -474,7 +479,8 @@ def sql(ctx: click.Context, script: str | None, server: str | None,
                                "(the server has its broker)")
     if script is not None:
         configure_logging(ctx.obj["log_level"], settings["application_id"], None, log_format)
-        run_script(script, settings, embedded, schema_registry, udf_modules)
+        run_script(script, settings, embedded, schema_registry, udf_modules,
+                   before_run=_own_process)
         return
     # the shell's own output is the point: the queries' INFO lines would interleave with it
     level = ctx.obj["log_level"] if ctx.obj["log_level"] == "DEBUG" else "WARNING"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +48,12 @@ def registry(udf_modules: Sequence[str]) -> FunctionRegistry | None:
 
 
 def run_script(path: str, settings: dict[str, Any], embedded: str | None,
-               schema_registry: str | None = None, udf_modules: Sequence[str] = ()) -> None:
+               schema_registry: str | None = None, udf_modules: Sequence[str] = (),
+               before_run: Callable[[], None] | None = None) -> None:
     """Run the statements of ``path``, then its persistent queries until SIGTERM/Ctrl-C;
-    ``schema_registry``: the URL of the registry that AVRO sources and sinks use."""
+    ``schema_registry``: the URL of the registry that AVRO sources and sinks use;
+    ``before_run``: called once the app is built (``fluvial sql -f``: the process settings
+    of ``fluvial run``)."""
     from fluvial.sql.runner import prepare
 
     owned = None
@@ -64,6 +67,8 @@ def run_script(path: str, settings: dict[str, Any], embedded: str | None,
                                functions=registry(udf_modules), **settings)
         for result in results:
             click.echo(format_result(result))
+        if before_run is not None:
+            before_run()
         app.run()
     finally:
         if owned is not None:

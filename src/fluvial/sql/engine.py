@@ -265,6 +265,7 @@ class Engine:
             rows: list[tuple[Any, ...]] = [(name, "AGGREGATE", "BUILT_IN")
                                            for name in udfs.BUILTIN_AGGREGATES]
             rows += [(name, "SCALAR", "BUILT_IN") for name in functions.REGISTRY]
+            rows += [(name, "TABLE", "BUILT_IN") for name in udfs.BUILTIN_TABLE_FUNCTIONS]
             rows += [(f.name, f.kind, "PYTHON") for f in self.functions.functions.values()]
             return Result(text, f"{len(rows)} functions", ("Function Name", "Type",
                                                              "Category"), sorted(rows))
@@ -300,6 +301,8 @@ class Engine:
             return "AGGREGATE", "built in", "", []
         if name in functions.REGISTRY:
             return "SCALAR", "built in", functions.REGISTRY[name].description, []
+        if name in udfs.BUILTIN_TABLE_FUNCTIONS:
+            return "TABLE", "built in", "One row per element of an ARRAY.", []
         raise SqlExecutionError(at(pos, f"Can't find any functions with the name '{name}'"))
 
     def _run_Describe(self, s: ast.Describe, text: str) -> Result:

@@ -33,9 +33,10 @@ def is_aggregate(expr: ast.Expr) -> TypeGuard[ast.FunctionCall]:
 
 
 def is_table_function(expr: ast.Expr) -> TypeGuard[ast.FunctionCall]:
-    """``expr`` calls a table function (a UDTF of the engine's)."""
-    return isinstance(expr, ast.FunctionCall) and \
-        udfs.active().get(expr.name, "TABLE") is not None
+    """``expr`` calls a table function (EXPLODE or a UDTF of the engine's)."""
+    return isinstance(expr, ast.FunctionCall) and (
+        expr.name in udfs.BUILTIN_TABLE_FUNCTIONS or
+        udfs.active().get(expr.name, "TABLE") is not None)
 
 
 class Compiled(NamedTuple):

@@ -106,6 +106,14 @@ def _instr(s: str, sub: str) -> int:
     return s.find(sub) + 1
 
 
+def _split(s: str, delimiter: str) -> list[str]:
+    """ksqlDB's SPLIT: the parts between literal delimiters, empty ones kept; an empty
+    delimiter splits into characters."""
+    if delimiter:
+        return s.split(delimiter)
+    return list(s) or [""]
+
+
 _STRING = ("STRING",)
 register("UCASE", 1, 1, _fixed(t.STRING, *_STRING), _plain(str.upper))
 register("LCASE", 1, 1, _fixed(t.STRING, *_STRING), _plain(str.lower))
@@ -117,6 +125,8 @@ register("SUBSTRING", 2, 3, lambda a: _check_substring(a), _plain(_substring))
 register("CONCAT", 1, None, _fixed(t.STRING, *_STRING), _plain(_concat), strict=False)
 register("REPLACE", 3, 3, _fixed(t.STRING, *_STRING), _plain(str.replace))
 register("INSTR", 2, 2, _fixed(t.INTEGER, *_STRING), _plain(_instr))
+register("SPLIT", 2, 2, _fixed(t.array(t.STRING), *_STRING), _plain(_split),
+         description="The parts of a string between a literal delimiter, as an ARRAY.")
 register("LPAD", 3, 3, lambda a: _check_pad(a), _plain(_pad(True)))
 register("RPAD", 3, 3, lambda a: _check_pad(a), _plain(_pad(False)))
 

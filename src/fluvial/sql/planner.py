@@ -171,12 +171,33 @@ def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: S
                 raise SqlAnalysisError(at(e.pos, f"Table function {call.name} cannot take "
                                                  f"{e.name}(...) as an argument: "
                                                  f"{text(call)}"))
-        entry = udfs.active().get(call.name, "TABLE")
-        assert entry is not None
-        overload, args = user_call(call, entry, scope)
-        evaluators.append(_table_call(call, overload, args))
-        replacements[call] = (table_function_field(i), overload.signature.returns)
+        if call.name == "EXPLODE":
+            evaluator, returns = _explode_call(call, scope)
+        else:
+            entry = udfs.active().get(call.name, "TABLE")
+            assert entry is not None
+            overload, args = user_call(call, entry, scope)
+            evaluator, returns = _table_call(call, overload, args), overload.signature.returns
+        evaluators.append(evaluator)
+        replacements[call] = (table_function_field(i), returns)
     return tuple(evaluators), dataclasses.replace(scope, replacements=replacements)
+
+
+def _explode_call(call: ast.FunctionCall, scope: Scope) -> tuple[Evaluator, t.SqlType]:
+    """ksqlDB's EXPLODE(array): a row per element (NULL ones too); a NULL or empty array
+    gives none."""
+    if call.star or len(call.args) != 1:
+        raise SqlAnalysisError(at(call.pos, f"Function EXPLODE takes 1 argument, an ARRAY: "
+                                            f"{text(call)}"))
+    array = compile_expr(call.args[0], scope)
+    if array.type.name != "ARRAY":
+        raise SqlAnalysisError(at(call.pos, f"Function EXPLODE takes an ARRAY, not "
+                                            f"{array.type}: {text(call)}"))
+    read = array.fn
+
+    def run(row: Row) -> list[Any]:
+        return read(row) or []
+    return run, array.type.items[0]
 
 
 def _table_function_calls(items: list[tuple[ast.Expr, str | None, ast.Pos]]) -> list[

@@ -253,7 +253,8 @@ class FunctionRegistry:
         mark = getattr(target, _MARK, None)
         if not isinstance(mark, _Mark):
             raise UdfError(f"{target!r} is not marked with @udf, @udaf or @udtf")
-        if mark.name in functions.REGISTRY or mark.name in BUILTIN_AGGREGATES:
+        if mark.name in functions.REGISTRY or mark.name in BUILTIN_AGGREGATES or \
+                mark.name in BUILTIN_TABLE_FUNCTIONS:
             raise UdfError(f"function {mark.name} is built in; give the Python one another "
                            f"name")
         entry = self.functions.setdefault(mark.name, UserFunction(mark.name, mark.kind,
@@ -297,6 +298,7 @@ class FunctionRegistry:
 
 
 BUILTIN_AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX"})
+BUILTIN_TABLE_FUNCTIONS = frozenset({"EXPLODE"})  # the planner compiles them itself
 
 _ACTIVE: ContextVar[FunctionRegistry | None] = ContextVar("fluvial_sql_functions",
                                                           default=None)

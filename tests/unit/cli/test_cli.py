@@ -104,6 +104,32 @@ def test_run_raises_the_gc_threshold_of_its_own_process(monkeypatch: pytest.Monk
     assert seen == [main.GC_THRESHOLDS]
 
 
+def test_sql_script_gets_the_gc_threshold_of_run(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """`fluvial sql -f` is an app process too: the same GC thresholds once its app is built."""
+    import gc
+
+    from fluvial.cli import main
+    from fluvial.cli.sql import run_script
+    from fluvial.sql import runner
+
+    seen: list[tuple[int, int, int]] = []
+
+    class Recorder:
+        def run(self) -> None:
+            seen.append(gc.get_threshold())
+
+    monkeypatch.setattr(runner, "prepare", lambda *_a, **_k: (Recorder(), []))
+    script = tmp_path / "q.sql"
+    script.write_text("SHOW STREAMS;")
+    before = gc.get_threshold()
+    try:
+        run_script(str(script), {}, None, before_run=main._own_process)
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [main.GC_THRESHOLDS]
+
+
 # -- the first hour: each failure is one line, exit code 2, no traceback ------------------
 
 def fluvial_in(cwd: Path, *args: str, timeout: float = 60,
