@@ -92,6 +92,9 @@ class QueryPlan:
     #: table functions of the SELECT: each gives a list; a row per element (zipped, the
     #: shorter lists padding with NULL) carries them in ``table_function_field(i)``
     table_functions: tuple[Evaluator, ...] = ()
+    #: the columns WHERE and SELECT's value columns read (None: not worked out, for
+    #: aggregates and joins)
+    columns: frozenset[str] | None = None
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -149,8 +152,11 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
     exploded, select_scope = _table_functions(items, scope, source)
     projection = _project(items, key_exprs, select_scope, sink_name, kind,
                           source.name if query.partition_by else None)
+    read = [query.where] if query.where is not None else []
+    read += [e for e, _alias, _pos in items if e not in key_exprs]  # the value columns'
+    columns = frozenset(c.name for e in read for c in walk(e) if isinstance(c, ast.ColumnRef))
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
-                     None, table_functions=exploded)
+                     None, table_functions=exploded, columns=columns)
 
 
 def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: Scope,
