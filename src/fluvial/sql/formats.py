@@ -161,22 +161,40 @@ def _to_bytes(v: Any) -> bytes:
     return base64.b64decode(str(v))
 
 
-def _coerce_all(coercers: Sequence[Callable[[Any], Any]], values: Sequence[Any]) -> list[Any]:
-    return [None if v is None else coerce(v) for coerce, v in zip(coercers, values, strict=True)]
+#: the Python type a value of these SQL types already has when it needs no converting
+_AS_IS = {"STRING": str, "DOUBLE": float, "BOOLEAN": bool}
 
 
-def _by_name(columns: Sequence[Column], fields: dict[Any, Any]) -> list[Any]:
-    """Each column's field: by its name, else matched case-insensitively."""
-    upper: dict[str, Any] | None = None
-    values = []
-    for c in columns:
-        if c.name in fields:
-            values.append(fields[c.name])
-            continue
-        if upper is None:
-            upper = {str(k).upper(): v for k, v in fields.items()}
-        values.append(upper.get(c.name.upper()))
-    return values
+def _coerce_all(codec: _Codec, values: Sequence[Any]) -> list[Any]:
+    # a value already of its column's type is kept without a call (most of them)
+    return [v if type(v) is as_is else None if v is None else coerce(v)
+            for as_is, coerce, v in zip(codec.as_is, codec.coercers, values, strict=True)]
+
+
+class _Fields:
+    """Which field of an object each column reads: by its name, else matched
+    case-insensitively; worked out once per set of field names (a topic's records share a
+    few), up to ``LIMIT`` of them, then per object."""
+
+    LIMIT = 256
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.names = [c.name for c in columns]
+        self.keys: dict[tuple[Any, ...], list[Any]] = {}
+
+    def values(self, fields: dict[Any, Any]) -> list[Any]:
+        shape = tuple(fields)
+        keys = self.keys.get(shape)
+        if keys is None:
+            keys = self._keys(shape)
+            if len(self.keys) < self.LIMIT:
+                self.keys[shape] = keys
+        return list(map(fields.get, keys))  # None: no such field, which get gives None
+
+    def _keys(self, shape: tuple[Any, ...]) -> list[Any]:
+        present = set(shape)
+        upper = {str(k).upper(): k for k in shape}  # the last of equal names, as a dict's
+        return [n if n in present else upper.get(n.upper()) for n in self.names]
 
 
 # -- row codecs: a list of column values <-> bytes ---------------------------------------
@@ -187,6 +205,8 @@ class _Codec:
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
         self.coercers = tuple(coercer(c.type) for c in columns)  # built once, not per value
+        self.as_is = tuple(_AS_IS.get(c.type.name) for c in columns)
+        self.fields = _Fields(columns)  # for the formats of named fields (JSON, AVRO)
 
     def encode(self, values: Sequence[Any]) -> bytes:
         raise NotImplementedError
@@ -250,10 +270,10 @@ class _JsonCodec(_Codec):
         except ValueError as exc:
             raise SerdeError(f"invalid JSON: {exc}") from None
         if not self.wrapped:
-            return _coerce_all(self.coercers, [parsed])
+            return _coerce_all(self, [parsed])
         if not isinstance(parsed, dict):
             raise SerdeError(f"expected a JSON object, got {type(parsed).__name__}")
-        return _coerce_all(self.coercers, _by_name(self.columns, parsed))
+        return _coerce_all(self, self.fields.values(parsed))
 
 
 def _jsonable(v: Any) -> Any:
@@ -300,7 +320,7 @@ class _DelimitedCodec(_Codec):
         if len(fields) != len(self.columns):
             raise SerdeError(f"Unexpected field count, csvFields:{len(fields)} "
                              f"schemaFields:{len(self.columns)}")
-        return _coerce_all(self.coercers, [None if f == "" else f for f in fields])
+        return _coerce_all(self, [None if f == "" else f for f in fields])
 
 
 class _AvroCodec(_Codec):
@@ -324,7 +344,7 @@ class _AvroCodec(_Codec):
         record = self.reader.deserialize(data)
         if not isinstance(record, dict):
             raise SerdeError(f"expected an Avro record, got {type(record).__name__}")
-        return _coerce_all(self.coercers, _by_name(self.columns, record))
+        return _coerce_all(self, self.fields.values(record))
 
 
 @functools.cache
