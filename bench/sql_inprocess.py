@@ -12,6 +12,7 @@ of the compiled SQL against the hand-written DSL::
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import statistics
@@ -21,6 +22,7 @@ from typing import Any
 
 import fluvial
 from bench import workloads
+from fluvial.cli.main import GC_THRESHOLDS
 from fluvial.sql import Engine
 
 BATCH = 500
@@ -71,6 +73,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as `fluvial run` and `fluvial sql -f` have it
     for name in args.workloads:
         dsl, sql = measure(name, args.records, args.repeats)
         print(f"{name:10} DSL {dsl:6.1f} µs/rec  SQL {sql:6.1f} µs/rec  "
