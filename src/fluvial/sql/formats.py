@@ -461,7 +461,7 @@ class InternalSerde:
     def deserialize(self, data: bytes | None) -> Any:
         if data is None:
             return None
-        value = _untag(orjson.loads(data))
+        value = _untagged(data)
         return tuple(value) if isinstance(value, list) else value
 
 
@@ -471,7 +471,7 @@ class InternalStateSerde(InternalSerde):
     def deserialize(self, data: bytes | None) -> Any:
         if data is None:
             return None
-        return _untag(orjson.loads(data))
+        return _untagged(data)
 
 
 def _tag(value: Any) -> Any:
@@ -480,6 +480,13 @@ def _tag(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"cannot write a {type(value).__name__}")
+
+
+def _untagged(data: bytes) -> Any:
+    """The value of JSON ``data`` with its tagged Decimals read back; only bytes with a tag
+    are walked (``"$d"`` can only be in them as a key or that very string)."""
+    value = orjson.loads(data)
+    return _untag(value) if b'"$d"' in data else value
 
 
 def _untag(value: Any) -> Any:
