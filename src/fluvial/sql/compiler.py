@@ -330,6 +330,9 @@ class TopologyCompiler:
             keyed = stream.filter(lambda key, _row: None not in key)
             return keyed.group_by_key(grouped)
         group_by = agg.group_by
+        # the repartition carries only what the aggregates read, as ksqlDB's does
+        read = agg.columns
+        stream = stream.map_values(lambda row: {n: v for n, v in row.items() if n in read})
 
         def group_key(_key: Any, row: dict[str, Any]) -> tuple[Any, ...] | None:
             values = tuple(f(row) for f in group_by)

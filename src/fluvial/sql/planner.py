@@ -77,6 +77,9 @@ class Aggregation:
     having: Evaluator | None  # over the aggregate row
     emit_final: bool
     event_time: Evaluator | None = None  # the window's time where not the record's
+    #: the source columns GROUP BY and the aggregates' arguments read: all a row needs
+    #: past the GROUP BY's repartition
+    columns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,8 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
                           source.name if query.partition_by else None)
     read = [query.where] if query.where is not None else []
     read += [e for e, _alias, _pos in items if e not in key_exprs]  # the value columns'
-    columns = frozenset(c.name for e in read for c in walk(e) if isinstance(c, ast.ColumnRef))
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
-                     None, table_functions=exploded, columns=columns)
+                     None, table_functions=exploded, columns=_columns(read))
 
 
 def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: Scope,
@@ -569,8 +571,15 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
         window = WindowInfo(query.window.kind, size)
     aggregation = Aggregation(tuple(c.fn for c in group_compiled), by_key, tuple(calls),
                               query.window, having, query.emit == "FINAL",
-                              time_window.event_time if time_window else None)
+                              time_window.event_time if time_window else None,
+                              _columns([*query.group_by, *(a for e in found if is_aggregate(e)
+                                                           for a in e.args)]))
     return QueryPlan(source, "TABLE", where, False, aggregation, projection, window)
+
+
+def _columns(exprs: list[ast.Expr]) -> frozenset[str]:
+    """The names of the columns ``exprs`` read."""
+    return frozenset(c.name for e in exprs for c in walk(e) if isinstance(c, ast.ColumnRef))
 
 
 def _bare_columns(expr: ast.Expr, replaced: Mapping[ast.Expr, Any]) -> list[ast.ColumnRef]:

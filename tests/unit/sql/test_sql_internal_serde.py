@@ -1,10 +1,15 @@
-"""The SQL engine's internal encoding (repartition topics, stores) reads back what it wrote:
-Decimals exact, keys as tuples, and a string that looks like a tag stays a string."""
+"""The SQL engine's internal topics and stores: their encoding reads back what it wrote
+(Decimals exact, keys as tuples, a string that looks like a tag stays a string), and a
+GROUP BY's repartition carries only the columns its aggregates read."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+import orjson
+
+import fluvial
+from fluvial.sql import Engine
 from fluvial.sql.formats import InternalSerde, InternalStateSerde
 
 
@@ -16,3 +21,22 @@ def test_rows_keys_and_states_read_back_as_written() -> None:
     state = InternalStateSerde()
     assert state.deserialize(state.serialize([Decimal("3.0"), 4])) == [Decimal("3.0"), 4]
     assert serde.deserialize(serde.serialize({"plain": 1.5})) == {"plain": 1.5}
+
+
+def test_a_group_by_repartitions_only_the_columns_its_aggregates_read() -> None:
+    engine = Engine()
+    engine.execute("CREATE STREAM S (K STRING KEY, A BIGINT, B STRING, C STRING) "
+                   "WITH (KAFKA_TOPIC='in', VALUE_FORMAT='JSON', PARTITIONS=1);"
+                   "CREATE TABLE T WITH (KAFKA_TOPIC='out') AS "
+                   "SELECT B, SUM(A) AS TOTAL FROM S GROUP BY B;")
+    with fluvial.TestDriver(engine.topology()) as driver:
+        source = driver.input_topic("in", "bytes", "bytes")
+        source.pipe(b'{"A": 2, "B": "x", "C": "unread"}', key=b"k", timestamp=1)
+        source.pipe(b'{"A": 3, "B": "x", "C": "unread"}', key=b"k", timestamp=2)
+        topics = driver._topics
+        [repartition] = [t for t in topics if t.endswith("-repartition")]
+        assert [orjson.loads(m.value()) for m in topics[repartition]] == [
+            {"A": 2, "B": "x"}, {"A": 3, "B": "x"}]
+        out = driver.output_topic("out", "bytes", "bytes")
+        assert [orjson.loads(r.value) for r in out.read_records()] == [
+            {"TOTAL": 2}, {"TOTAL": 5}]
