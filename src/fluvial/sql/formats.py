@@ -222,12 +222,13 @@ class _KafkaCodec(_Codec):
     def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns)
         self.type = columns[0].type
+        self.packer = self._STRUCTS.get(self.type.name)
 
     def encode(self, values: Sequence[Any]) -> bytes:
         v = values[0]
         if v is None:
             raise SerdeError("the KAFKA format cannot write a NULL column")
-        packer = self._STRUCTS.get(self.type.name)
+        packer = self.packer
         if packer is not None:
             return packer.pack(v)
         if self.type.name == "STRING":
@@ -235,7 +236,7 @@ class _KafkaCodec(_Codec):
         return bytes(v)
 
     def decode(self, data: bytes) -> list[Any]:
-        packer = self._STRUCTS.get(self.type.name)
+        packer = self.packer
         if packer is not None:
             if len(data) != packer.size:
                 raise SerdeError(f"KAFKA format {self.type} needs {packer.size} bytes, "
@@ -416,7 +417,10 @@ class KeySerde:
     def serialize(self, value: Any) -> bytes | None:
         if value is None or self._codec is None:
             return None
-        if all(v is None for v in value) and (len(value) == 1 or self.format != "JSON"):
+        if len(value) == 1:  # the common key, without a generator per record
+            if value[0] is None:
+                return None
+        elif all(v is None for v in value) and self.format != "JSON":
             return None
         return self._codec.encode(value)
 

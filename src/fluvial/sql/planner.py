@@ -8,6 +8,7 @@ source row carries its key columns, value columns and ROWTIME.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -107,10 +108,12 @@ class QueryPlan:
         return tuple(s.name for s in self.join.sources)
 
 
+@functools.cache  # called per aggregate row: the names are built once
 def group_field(i: int) -> str:
     return f"KSQL_GK_{i}"
 
 
+@functools.cache
 def aggregate_field(i: int) -> str:
     return f"KSQL_AGG_{i}"
 
