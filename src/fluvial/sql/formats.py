@@ -440,10 +440,22 @@ class ValueSerde:
         self.columns = tuple(columns)
         self._names = [c.name for c in columns]
         self._codec = codec(format_, columns, wrapped, delimiter, registry, topic)
+        self._json_object = isinstance(self._codec, _JsonCodec) and wrapped
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:
             return None
+        if self._json_object and list(value) == self._names:
+            # a row of exactly the columns, in order (a projection's): orjson writes it as
+            # the codec would, unless it holds what orjson refuses (bytes, a Decimal) or a
+            # NULL, which may stand for a NaN or infinity: those take the codec's way
+            try:
+                data = orjson.dumps(value)
+            except TypeError:
+                pass
+            else:
+                if b"null" not in data:
+                    return data
         return self._codec.encode([value.get(n) for n in self._names])
 
     def deserialize(self, data: bytes | None) -> Any:
