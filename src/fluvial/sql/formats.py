@@ -78,8 +78,11 @@ def load_json(data: bytes | str, exact: bool) -> Any:
 
 def _to_int(bits: int) -> Callable[[Any], int]:
     wrap = t.wrap_int if bits == 32 else t.wrap_long
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def convert(v: Any) -> int:
+        if type(v) is int and low <= v <= high:  # most values: no call, no wrapping
+            return v
         if isinstance(v, bool):
             raise SerdeError(f"cannot read {v!r} as an integer")
         if isinstance(v, int):
