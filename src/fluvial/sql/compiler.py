@@ -9,7 +9,8 @@ source. Stores and repartition topics are named per query, ksqlDB-style
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from fluvial.io.windowed_serdes import SessionWindowedSerde, TimeWindowedSerde
 from fluvial.processing.processor import RecordProcessor
 from fluvial.record import Record
 from fluvial.sql import planner
-from fluvial.sql.catalog import ROWTIME, DataSource, WindowInfo
+from fluvial.sql.catalog import PSEUDO_COLUMNS, ROWTIME, DataSource, WindowInfo
 from fluvial.sql.errors import SqlAnalysisError, at
 from fluvial.sql.formats import InternalSerde, InternalStateSerde, KeySerde, ValueSerde
 from fluvial.sql.joins import JoinPlan, JoinStep
@@ -122,12 +123,18 @@ class DroppedRecord(Exception):
 
 
 class TopologyCompiler:
-    """Adds queries to one builder; ``build()`` gives the topology running them all."""
+    """Adds queries to one builder; ``build()`` gives the topology running them all.
 
-    def __init__(self) -> None:
+    ``plans``: every query to be added, so a topic only one of them reads can be decoded by
+    its source node (which lets the engine fuse a simple stateless query, see ``_direct``).
+    """
+
+    def __init__(self, plans: Iterable[QueryPlan] = ()) -> None:
         self.builder = StreamsBuilder(default_key_serde=InternalSerde(),
                                       default_value_serde=InternalSerde())
         self._raw: dict[str, Stream] = {}
+        self._readers = Counter(s.topic for p in plans for s in (
+            (p.source,) if p.join is None else p.join.sources))
 
     def build(self) -> Topology:
         return self.builder.build()
@@ -154,7 +161,34 @@ class TopologyCompiler:
 
     # -- queries --------------------------------------------------------------------------
 
+    def _direct(self, plan: QueryPlan) -> bool:
+        """Whether the query is a filter and projection of value columns only, over a stream
+        topic no other query reads: its source node then decodes the key and value, WHERE
+        and SELECT run on the value dict as they are (no row with key columns and ROWTIME),
+        and the chain source → filter → map_values → sink runs on the fused fast path
+        (fluvial/processing/fused.py) as the DSL's does."""
+        source = plan.source
+        return (plan.join is None and source.kind == "STREAM" and plan.aggregation is None
+                and not plan.partition_by and not plan.table_functions
+                and source.timestamp_column is None and plan.columns is not None
+                and not plan.columns & (PSEUDO_COLUMNS | {c.name for c in source.schema.key})
+                and self._readers[source.topic] == 1)
+
+    def _add_direct_query(self, plan: QueryPlan, sink: DataSource) -> None:
+        source = plan.source
+        stream = self.builder.stream(source.topic, key_serde=KeySerde(
+            source.formats.key, source.schema.key), value_serde=value_serde(source))
+        where, value_of = plan.where, plan.projection.value_of
+        if where is not None:
+            # a NULL value (None) is dropped by WHERE, as a NullValueRow is
+            stream = stream.filter(lambda _k, value: value is not None and where(value) is True)
+        self._sink(stream.map_values(lambda value: None if value is None else value_of(value)),
+                   sink)
+
     def _add_stream_query(self, query_id: str, plan: QueryPlan, sink: DataSource) -> None:
+        if self._direct(plan):
+            self._add_direct_query(plan, sink)
+            return
         if plan.join is None:
             stream = self._rows(plan.source)
         else:
@@ -296,6 +330,9 @@ class TopologyCompiler:
             keyed = stream.filter(lambda key, _row: None not in key)
             return keyed.group_by_key(grouped)
         group_by = agg.group_by
+        # the repartition carries only what the aggregates read, as ksqlDB's does
+        read = agg.columns
+        stream = stream.map_values(lambda row: {n: v for n, v in row.items() if n in read})
 
         def group_key(_key: Any, row: dict[str, Any]) -> tuple[Any, ...] | None:
             values = tuple(f(row) for f in group_by)

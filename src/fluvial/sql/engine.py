@@ -99,7 +99,7 @@ class Engine:
 
     def topology(self) -> Topology:
         """Every running query, compiled into one topology."""
-        compiler = TopologyCompiler()
+        compiler = TopologyCompiler(q.plan for q in self.queries.values())
         for query in self.queries.values():
             compiler.add(query.id, query.plan, self.sources[query.sink])
         return compiler.build()

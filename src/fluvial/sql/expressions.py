@@ -496,7 +496,16 @@ def _function(expr: ast.FunctionCall, scope: Scope) -> Compiled:
             from None
     impl = fn.impl(arg_types, result)
     fns = [a.fn for a in args]
-    if fn.strict:
+    call: Callable[[Row], Any]
+    if fn.strict and len(fns) == 2:  # the common arities without a list per call
+        call = _nullable2(fns[0], fns[1], impl)
+    elif fn.strict and len(fns) == 1:
+        only = fns[0]
+
+        def call(row: Row) -> Any:
+            x = only(row)
+            return None if x is None else impl(x)
+    elif fn.strict:
         def call(row: Row) -> Any:
             values = [f(row) for f in fns]
             return None if None in values else impl(*values)

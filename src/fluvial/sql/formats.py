@@ -78,8 +78,11 @@ def load_json(data: bytes | str, exact: bool) -> Any:
 
 def _to_int(bits: int) -> Callable[[Any], int]:
     wrap = t.wrap_int if bits == 32 else t.wrap_long
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def convert(v: Any) -> int:
+        if type(v) is int and low <= v <= high:  # most values: no call, no wrapping
+            return v
         if isinstance(v, bool):
             raise SerdeError(f"cannot read {v!r} as an integer")
         if isinstance(v, int):
@@ -161,22 +164,40 @@ def _to_bytes(v: Any) -> bytes:
     return base64.b64decode(str(v))
 
 
-def _coerce_all(coercers: Sequence[Callable[[Any], Any]], values: Sequence[Any]) -> list[Any]:
-    return [None if v is None else coerce(v) for coerce, v in zip(coercers, values, strict=True)]
+#: the Python type a value of these SQL types already has when it needs no converting
+_AS_IS = {"STRING": str, "DOUBLE": float, "BOOLEAN": bool}
 
 
-def _by_name(columns: Sequence[Column], fields: dict[Any, Any]) -> list[Any]:
-    """Each column's field: by its name, else matched case-insensitively."""
-    upper: dict[str, Any] | None = None
-    values = []
-    for c in columns:
-        if c.name in fields:
-            values.append(fields[c.name])
-            continue
-        if upper is None:
-            upper = {str(k).upper(): v for k, v in fields.items()}
-        values.append(upper.get(c.name.upper()))
-    return values
+def _coerce_all(codec: _Codec, values: Sequence[Any]) -> list[Any]:
+    # a value already of its column's type is kept without a call (most of them)
+    return [v if type(v) is as_is else None if v is None else coerce(v)
+            for as_is, coerce, v in zip(codec.as_is, codec.coercers, values, strict=True)]
+
+
+class _Fields:
+    """Which field of an object each column reads: by its name, else matched
+    case-insensitively; worked out once per set of field names (a topic's records share a
+    few), up to ``LIMIT`` of them, then per object."""
+
+    LIMIT = 256
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.names = [c.name for c in columns]
+        self.keys: dict[tuple[Any, ...], list[Any]] = {}
+
+    def values(self, fields: dict[Any, Any]) -> list[Any]:
+        shape = tuple(fields)
+        keys = self.keys.get(shape)
+        if keys is None:
+            keys = self._keys(shape)
+            if len(self.keys) < self.LIMIT:
+                self.keys[shape] = keys
+        return list(map(fields.get, keys))  # None: no such field, which get gives None
+
+    def _keys(self, shape: tuple[Any, ...]) -> list[Any]:
+        present = set(shape)
+        upper = {str(k).upper(): k for k in shape}  # the last of equal names, as a dict's
+        return [n if n in present else upper.get(n.upper()) for n in self.names]
 
 
 # -- row codecs: a list of column values <-> bytes ---------------------------------------
@@ -187,6 +208,8 @@ class _Codec:
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
         self.coercers = tuple(coercer(c.type) for c in columns)  # built once, not per value
+        self.as_is = tuple(_AS_IS.get(c.type.name) for c in columns)
+        self.fields = _Fields(columns)  # for the formats of named fields (JSON, AVRO)
 
     def encode(self, values: Sequence[Any]) -> bytes:
         raise NotImplementedError
@@ -202,12 +225,13 @@ class _KafkaCodec(_Codec):
     def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns)
         self.type = columns[0].type
+        self.packer = self._STRUCTS.get(self.type.name)
 
     def encode(self, values: Sequence[Any]) -> bytes:
         v = values[0]
         if v is None:
             raise SerdeError("the KAFKA format cannot write a NULL column")
-        packer = self._STRUCTS.get(self.type.name)
+        packer = self.packer
         if packer is not None:
             return packer.pack(v)
         if self.type.name == "STRING":
@@ -215,7 +239,7 @@ class _KafkaCodec(_Codec):
         return bytes(v)
 
     def decode(self, data: bytes) -> list[Any]:
-        packer = self._STRUCTS.get(self.type.name)
+        packer = self.packer
         if packer is not None:
             if len(data) != packer.size:
                 raise SerdeError(f"KAFKA format {self.type} needs {packer.size} bytes, "
@@ -250,10 +274,10 @@ class _JsonCodec(_Codec):
         except ValueError as exc:
             raise SerdeError(f"invalid JSON: {exc}") from None
         if not self.wrapped:
-            return _coerce_all(self.coercers, [parsed])
+            return _coerce_all(self, [parsed])
         if not isinstance(parsed, dict):
             raise SerdeError(f"expected a JSON object, got {type(parsed).__name__}")
-        return _coerce_all(self.coercers, _by_name(self.columns, parsed))
+        return _coerce_all(self, self.fields.values(parsed))
 
 
 def _jsonable(v: Any) -> Any:
@@ -300,7 +324,7 @@ class _DelimitedCodec(_Codec):
         if len(fields) != len(self.columns):
             raise SerdeError(f"Unexpected field count, csvFields:{len(fields)} "
                              f"schemaFields:{len(self.columns)}")
-        return _coerce_all(self.coercers, [None if f == "" else f for f in fields])
+        return _coerce_all(self, [None if f == "" else f for f in fields])
 
 
 class _AvroCodec(_Codec):
@@ -324,7 +348,7 @@ class _AvroCodec(_Codec):
         record = self.reader.deserialize(data)
         if not isinstance(record, dict):
             raise SerdeError(f"expected an Avro record, got {type(record).__name__}")
-        return _coerce_all(self.coercers, _by_name(self.columns, record))
+        return _coerce_all(self, self.fields.values(record))
 
 
 @functools.cache
@@ -396,7 +420,10 @@ class KeySerde:
     def serialize(self, value: Any) -> bytes | None:
         if value is None or self._codec is None:
             return None
-        if all(v is None for v in value) and (len(value) == 1 or self.format != "JSON"):
+        if len(value) == 1:  # the common key, without a generator per record
+            if value[0] is None:
+                return None
+        elif all(v is None for v in value) and self.format != "JSON":
             return None
         return self._codec.encode(value)
 
@@ -416,10 +443,22 @@ class ValueSerde:
         self.columns = tuple(columns)
         self._names = [c.name for c in columns]
         self._codec = codec(format_, columns, wrapped, delimiter, registry, topic)
+        self._json_object = isinstance(self._codec, _JsonCodec) and wrapped
 
     def serialize(self, value: Any) -> bytes | None:
         if value is None:
             return None
+        if self._json_object and list(value) == self._names:
+            # a row of exactly the columns, in order (a projection's): orjson writes it as
+            # the codec would, unless it holds what orjson refuses (bytes, a Decimal) or a
+            # NULL, which may stand for a NaN or infinity: those take the codec's way
+            try:
+                data = orjson.dumps(value)
+            except TypeError:
+                pass
+            else:
+                if b"null" not in data:
+                    return data
         return self._codec.encode([value.get(n) for n in self._names])
 
     def deserialize(self, data: bytes | None) -> Any:
@@ -441,7 +480,7 @@ class InternalSerde:
     def deserialize(self, data: bytes | None) -> Any:
         if data is None:
             return None
-        value = _untag(orjson.loads(data))
+        value = _untagged(data)
         return tuple(value) if isinstance(value, list) else value
 
 
@@ -451,7 +490,7 @@ class InternalStateSerde(InternalSerde):
     def deserialize(self, data: bytes | None) -> Any:
         if data is None:
             return None
-        return _untag(orjson.loads(data))
+        return _untagged(data)
 
 
 def _tag(value: Any) -> Any:
@@ -460,6 +499,13 @@ def _tag(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"cannot write a {type(value).__name__}")
+
+
+def _untagged(data: bytes) -> Any:
+    """The value of JSON ``data`` with its tagged Decimals read back; only bytes with a tag
+    are walked (``"$d"`` can only be in them as a key or that very string)."""
+    value = orjson.loads(data)
+    return _untag(value) if b'"$d"' in data else value
 
 
 def _untag(value: Any) -> Any:

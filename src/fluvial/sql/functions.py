@@ -6,6 +6,7 @@ NULL (most of them); the others (COALESCE, IFNULL, CONCAT, ...) see the NULLs th
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ from decimal import (
     ROUND_FLOOR,
     ROUND_HALF_DOWN,
     ROUND_HALF_UP,
+    Context,
     Decimal,
-    localcontext,
 )
 from fractions import Fraction
 from typing import Any
@@ -165,13 +166,20 @@ def _round_type(args: Sequence[SqlType]) -> SqlType:
     return first
 
 
+_WIDE = Context(prec=100)  # for rounding: room for any DECIMAL or double's digits
+
+
+@functools.lru_cache(maxsize=64)
+def _unit(places: int) -> Decimal:
+    """10 ** -places, what ``quantize`` rounds to."""
+    return Decimal(1).scaleb(-places)
+
+
 def _half_up(v: Decimal, places: int, ceiling_ties: bool = False) -> Decimal:
     """``v`` rounded to ``places`` digits after the point, ties away from zero (or, with
     ``ceiling_ties``, toward positive infinity)."""
     rounding = ROUND_HALF_DOWN if ceiling_ties and v < 0 else ROUND_HALF_UP
-    with localcontext() as ctx:
-        ctx.prec = 100
-        return v.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+    return v.quantize(_unit(places), rounding=rounding, context=_WIDE)
 
 
 def _round(types: Sequence[SqlType], result: SqlType) -> Callable[..., Any]:

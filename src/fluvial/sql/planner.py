@@ -8,6 +8,7 @@ source row carries its key columns, value columns and ROWTIME.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ class Aggregation:
     having: Evaluator | None  # over the aggregate row
     emit_final: bool
     event_time: Evaluator | None = None  # the window's time where not the record's
+    #: the source columns GROUP BY and the aggregates' arguments read: all a row needs
+    #: past the GROUP BY's repartition
+    columns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class QueryPlan:
     #: table functions of the SELECT: each gives a list; a row per element (zipped, the
     #: shorter lists padding with NULL) carries them in ``table_function_field(i)``
     table_functions: tuple[Evaluator, ...] = ()
+    #: the columns WHERE and SELECT's value columns read (None: not worked out, for
+    #: aggregates and joins)
+    columns: frozenset[str] | None = None
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -101,10 +108,12 @@ class QueryPlan:
         return tuple(s.name for s in self.join.sources)
 
 
+@functools.cache  # called per aggregate row: the names are built once
 def group_field(i: int) -> str:
     return f"KSQL_GK_{i}"
 
 
+@functools.cache
 def aggregate_field(i: int) -> str:
     return f"KSQL_AGG_{i}"
 
@@ -149,8 +158,10 @@ def plan_query(query: ast.Query, source: DataSource, sink_name: str) -> QueryPla
     exploded, select_scope = _table_functions(items, scope, source)
     projection = _project(items, key_exprs, select_scope, sink_name, kind,
                           source.name if query.partition_by else None)
+    read = [query.where] if query.where is not None else []
+    read += [e for e, _alias, _pos in items if e not in key_exprs]  # the value columns'
     return QueryPlan(source, source.kind, where, bool(query.partition_by), None, projection,
-                     None, table_functions=exploded)
+                     None, table_functions=exploded, columns=_columns(read))
 
 
 def _table_functions(items: list[tuple[ast.Expr, str | None, ast.Pos]], scope: Scope,
@@ -563,8 +574,15 @@ def _plan_aggregate(query: ast.Query, source: DataSource, scope: Scope,
         window = WindowInfo(query.window.kind, size)
     aggregation = Aggregation(tuple(c.fn for c in group_compiled), by_key, tuple(calls),
                               query.window, having, query.emit == "FINAL",
-                              time_window.event_time if time_window else None)
+                              time_window.event_time if time_window else None,
+                              _columns([*query.group_by, *(a for e in found if is_aggregate(e)
+                                                           for a in e.args)]))
     return QueryPlan(source, "TABLE", where, False, aggregation, projection, window)
+
+
+def _columns(exprs: list[ast.Expr]) -> frozenset[str]:
+    """The names of the columns ``exprs`` read."""
+    return frozenset(c.name for e in exprs for c in walk(e) if isinstance(c, ast.ColumnRef))
 
 
 def _bare_columns(expr: ast.Expr, replaced: Mapping[ast.Expr, Any]) -> list[ast.ColumnRef]:
