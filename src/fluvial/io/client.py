@@ -79,6 +79,11 @@ class OffsetFetchError(FluvialError):
         self.retriable = retriable
 
 
+class PartitionNotReadyError(FluvialError):
+    """A partition assigned a moment ago cannot be positioned yet (librdkafka starts its
+    fetcher asynchronously): the seek succeeds once it has, so the runtime tries again."""
+
+
 class TransactionAbortableError(FluvialError):
     """The open transaction cannot commit; abort it, rewind to the last commit, go on.
 
@@ -123,7 +128,8 @@ class Consumer(Protocol):
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         """(low, high) offsets of the partition."""
     def position(self, tp: TopicPartition) -> int | None: ...
-    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Raises ``PartitionNotReadyError`` for a partition assigned too recently."""
     def pause(self, partitions: Sequence[TopicPartition]) -> None: ...
     def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
     def group_metadata(self) -> Any:

@@ -31,6 +31,7 @@ from fluvial.io.client import (
     Message,
     OffsetFetchError,
     OutRecord,
+    PartitionNotReadyError,
     ProducerFencedError,
     RebalanceCallback,
     TopicPartition,
@@ -300,7 +301,11 @@ class KafkaConsumer:
         try:
             self._c.seek(ck.TopicPartition(tp.topic, tp.partition, offset))
         except ck.KafkaException as e:
-            raise FluvialError(f"cannot seek {tp} to {offset}: {e.args[0].str()}") from e
+            err = e.args[0]
+            if err.code() == ck.KafkaError._STATE:  # its fetcher has not started yet
+                raise PartitionNotReadyError(f"cannot seek {tp} to {offset} yet: "
+                                             f"{err.str()}") from e
+            raise FluvialError(f"cannot seek {tp} to {offset}: {err.str()}") from e
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         now = []

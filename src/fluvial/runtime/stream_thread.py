@@ -47,6 +47,7 @@ from fluvial.io.client import (
     Message,
     OffsetFetchError,
     OutRecord,
+    PartitionNotReadyError,
     Producer,
     ProducerFencedError,
     TopicPartition,
@@ -75,6 +76,8 @@ MAX_RECOVERIES_IN_A_ROW = 20  # without a successful commit in between: a failur
 # which the broker aborts a dead owner's open transaction and its offsets resolve
 COMMITTED_TIMEOUT_S = 60.0
 COMMITTED_STEP_S = 1.0  # one try of those, between two polls of the loop
+# how long a just-assigned input may refuse a seek (librdkafka starting its fetcher)
+SEEK_READY_TIMEOUT_S = 30.0
 RESTORE_POLL_S = 0.05  # a restore step waits this long for changelog records
 # a static member restarted after a kill -9 waits for its predecessor's membership to expire
 PREDECESSOR_CHECK_S = 1.0
@@ -121,6 +124,9 @@ class _RestoringTask:
         self.restore = restore
         self.restored = False
         self.offsets_deadline: float | None = None  # set at the first try to fetch them
+        self.committed: dict[TopicPartition, int | None] | None = None  # once fetched
+        self.positions: dict[TopicPartition, int] | None = None  # where its inputs start
+        self.seek_deadline: float | None = None  # set at the first seek librdkafka refused
 
 
 class StreamThread:
@@ -513,9 +519,10 @@ class StreamThread:
                     continue
                 pending.restored = True
                 self.restored[task_id] = pending.restore.applied
-            committed = self._committed(task_id, pending)
-            if committed is not None:
-                self._run_task(task_id, pending, committed)
+            if pending.committed is None:
+                pending.committed = self._committed(task_id, pending)
+            if pending.committed is not None and self._run_task(task_id, pending,
+                                                                pending.committed):
                 running.append(task_id)
         if running:
             log.info("tasks running: %s", " ".join(running))
@@ -563,32 +570,45 @@ class StreamThread:
                                    f"{exc}") from exc
 
     def _run_task(self, task_id: str, pending: _RestoringTask,
-                  committed: dict[TopicPartition, int | None]) -> None:
+                  committed: dict[TopicPartition, int | None]) -> bool:
         """Start each input at the group's committed offset (the reset policy only where the
-        group has none), resume the inputs, and run the task."""
+        group has none), resume the inputs, and run the task. False (try at the next step)
+        while librdkafka has not started fetching an input assigned a moment ago."""
+        inputs = self._inputs(task_id)
+        if pending.positions is None:
+            pending.positions = {tp: self._start_offset(tp, committed.get(tp)) for tp in inputs}
+        try:
+            for tp, offset in pending.positions.items():
+                self.consumer.seek(tp, offset)
+        except PartitionNotReadyError as exc:
+            if pending.seek_deadline is None:
+                pending.seek_deadline = time.monotonic() + SEEK_READY_TIMEOUT_S
+            if time.monotonic() < pending.seek_deadline:
+                log.info("task %s: %s; trying again", task_id, exc)
+                return False
+            raise FluvialError(f"task {task_id}: {exc} (for {SEEK_READY_TIMEOUT_S:g}s)") from exc
         st_id, partition = (int(x) for x in task_id.split("_"))
         cfg = self.config
         task = Task(task_id, self.topology.subtopologies[st_id], partition, cfg.application_id,
                     pending.stores.for_task(), self.collector, cfg.error_policy,
                     self._clock_ms, caching=cfg.record_cache, global_stores=self.global_stores,
                     recent_errors=self.recent_errors)
-        inputs = self._inputs(task_id)
-        positions: dict[TopicPartition, int] = {}
-        for tp in inputs:
-            offset = committed.get(tp)
-            if offset is None:
-                offset = self._reset_offset(tp)
-                log.info("%s[%d] has no committed offset: starting at %d (auto.offset.reset=%s)",
-                         tp.topic, tp.partition, offset, self._reset,
-                         extra=record_context(topic=tp.topic, partition=tp.partition,
-                                              offset=offset))
-            self.consumer.seek(tp, offset)
-            positions[tp] = offset
         del self.restoring[task_id]
-        self.tasks[task_id] = _ActiveTask(task, pending.stores, positions)
+        self.tasks[task_id] = _ActiveTask(task, pending.stores, dict(pending.positions))
         self.opened[task_id] += 1
         self._paused.difference_update(inputs)
         self.consumer.resume(inputs)
+        return True
+
+    def _start_offset(self, tp: TopicPartition, committed: int | None) -> int:
+        """The committed offset, or where auto.offset.reset says when the group has none."""
+        if committed is not None:
+            return committed
+        offset = self._reset_offset(tp)
+        log.info("%s[%d] has no committed offset: starting at %d (auto.offset.reset=%s)",
+                 tp.topic, tp.partition, offset, self._reset,
+                 extra=record_context(topic=tp.topic, partition=tp.partition, offset=offset))
+        return offset
 
     def _drop_restoring(self, task_ids: list[str]) -> None:
         """Close tasks that never ran; their stores keep how far they got (a checkpoint)."""

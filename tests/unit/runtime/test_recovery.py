@@ -20,7 +20,7 @@ from tests.unit.runtime.test_exactly_once_embedded import (
     _wordcount,
 )
 
-from fluvial.io.client import CommitFailedError, ProducerFencedError
+from fluvial.io.client import CommitFailedError, PartitionNotReadyError, ProducerFencedError
 from fluvial.io.embedded import EmbeddedProducer
 from fluvial.io.embedded.consumer import EmbeddedConsumer
 from fluvial.runtime.app import App
@@ -135,3 +135,35 @@ def test_local_state_that_cannot_be_opened_is_wiped_and_restored(
     assert app.error is None, app.error
     assert "task 1_0: local state" in caplog.text and "cannot be opened" in caplog.text
     assert _latest(_outputs(broker)) == dict(_expected(lines))
+
+
+def test_a_seek_refused_on_a_just_assigned_partition_is_tried_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka refuses a seek (Local: Erroneous state) on a partition whose fetcher has
+    not started yet, a moment after it was assigned; this stopped an instance of the demo
+    cluster once. The task now starts at the next step, at the same position."""
+    lines = _lines(2000)
+    broker = _broker_with_input(lines)
+    real_seek = EmbeddedConsumer.seek
+    refused: list[object] = []
+
+    def not_started_yet(self: EmbeddedConsumer, tp: object, offset: int) -> None:
+        if len(refused) < 3:
+            refused.append(tp)
+            raise PartitionNotReadyError(f"cannot seek {tp} to {offset} yet: simulated: "
+                                         f"Local: Erroneous state")
+        real_seek(self, tp, offset)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EmbeddedConsumer, "seek", not_started_yet)
+    app = App(_wordcount(_crashing_split([False])), "wc", broker=broker,
+              commit_interval_ms=50, state_dir=tmp_path)
+    app.start()
+    try:
+        _wait_committed(broker)
+        _wait_drained(broker)
+        assert app.running
+    finally:
+        app.close()
+    assert app.error is None, app.error
+    assert len(refused) == 3
+    assert _latest(_outputs(broker)) == _expected(lines)
