@@ -1,5 +1,8 @@
 """Interactive queries: a store read from any instance, routed to the one running the key's task.
 
+Key-value stores answer ``get``, ``range`` and ``all``; window stores ``fetch(key, time_from,
+time_to)``; session stores ``fetch(key)`` (``sessions(key)``, the same).
+
 A key's partition is the one its changelog record goes to: murmur2 of the key as the store's
 key serde writes it, as Kafka's default partitioner. Only a running task answers (never a
 restoring one); when no running owner is known the answer is ``StoreMovingError``.
@@ -18,13 +21,17 @@ from fluvial.errors import ConfigError, FluvialError, StoreMovingError
 from fluvial.io.client import TopicPartition
 from fluvial.io.embedded.partitioner import partition_for_key
 from fluvial.io.serdes import Float64Serde, Int64Serde, Serde, SerdeError
+from fluvial.state.session import SessionStore
 from fluvial.state.store import KeyValueStore, ReadOnlyView
+from fluvial.state.window import WindowStore
 
 if TYPE_CHECKING:
     from fluvial.runtime.app import App
 
 LOCAL_HEADER = "X-Fluvial-Local"  # a forwarded query: answer from this instance only
 HTTP_TIMEOUT_S = 10.0
+CALLS = {"kv": "get, get_with_metadata, range, all", "window": "fetch(key, time_from, time_to)",
+         "session": "fetch(key), sessions(key)"}  # what each kind of store answers
 
 
 @dataclass(frozen=True)
@@ -56,16 +63,27 @@ def key_to_text(serde: Serde, key: Any) -> str:
     return data.decode() if data is not None else ""
 
 
+@dataclass(frozen=True)
+class RowsAnswer:
+    """A window or session read of one key: ``rows`` as ``fetch`` returns them."""
+    rows: list[tuple[Any, Any]]
+    partition: int
+    instance: str
+    active: bool = True
+
+
 class StoreQuery:
-    """``app.query(name)``: ``get``, ``range`` and ``all`` over the whole application."""
+    """``app.query(name)``: a key-value, window or session store over the whole application
+    (the calls each kind answers: ``CALLS``)."""
 
     def __init__(self, app: App, name: str) -> None:
         self._app = app
         self.name = name
         self._spec = app.topology.stores[name]
-        if self._spec.kind != "kv":
-            raise ConfigError(f"store {name!r} is a {self._spec.kind} store; interactive "
-                              f"queries read key-value stores only (so far)")
+        self.kind = self._spec.kind
+        if self.kind not in CALLS:
+            raise ConfigError(f"store {name!r} is a {self.kind} store; interactive queries "
+                              f"read key-value, window and session stores only (so far)")
         subtopology = app.topology.subtopology_of_store(name)
         self._subtopology = subtopology.id
         self._source = subtopology.source_topics(app.config.application_id)[0]
@@ -86,32 +104,67 @@ class StoreQuery:
             raise ValueError(f"store {self.name!r}: a key may not be None")
         return partition_for_key(data, self._partitions())
 
+    def require(self, kind: str, call: str) -> None:
+        """Refuse a call the store's kind does not answer, naming the ones it does."""
+        if self.kind != kind:
+            raise ConfigError(f"store {self.name!r} is a {self.kind} store: it answers "
+                              f"{CALLS[self.kind]}, not {call}")
+
     # -- this instance --------------------------------------------------------------------
 
-    def local_views(self) -> dict[int, ReadOnlyView]:
+    def local_stores(self) -> dict[int, Any]:
         """Partition -> the store of each task running here (restoring ones left out)."""
         thread = self._app.stream_thread
         if thread is None:
             return {}
-        views = {}
+        stores = {}
         for task_id, active in list(thread.tasks.items()):
             st_id, partition = (int(x) for x in task_id.split("_"))
             store = active.stores.stores.get(self.name) if st_id == self._subtopology else None
-            if store is not None and isinstance(store.store, KeyValueStore):
-                views[partition] = ReadOnlyView(store.store)
-        return views
+            if store is not None:
+                stores[partition] = store.store
+        return stores
 
-    def local_get(self, key: Any) -> KeyAnswer:
+    def local_views(self) -> dict[int, ReadOnlyView]:
+        """Partition -> a read-only view of each running task's key-value store."""
+        return {p: ReadOnlyView(store) for p, store in self.local_stores().items()
+                if isinstance(store, KeyValueStore)}
+
+    def _local_store(self, key: Any) -> tuple[int, Any]:
         partition = self.partition_of(key)
-        view = self.local_views().get(partition)
-        if view is None:
+        store = self.local_stores().get(partition)
+        if store is None:
             raise StoreMovingError(f"store {self.name!r}: partition {partition} is not "
                                    f"running on this instance; retry")
-        return KeyAnswer(view.get(key), partition, "local")
+        return partition, store
+
+    def local_get(self, key: Any) -> KeyAnswer:
+        self.require("kv", "get")
+        partition, store = self._local_store(key)
+        return KeyAnswer(ReadOnlyView(store).get(key), partition, "local")
+
+    def local_windows(self, key: Any, time_from: int, time_to: int) -> RowsAnswer:
+        """``key``'s committed windows starting in [from, to] here, values without their
+        timestamps."""
+        self.require("window", "fetch(key, time_from, time_to)")
+        partition, store = self._local_store(key)
+        assert isinstance(store, WindowStore)
+        rows = [(start, _plain(store, value))
+                for start, value in store.fetch_range(key, time_from, time_to, committed=True)]
+        return RowsAnswer(rows, partition, "local")
+
+    def local_sessions(self, key: Any) -> RowsAnswer:
+        """``key``'s committed sessions here, values without their timestamps."""
+        self.require("session", "sessions(key)")
+        partition, store = self._local_store(key)
+        assert isinstance(store, SessionStore)
+        rows = [(bounds, _plain(store, value)) for bounds, value in store.fetch(key, True)]
+        return RowsAnswer(rows, partition, "local")
 
     def local_rows(self, lo: Any = None, hi: Any = None) -> tuple[list[int], list[list[Any]]]:
         """(partitions answered, their ``[key, value, partition]`` rows): the local part of
         ``all`` or ``range``."""
+        self.require("kv", "all" if lo is None else "range")
         views = self.local_views()
         rows = [[k, v, p] for p, view in views.items()
                 for k, v in (view.all() if lo is None else view.range(lo, hi))]
@@ -123,19 +176,62 @@ class StoreQuery:
         return self.get_with_metadata(key).value
 
     def get_with_metadata(self, key: Any) -> KeyAnswer:
+        self.require("kv", "get")
         partition = self.partition_of(key)
-        if partition in self.local_views():
+        if partition in self.local_stores():
             return self.local_get(key)
+        address, (status, body) = self._ask_owner(partition, key, "")
+        if status == 404:
+            return KeyAnswer(None, partition, address)
+        return KeyAnswer(body["value"], partition, address, body["metadata"]["active"])
+
+    def fetch(self, key: Any, time_from: int | None = None,
+              time_to: int | None = None) -> list[tuple[Any, Any]]:
+        """A window store: ``[(window start, value)]`` of ``key``'s windows starting in
+        [time_from, time_to] (ms, both included). A session store (no times):
+        ``[((start, end), value)]`` of ``key``'s sessions."""
+        if self.kind == "session" and time_from is None and time_to is None:
+            return self.sessions(key)
+        self.require("window", "fetch(key, time_from, time_to)")
+        if time_from is None or time_to is None:
+            raise ValueError(f"store {self.name!r}: a window fetch needs both time_from and "
+                             f"time_to (ms)")
+        return self.fetch_with_metadata(key, time_from, time_to).rows
+
+    def fetch_with_metadata(self, key: Any, time_from: int, time_to: int) -> RowsAnswer:
+        self.require("window", "fetch(key, time_from, time_to)")
+        partition = self.partition_of(key)
+        if partition in self.local_stores():
+            return self.local_windows(key, time_from, time_to)
+        query = urllib.parse.urlencode({"from": time_from, "to": time_to})
+        address, (_, body) = self._ask_owner(partition, key, f"/windows?{query}")
+        return RowsAnswer([(start, value) for start, value in body["windows"]], partition,
+                          address, body["metadata"]["active"])
+
+    def sessions(self, key: Any) -> list[tuple[Any, Any]]:
+        """``[((start, end), value)]`` of ``key``'s sessions, by end then start."""
+        return self.sessions_with_metadata(key).rows
+
+    def sessions_with_metadata(self, key: Any) -> RowsAnswer:
+        self.require("session", "sessions(key)")
+        partition = self.partition_of(key)
+        if partition in self.local_stores():
+            return self.local_sessions(key)
+        address, (_, body) = self._ask_owner(partition, key, "/sessions")
+        return RowsAnswer([((start, end), value) for start, end, value in body["sessions"]],
+                          partition, address, body["metadata"]["active"])
+
+    def _ask_owner(self, partition: int, key: Any, suffix: str) -> tuple[str, tuple[int, Any]]:
+        """(address, answer) of ``/stores/<store>/keys/<key><suffix>`` on the instance
+        running ``partition``."""
         address = self.owner_address(partition)
         if address is None:
             raise StoreMovingError(f"store {self.name!r}: partition {partition} has no running "
                                    f"owner known right now (a rebalance or restore); retry")
         directory = self._directory()
         text = urllib.parse.quote(key_to_text(self.key_serde, key), safe="")
-        status, body = _http_get(address, f"/stores/{self.name}/keys/{text}", directory.token)
-        if status == 404:
-            return KeyAnswer(None, partition, address)
-        return KeyAnswer(body["value"], partition, address, body["metadata"]["active"])
+        return address, _http_get(address, f"/stores/{self.name}/keys/{text}{suffix}",
+                                  directory.token)
 
     def owner_address(self, partition: int) -> str | None:
         """The HTTP address of the other live instance running ``partition``'s task, as the
@@ -148,10 +244,12 @@ class StoreQuery:
         return address
 
     def all(self) -> list[tuple[Any, Any]]:
+        self.require("kv", "all")
         return self._everywhere(None, None)
 
     def range(self, lo: Any, hi: Any) -> list[tuple[Any, Any]]:
         """Keys from ``lo`` to ``hi`` (both included, in the serialized keys' order)."""
+        self.require("kv", "range")
         return self._everywhere(lo, hi)
 
     def _everywhere(self, lo: Any, hi: Any) -> list[tuple[Any, Any]]:
@@ -180,6 +278,10 @@ class StoreQuery:
             raise FluvialError(f"store {self.name!r}: the key is not on this instance and no "
                                f"HTTP server (AppServer) routes queries to the others")
         return directory
+
+
+def _plain(store: WindowStore | SessionStore, stored: Any) -> Any:
+    return stored[0] if store.codec.timestamped and stored is not None else stored
 
 
 def _http_get(address: str, path: str, token: str | None) -> tuple[int, Any]:

@@ -21,6 +21,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from prometheus_client import (
 )
 
 from fluvial.errors import ConfigError, StoreMovingError
-from fluvial.runtime.query import LOCAL_HEADER, StoreQuery, key_from_text
+from fluvial.runtime.query import LOCAL_HEADER, RowsAnswer, StoreQuery, key_from_text
 from fluvial.server.dashboard import HISTORY, SAMPLE_S, Dashboard
 from fluvial.server.metrics import AppCollector
 
@@ -145,6 +146,7 @@ class AppServer:
 
     async def _store_key(self, request: web.Request) -> web.Response:
         query = self._query(request)
+        self._supports(query, "kv", "get")
         if request.query:
             return _error(400, f"unknown parameter(s): {', '.join(sorted(request.query))}")
         text = request.match_info["key"]
@@ -160,11 +162,70 @@ class AppServer:
         return _json({"key": key, "value": answer.value, "metadata": {
             "partition": answer.partition, "instance": instance, "active": answer.active}})
 
+    async def _read_key(self, request: web.Request, query: StoreQuery,
+                        local: Callable[[], RowsAnswer], routed: Callable[[], RowsAnswer],
+                        field: str, row: Callable[[Any, Any], list[Any]]) -> web.Response:
+        """A window or session read of one key: here only when forwarded, else routed."""
+        read = local if request.headers.get(LOCAL_HEADER) else routed
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, read)
+        except StoreMovingError as exc:
+            return _error(503, f"moving, retry: {exc}")
+        instance = self._address() if answer.instance == "local" else answer.instance
+        return _json({"key": self._key(query, request.match_info["key"]),
+                      field: [row(a, b) for a, b in answer.rows], "metadata": {
+                          "partition": answer.partition, "instance": instance,
+                          "active": answer.active}})
+
+    async def _store_windows(self, request: web.Request) -> web.Response:
+        """``key``'s windows starting in [from, to] (ms): ``[start, value]`` rows."""
+        query = self._query(request)
+        self._supports(query, "window", "fetch(key, time_from, time_to)")
+        params = request.query
+        unknown = sorted(set(params) - {"from", "to"})
+        if unknown:
+            return _error(400, f"unknown parameter(s): {', '.join(unknown)}; known: from, to")
+        missing = [name for name in ("from", "to") if name not in params]
+        if missing:
+            return _error(400, f"missing parameter(s) {', '.join(missing)}: give from and to, "
+                               f"window start times in ms")
+        try:
+            time_from, time_to = int(params["from"]), int(params["to"])
+        except ValueError:
+            return _error(400, f"from and to must be integer ms, got from="
+                               f"{params['from']!r}, to={params['to']!r}")
+        key = self._key(query, request.match_info["key"])
+        return await self._read_key(
+            request, query, lambda: query.local_windows(key, time_from, time_to),
+            lambda: query.fetch_with_metadata(key, time_from, time_to), "windows",
+            lambda start, value: [start, value])
+
+    async def _store_sessions(self, request: web.Request) -> web.Response:
+        """``key``'s sessions: ``[start, end, value]`` rows, by end then start."""
+        query = self._query(request)
+        self._supports(query, "session", "sessions(key)")
+        if request.query:
+            return _error(400, f"unknown parameter(s): {', '.join(sorted(request.query))}")
+        key = self._key(query, request.match_info["key"])
+        return await self._read_key(
+            request, query, lambda: query.local_sessions(key),
+            lambda: query.sessions_with_metadata(key), "sessions",
+            lambda bounds, value: [bounds[0], bounds[1], value])
+
+    @staticmethod
+    def _supports(query: StoreQuery, kind: str, call: str) -> None:
+        try:
+            query.require(kind, call)
+        except ConfigError as exc:
+            raise web.HTTPBadRequest(text=_reason(str(exc)),
+                                     content_type="application/json") from None
+
     async def _store(self, request: web.Request) -> web.Response:
         """The local part (``partitions`` it holds, ``[key, value, partition]`` rows), or the
         whole store's ``[key, value]`` rows with ``?all=true``; ``from`` and ``to`` bound the
         keys (both included)."""
         query = self._query(request)
+        self._supports(query, "kv", "all")
         params = request.query
         unknown = sorted(set(params) - {"from", "to", "all"})
         if unknown:
@@ -253,6 +314,10 @@ class AppServer:
         web_app.add_routes([web.get("/healthz", self._healthz), web.get("/readyz", self._readyz),
                             web.get("/metrics", self._metrics),
                             web.get("/stores/{store}/keys/{key}", self._store_key),
+                            web.get("/stores/{store}/keys/{key}/windows",
+                                    self._store_windows),
+                            web.get("/stores/{store}/keys/{key}/sessions",
+                                    self._store_sessions),
                             web.get("/stores/{store}", self._store),
                             web.get("/dashboard", self._dashboard_page),
                             web.get("/dashboard/data", self._dashboard_data),

@@ -46,10 +46,12 @@ class SessionStore(SegmentedStore):
             return None
         return self.codec.decode_value(self.cache.get(self._key(key, start, end)))
 
-    def find_sessions(self, key: Any, earliest_session_end: int,
-                      latest_session_start: int) -> Iterator[tuple[tuple[int, int], Any]]:
+    def find_sessions(self, key: Any, earliest_session_end: int, latest_session_start: int,
+                      committed: bool = False) -> Iterator[tuple[tuple[int, int], Any]]:
         """``((start, end), value)`` of ``key``'s sessions with end >= earliest_session_end
-        and start <= latest_session_start, ascending by end, then start."""
+        and start <= latest_session_start, ascending by end, then start; ``committed``: as of
+        the last flush (the backend, not the cache), for other threads."""
+        source = self.backend if committed else self.cache
         earliest = max(earliest_session_end, self.expired_before(), 0)
         kb = self.codec.encode_key(key)
         n = 8 + len(kb) + _SUFFIX
@@ -58,16 +60,16 @@ class SessionStore(SegmentedStore):
             prefix = self.prefix(segment) + kb
             lo = prefix + _END_START.pack(earliest, 0)
             hi = prefix + _END_START.pack(_MAX, _MAX) + b"\x00"
-            for bk, value in self.cache.scan(lo, hi):
+            for bk, value in source.scan(lo, hi):
                 if len(bk) != n:  # a longer key that starts with the same bytes
                     continue
                 end, start = _END_START.unpack_from(bk, n - _SUFFIX)
                 if start <= latest_session_start:
                     yield (start, end), decode(value)
 
-    def fetch(self, key: Any) -> Iterator[tuple[tuple[int, int], Any]]:
+    def fetch(self, key: Any, committed: bool = False) -> Iterator[tuple[tuple[int, int], Any]]:
         """Every live session of ``key``."""
-        return self.find_sessions(key, 0, _MAX)
+        return self.find_sessions(key, 0, _MAX, committed)
 
     def all(self) -> Iterator[tuple[tuple[Any, int, int], Any]]:
         """``((key, start, end), value)`` of every live session, by segment, key, end, start."""

@@ -68,8 +68,11 @@ class WindowStore(SegmentedStore):
             return None
         return self.codec.decode_value(self.cache.get(self._key(key, window_start)))
 
-    def fetch_range(self, key: Any, time_from: int, time_to: int) -> Iterator[tuple[int, Any]]:
-        """``(window start, value)`` of ``key``'s windows starting in [from, to], ascending."""
+    def fetch_range(self, key: Any, time_from: int, time_to: int,
+                    committed: bool = False) -> Iterator[tuple[int, Any]]:
+        """``(window start, value)`` of ``key``'s windows starting in [from, to], ascending;
+        ``committed``: as of the last flush (the backend, not the cache), for other threads."""
+        source = self.backend if committed else self.cache
         time_from = max(time_from, self.expired_before())
         time_to = min(time_to, self.observed_time)  # nothing starts later
         if time_to < time_from:
@@ -81,7 +84,7 @@ class WindowStore(SegmentedStore):
             prefix = self.prefix(segment) + kb
             lo = prefix + _START_SEQ.pack(time_from, 0)
             hi = prefix + _START_SEQ.pack(time_to + 1, 0)
-            for bk, value in self.cache.scan(lo, hi):
+            for bk, value in source.scan(lo, hi):
                 if len(bk) == n:  # not a longer key that starts with the same bytes
                     yield _START_SEQ.unpack_from(bk, n - _SUFFIX)[0], decode(value)
 

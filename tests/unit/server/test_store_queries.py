@@ -7,6 +7,7 @@ application: each runs half the tasks and serves its own port; either answers ev
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import time
 import urllib.error
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from examples.wordcount.app import INPUT, OUTPUT, build, split_words
 
-from fluvial import serdes
+from fluvial import Topology, serdes
 from fluvial.errors import StoreMovingError
 from fluvial.io.embedded import EmbeddedBroker
 from fluvial.runtime.app import App
@@ -54,6 +55,26 @@ def answers_everything(app: App, expected: dict[str, int]) -> bool:
         return False  # the directory has not seen the other instance yet
 
 
+@contextlib.contextmanager
+def instances(build: Callable[[], Topology], application_id: str, broker: EmbeddedBroker,
+              tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServer]]:
+    """Two started instances of one application, each with its own state and HTTP port."""
+    apps, servers = [], []
+    try:
+        for name in ("a", "b"):
+            app = App(build(), application_id, broker=broker, state_dir=tmp_path / name,
+                      commit_interval_ms=100)
+            servers.append(AppServer(app, port=0, token=TOKEN).start())
+            apps.append(app.start())
+        yield apps[0], servers[0], apps[1], servers[1]
+    finally:
+        for app, server in zip(apps, servers, strict=False):
+            app.close()
+            server.stop()
+        for app in apps:
+            assert app.error is None
+
+
 @pytest.fixture
 def two_instances(tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServer,
                                                     dict[str, int]]]:
@@ -64,25 +85,12 @@ def two_instances(tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServ
     for line in lines:
         broker.append(INPUT, None, line.encode(), 1)
     expected = dict(collections.Counter(w for line in lines for w in split_words(line)))
-    apps, servers = [], []
-    try:
-        for name in ("a", "b"):
-            app = App(build(), "wc", broker=broker, state_dir=tmp_path / name,
-                      commit_interval_ms=100)
-            servers.append(AppServer(app, port=0, token=TOKEN).start())
-            apps.append(app.start())
-        a, b = apps
+    with instances(build, "wc", broker, tmp_path) as (a, server_a, b, server_b):
         wait_for(lambda: a.store("counts").to_dict().keys() | b.store("counts").to_dict().keys()
                  == expected.keys() and a.query("counts").local_views()
                  and b.query("counts").local_views())
         wait_for(lambda: answers_everything(a, expected) and answers_everything(b, expected))
-        yield a, servers[0], b, servers[1], expected
-    finally:
-        for app, server in zip(apps, servers, strict=False):
-            app.close()
-            server.stop()
-        for app in apps:
-            assert app.error is None
+        yield a, server_a, b, server_b, expected
 
 
 def test_each_instance_answers_every_key_with_its_owners_value(two_instances) -> None:
