@@ -446,17 +446,21 @@ _UDF_MODULE = click.option(
          "(repeatable).")
 
 
+def _sql_options(fn: Any) -> Any:
+    """What every SQL front door takes: the registry, log format, UDF modules, broker and
+    settings."""
+    for option in (_with_settings, _EMBEDDED, _UDF_MODULE, _LOG_FORMAT, _SCHEMA_REGISTRY):
+        fn = option(fn)
+    return fn
+
+
 @cli.group(invoke_without_command=True)
 @click.option("--file", "-f", "script", type=click.Path(exists=True, dir_okay=False),
               help="Run this script's statements, then its persistent queries until Ctrl-C.")
 @click.option("--server", "server", metavar="URL", default=None,
               help="The shell talks to this `fluvial sql-server` (http://HOST:PORT) instead "
                    "of running statements in-process.")
-@_SCHEMA_REGISTRY
-@_LOG_FORMAT
-@_UDF_MODULE
-@_EMBEDDED
-@_with_settings
+@_sql_options
 @click.pass_context
 def sql(ctx: click.Context, script: str | None, server: str | None,
         schema_registry: str | None, log_format: str, udf_modules: tuple[str, ...],
@@ -491,11 +495,7 @@ def sql(ctx: click.Context, script: str | None, server: str | None,
 @cli.command("sql-server")
 @click.option("--listen", default="127.0.0.1:8088", show_default=True,
               help="HOST:PORT the REST API listens on.")
-@_SCHEMA_REGISTRY
-@_LOG_FORMAT
-@_UDF_MODULE
-@_EMBEDDED
-@_with_settings
+@_sql_options
 @click.pass_context
 def sql_server(ctx: click.Context, listen: str, schema_registry: str | None,
                log_format: str, udf_modules: tuple[str, ...],
