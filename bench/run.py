@@ -210,9 +210,11 @@ def _run_one(r: Any, w: Any, available: list[Any], doc: dict[str, Any], settings
     if not r.supports(w):
         return {**base, "status": "unsupported"}
     log.info("── %s x %s%s", r.key, w.name, f" (round {round_no})" if round_no else "")
+    label = f"-r{round_no}" if round_no else ""
     try:
-        return run_case(r, w, settings, bootstrap, work, run_id,
-                        f"-r{round_no}" if round_no else "")
+        if hasattr(w, "run_case"):  # a workload with its own case (the Nexmark event queries)
+            return w.run_case(r, settings, bootstrap, work, run_id, label)
+        return run_case(r, w, settings, bootstrap, work, run_id, label)
     except Exception as exc:
         return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(limit=5)}

@@ -47,9 +47,18 @@ Q3_CATEGORY = 10
 Q8_RETENTION_MS = 3_600_000
 
 
+def _kept(grace_ms: int, at_least: int | None = None) -> fluvial.Materialized | None:
+    """The window store of a query with ``grace_ms``: kept twice the grace and a window, so
+    that end-of-input events a grace past the last event (the harness's ``closers``) find
+    every window still stored when they close it."""
+    if not grace_ms:
+        return None if at_least is None else fluvial.Materialized(retention=at_least)
+    return fluvial.Materialized(retention=max(at_least or 0, 2 * grace_ms + WINDOW_MS))
+
+
 # -- the queries in the DSL --------------------------------------------------------------------
 
-def q3(builder: fluvial.StreamsBuilder, prefix: str) -> fluvial.Stream:
+def q3(builder: fluvial.StreamsBuilder, prefix: str, _grace_ms: int = 0) -> fluvial.Stream:
     topics = topic_names(prefix)
     people = builder.table(topics["person"]).filter(lambda _k, p: p["state"] in Q3_STATES)
     return (builder.stream(topics["auction"])
@@ -77,7 +86,7 @@ def _remove_final(_category: Any, final: int, total: dict[str, int]) -> dict[str
     return {"sum": total["sum"] - final, "count": total["count"] - 1}
 
 
-def q4(builder: fluvial.StreamsBuilder, prefix: str) -> fluvial.Stream:
+def q4(builder: fluvial.StreamsBuilder, prefix: str, _grace_ms: int = 0) -> fluvial.Stream:
     topics = topic_names(prefix)
     auctions = builder.table(topics["auction"])
     finals = (builder.stream(topics["bid"])
@@ -101,13 +110,13 @@ def _with_most_bids(_start: Any, counted: dict[str, int],
     return hot
 
 
-def q5(builder: fluvial.StreamsBuilder, prefix: str) -> fluvial.Stream:
-    hopping = TimeWindows.of_size_with_no_grace(WINDOW_MS).advance_by(HOP_MS)
+def q5(builder: fluvial.StreamsBuilder, prefix: str, grace_ms: int = 0) -> fluvial.Stream:
+    hopping = TimeWindows.of_size_and_grace(WINDOW_MS, grace_ms).advance_by(HOP_MS)
     return (builder.stream(topic_names(prefix)["bid"])
             .group_by_key()
             .windowed_by(hopping)
             .emit_strategy(EmitStrategy.on_window_close())
-            .count()
+            .count(_kept(grace_ms))
             .to_stream()
             .map(lambda w, num: (str(w.start), {"auction": int(w.key), "num": num}))
             .group_by_key()
@@ -127,12 +136,12 @@ def _q7_row(bid: dict[str, Any]) -> dict[str, Any]:
     return {f: bid[f] for f in ("auction", "price", "bidder", "dateTime", "extra")}
 
 
-def q7(builder: fluvial.StreamsBuilder, prefix: str) -> fluvial.Stream:
+def q7(builder: fluvial.StreamsBuilder, prefix: str, grace_ms: int = 0) -> fluvial.Stream:
     return (builder.stream(topic_names(prefix)["bid"])
             .group_by(lambda _k, _bid: "all")  # one global maximum per window: one key
-            .windowed_by(TimeWindows.of_size_with_no_grace(WINDOW_MS))
+            .windowed_by(TimeWindows.of_size_and_grace(WINDOW_MS, grace_ms))
             .emit_strategy(EmitStrategy.on_window_close())
-            .aggregate(lambda: {"price": -1, "bids": []}, _keep_highest)
+            .aggregate(lambda: {"price": -1, "bids": []}, _keep_highest, _kept(grace_ms))
             .to_stream()
             .flat_map(lambda _w, top: [(str(b["auction"]), _q7_row(b)) for b in top["bids"]]))
 
@@ -144,19 +153,19 @@ def _same_window(person: dict[str, Any], auction: dict[str, Any]) -> dict[str, A
     return {"id": person["id"], "name": person["name"], "starttime": start}
 
 
-def q8(builder: fluvial.StreamsBuilder, prefix: str) -> fluvial.Stream:
+def q8(builder: fluvial.StreamsBuilder, prefix: str, grace_ms: int = 0) -> fluvial.Stream:
     topics = topic_names(prefix)
     auctions = builder.stream(topics["auction"]).select_key(lambda _k, a: str(a["seller"]))
     return (builder.stream(topics["person"])
-            .join(auctions, _same_window, JoinWindows.of_time_difference_with_no_grace(WINDOW_MS))
+            .join(auctions, _same_window,
+                  JoinWindows.of_time_difference_and_grace(WINDOW_MS, grace_ms))
             .filter(lambda _k, v: v is not None)
             .group_by_key()
-            .windowed_by(TimeWindows.of_size_with_no_grace(WINDOW_MS))
+            .windowed_by(TimeWindows.of_size_and_grace(WINDOW_MS, grace_ms))
             .emit_strategy(EmitStrategy.on_window_close())
             # one row per new user and window; kept long enough (Q8_RETENTION_MS) for a
             # window to be emitted although matches are sparse and stream time jumps
-            .reduce(lambda first, _again: first,
-                    fluvial.Materialized(retention=Q8_RETENTION_MS))
+            .reduce(lambda first, _again: first, _kept(grace_ms, Q8_RETENTION_MS))
             .to_stream()
             .map(lambda w, row: (w.key, row)))
 
@@ -257,14 +266,16 @@ class EventQuery:
 
     name: str
     title: str
-    build: Callable[[fluvial.StreamsBuilder, str], fluvial.Stream]
+    build: Callable[[fluvial.StreamsBuilder, str, int], fluvial.Stream]
     reference: Callable[[Iterable[Event]], list[Output]]
     reads: tuple[int, ...]  # the kinds of event it reads (PERSON, AUCTION, BID)
     table: bool = False
 
-    def topology(self, prefix: str, output_topic: str) -> fluvial.Topology:
+    def topology(self, prefix: str, output_topic: str, grace_ms: int = 0) -> fluvial.Topology:
+        """``grace_ms``: the windows' and q8's join's grace (none in the TestDriver, whose
+        input is in event order; the harness's, ``bench.nexmark.harness.GRACE_MS``)."""
         builder = fluvial.StreamsBuilder()
-        self.build(builder, prefix).to(output_topic, value_serde=serdes.Json())
+        self.build(builder, prefix, grace_ms).to(output_topic, value_serde=serdes.Json())
         return builder.build()
 
 

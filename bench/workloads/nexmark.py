@@ -1,4 +1,8 @@
-"""Nexmark q0-q2 (issue 14) as harness workloads: ``nexmark-q0``, ``nexmark-q1``, ``nexmark-q2``.
+"""Nexmark (issue 14) as harness workloads: ``nexmark-q0`` .. ``nexmark-q2`` (one output per
+bid) and ``nexmark-q3``, ``-q4``, ``-q5``, ``-q7``, ``-q8`` (joins and windows over the
+per-type topics, run by ``bench.nexmark.harness``).
+
+q0-q2:
 
 Input: the bids of ``bench.nexmark``'s generator (seed 0), i-th input = i-th bid, JSON as on
 the bid topic, partitioned by auction id like the real bid topic. The key is the input's
@@ -17,7 +21,8 @@ import orjson
 
 from bench.nexmark.generator import BID, BID_PROPORTION, TOTAL_PROPORTION, Generator
 from bench.nexmark.queries import QUERIES
-from bench.workloads import Input, Tracker, Workload, register
+from bench.nexmark.stateful import STATEFUL_QUERIES
+from bench.workloads import _REGISTRY, Input, Tracker, Workload, register
 from bench.workloads.stateless import StatelessTracker
 
 _GENERATOR = Generator()
@@ -116,13 +121,70 @@ class NexmarkQ2(_NexmarkQuery):
     name, query, title = "nexmark-q2", "q2", "Nexmark q2: selection (auction % 123 == 0)"
 
 
-def fluvial_q0() -> Any:
-    return NexmarkQ0().fluvial_topology()
+class _NexmarkEventQuery(Workload):
+    """A query over the per-type topics: its own case (``bench.nexmark.harness``) produces
+    events to ``<case>-person``, ``-auction``, ``-bid``, times the group's catching up and
+    checks the whole output against the reference. ``$BENCH_INPUT`` is the topic prefix."""
+
+    query: str
+    systems = frozenset({"fluvial"})
+    unit = "events"
+
+    @property
+    def fluvial_target(self) -> str:
+        return f"bench.workloads.nexmark:fluvial_{self.query}"
+
+    def generate(self, rng: random.Random, start: int, count: int,
+                 partitions: int) -> list[Input]:
+        raise NotImplementedError("the Nexmark event queries generate in bench.nexmark.harness")
+
+    def tracker(self) -> Tracker:
+        raise NotImplementedError("the Nexmark event queries check their output at the end")
+
+    def run_case(self, runner: Any, settings: Any, bootstrap: str, work_dir: Any,
+                 run_id: str, label: str = "") -> dict[str, Any]:
+        from bench.nexmark.harness import run_event_case
+
+        return run_event_case(runner, self, STATEFUL_QUERIES[self.query], settings, bootstrap,
+                              work_dir, run_id, label)
+
+    def fluvial_topology(self) -> Any:
+        from bench.nexmark.harness import GRACE_MS
+
+        return STATEFUL_QUERIES[self.query].topology(os.environ["BENCH_INPUT"],
+                                                     os.environ["BENCH_OUTPUT"], GRACE_MS)
 
 
-def fluvial_q1() -> Any:
-    return NexmarkQ1().fluvial_topology()
+@register
+class NexmarkQ3(_NexmarkEventQuery):
+    name, query, title = "nexmark-q3", "q3", "Nexmark q3: local item suggestion (join)"
 
 
-def fluvial_q2() -> Any:
-    return NexmarkQ2().fluvial_topology()
+@register
+class NexmarkQ4(_NexmarkEventQuery):
+    name, query, title = ("nexmark-q4", "q4",
+                          "Nexmark q4: average closing price per category (join, aggregates)")
+
+
+@register
+class NexmarkQ5(_NexmarkEventQuery):
+    name, query, title = "nexmark-q5", "q5", "Nexmark q5: hot items (hopping windows)"
+
+
+@register
+class NexmarkQ7(_NexmarkEventQuery):
+    name, query, title = "nexmark-q7", "q7", "Nexmark q7: highest bid (tumbling windows)"
+
+
+@register
+class NexmarkQ8(_NexmarkEventQuery):
+    name, query, title = ("nexmark-q8", "q8",
+                          "Nexmark q8: monitor new users (windowed stream-stream join)")
+
+
+def __getattr__(name: str) -> Any:
+    """``fluvial_q0`` .. ``fluvial_q8``: each query's topology function for ``fluvial run
+    bench.workloads.nexmark:fluvial_qN`` (``fluvial_target``)."""
+    if name.startswith("fluvial_q") and f"nexmark-{name[8:]}" in _REGISTRY:
+        return _REGISTRY[f"nexmark-{name[8:]}"].fluvial_topology
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,3 +63,21 @@ def test_runner_processes_every_input(kafka: KafkaTestBroker, tmp_path: Path, sy
         assert result["outputs"] == result["expected_outputs"], detail
     assert result["throughput"] > 0 and result["latency"]["samples"] > 0, detail
     assert result["latency"]["sustained"], detail
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workload", ["nexmark-q5", "nexmark-q8"])
+def test_nexmark_event_query_output_checked(kafka: KafkaTestBroker, tmp_path: Path,
+                                            workload: str) -> None:
+    """A query over the per-type topics (a repartition and windows; a windowed join): every
+    event processed, and the whole output equal to the reference (bench.nexmark.harness)."""
+    w = workloads.get(workload)
+    result = w.run_case(runner_of("fluvial-1w"), Settings(records=3000, warmup=8,
+                                                          startup_timeout=60.0,
+                                                          throughput_cap=60.0),
+                        kafka.bootstrap_servers, tmp_path, f"smoke{uuid.uuid4().hex[:6]}")
+    log = Path(tmp_path / f"fluvial-1w-{workload}.log")
+    detail = f"{result}\n--- log ---\n{log.read_text() if log.is_file() else ''}"
+    assert result["status"] == "ok", detail
+    assert result["check"].startswith("ok: "), detail
+    assert result["expected_outputs"] > 0 and result["throughput"] > 0, detail
