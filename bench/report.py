@@ -15,6 +15,8 @@ TARGETS: list[tuple[str | None, str, str, str, float]] = [
     ("wordcount", "fluvial-1w", "java", "throughput", 1.0),
     ("stateless", "fluvial-1w", "ceiling", "throughput", 0.8),
     (None, "fluvial-1w", "java", "p99", 1.0),
+    # issue 14: Nexmark, fluvial at or above Java Kafka Streams on every query (Quix: above)
+    *[(f"nexmark-q{q}", "fluvial-1w", "java", "throughput", 1.0) for q in (0, 1, 2, 3, 4, 5, 7, 8)],
     # issue 12: the same workload in fluvial's SQL within 80 % of its DSL
     *[(w, "fluvial-sql", "fluvial-1w", "throughput", 0.8)
       for w in ("stateless", "wordcount", "windowed")],
@@ -57,6 +59,8 @@ def ratios(doc: dict[str, Any], fluvial: str = "fluvial-1w") -> list[dict[str, A
                 continue
             if metric == "throughput":
                 ratio = a["throughput"] / b["throughput"]
+            elif not (a or {}).get("latency") or not (b or {}).get("latency"):
+                continue  # a workload without a latency phase (the Nexmark event queries)
             else:
                 pa, pb = a["latency"]["p99_ms"], b["latency"]["p99_ms"]
                 ratio = (pb / pa) if pa else None
@@ -150,6 +154,72 @@ def _backend_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+# Flink's published Nexmark throughput per core (the nexmark/nexmark project's README),
+# events/s; theirs exclude Kafka I/O, ours include it.
+FLINK_PER_CORE = {"nexmark-q0": 155_000, "nexmark-q1": 158_000, "nexmark-q2": 175_000,
+                  "nexmark-q4": 34_000, "nexmark-q5": 22_000, "nexmark-q7": 12_000}
+
+
+def nexmark_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per Nexmark query: fluvial (1 worker), Java Kafka Streams and Quix, their ratios, and
+    fluvial's events per CPU-second against Flink's per-core figure."""
+    cases = _cases(doc)
+    rows = []
+    for name in (w for w in doc["workloads"] if w.startswith("nexmark-")):
+        row: dict[str, Any] = {"workload": name}
+        for key in ("fluvial-1w", "java", "quix", "ceiling"):
+            c = cases.get((key, name))
+            row[key] = {"status": c.get("status") if c else "not run",
+                        "rps": c.get("throughput") if _measured(c) and c else None,
+                        "eps": (c.get("events_per_s") or c.get("throughput"))
+                        if _measured(c) and c else None,
+                        "cpu": c.get("cpu_s_per_m") if _measured(c) and c else None,
+                        "check": (c or {}).get("check")}
+        ours = row["fluvial-1w"]
+        for peer in ("java", "quix"):
+            theirs = row[peer]
+            row[f"vs_{peer}"] = (round(ours["rps"] / theirs["rps"], 2)
+                                 if ours["rps"] and theirs["rps"] else None)
+            row[f"cpu_vs_{peer}"] = (round(theirs["cpu"] / ours["cpu"], 2)
+                                     if ours["cpu"] and theirs["cpu"] else None)
+        # events per CPU-second (q0-q2: the bids are the input)
+        c = cases.get(("fluvial-1w", name))
+        events_per_cpu_s = None
+        if _measured(c) and c and c.get("cpu_s"):
+            events = c.get("records") if "events_per_s" in c else c.get("processed")
+            events_per_cpu_s = round(events / c["cpu_s"]) if events else None
+        row["events_per_cpu_s"] = events_per_cpu_s
+        row["flink_per_core"] = FLINK_PER_CORE.get(name)
+        rows.append(row)
+    return rows
+
+
+def _nexmark_table(rows: list[dict[str, Any]]) -> list[str]:
+    def sys_cells(r: dict[str, Any], key: str) -> list[str]:
+        v = r[key]
+        if v["rps"] is None:
+            return [v["status"], "-"]
+        return [_fmt(v["rps"]), _fmt(v["cpu"], 1)]
+
+    lines = ["## Nexmark (issue 14)", "",
+             "records/s: the records the query reads in the timed phase (q0-q2: bids; q3: "
+             "auctions, its people loaded first; q4: bids, its auctions loaded first; q5, q7: "
+             "bids; q8: people and auctions) ÷ seconds until the system's group committed them "
+             "all. CPU s/M: per million such records. Every output checked against the "
+             "plain-Python reference (a wrong output is a failed case, no figure).", "",
+             "| query | fluvial rec/s | CPU s/M | Java rec/s | CPU s/M | Quix rec/s | CPU s/M "
+             "| fluvial ÷ Java | Java CPU ÷ fluvial CPU | fluvial ÷ Quix | fluvial events per "
+             "CPU-s | Flink per core |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        cells = [r["workload"], *sys_cells(r, "fluvial-1w"), *sys_cells(r, "java"),
+                 *sys_cells(r, "quix"), _fmt(r["vs_java"], 2), _fmt(r["cpu_vs_java"], 2),
+                 _fmt(r["vs_quix"], 2), _fmt(r["events_per_cpu_s"]),
+                 _fmt(r["flink_per_core"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m, s, v = doc["machine"], doc["settings"], doc["versions"]
     lines = [f"# Benchmark run {doc['run_id']}", ""]
@@ -198,6 +268,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"{_fmt(c.get('peak_rss_mb'))} | {_fmt(c.get('cpu_s_per_m'), 1)} | "
                 f"{_fmt(c.get('outputs'))} | {status} |")
         lines.append("")
+    if doc.get("nexmark"):
+        lines += _nexmark_table(doc["nexmark"])
     if doc.get("ratios"):  # none when the run left every peer out
         lines += ["## Against the targets of issues 5 and 12 (fluvial with 1 worker, one process "
                   "like each peer; fluvial's SQL against its DSL)", "",
@@ -329,6 +401,7 @@ def write_report(doc: dict[str, Any], out: Path) -> None:
                         and r["fluvial"] == "fluvial-2w"]
     doc["batch_ratios"] = batch_ratios(doc)
     doc["backend_ratios"] = backend_ratios(doc)
+    doc["nexmark"] = nexmark_rows(doc)
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
     (out / "results.md").write_text(markdown(doc))
     chart(doc, out / "results.png")

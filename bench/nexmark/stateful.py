@@ -270,6 +270,8 @@ class EventQuery:
     reference: Callable[[Iterable[Event]], list[Output]]
     reads: tuple[int, ...]  # the kinds of event it reads (PERSON, AUCTION, BID)
     table: bool = False
+    #: the kinds it reads as a table in a stream-table join (the harness loads them first)
+    tables: tuple[int, ...] = ()
 
     def topology(self, prefix: str, output_topic: str, grace_ms: int = 0) -> fluvial.Topology:
         """``grace_ms``: the windows' and q8's join's grace (none in the TestDriver, whose
@@ -281,9 +283,9 @@ class EventQuery:
 
 STATEFUL_QUERIES: dict[str, EventQuery] = {q.name: q for q in (
     EventQuery("q3", "local item suggestion (stream-table join)", q3, q3_reference,
-               (PERSON, AUCTION)),
+               (PERSON, AUCTION), tables=(PERSON,)),
     EventQuery("q4", "average closing price per category (join, two aggregations)", q4,
-               q4_reference, (AUCTION, BID), table=True),
+               q4_reference, (AUCTION, BID), table=True, tables=(AUCTION,)),
     EventQuery("q5", "hot items (hopping windows, most bids per window)", q5, q5_reference,
                (BID,), table=True),
     EventQuery("q7", "highest bid (tumbling windows)", q7, q7_reference, (BID,)),
