@@ -64,7 +64,7 @@ class NexmarkTracker(StatelessTracker):
 
 class _NexmarkQuery(Workload):
     query: str
-    systems = frozenset({"fluvial", "ceiling", "quix"})
+    systems = frozenset({"fluvial", "ceiling", "quix", "java"})
 
     @property
     def fluvial_target(self) -> str:
@@ -127,8 +127,8 @@ class _NexmarkEventQuery(Workload):
     checks the whole output against the reference. ``$BENCH_INPUT`` is the topic prefix."""
 
     query: str
-    systems = frozenset({"fluvial"})
-    unit = "events"
+    systems = frozenset({"fluvial", "java"})
+    unit = "records"  # read by the query in the timed phase (events_per_s: of the stream)
 
     @property
     def fluvial_target(self) -> str:
@@ -158,6 +158,7 @@ class _NexmarkEventQuery(Workload):
 @register
 class NexmarkQ3(_NexmarkEventQuery):
     name, query, title = "nexmark-q3", "q3", "Nexmark q3: local item suggestion (join)"
+    default_records = 2_000_000  # events: it reads their 3 auctions in 50 (120,000)
 
 
 @register
@@ -180,6 +181,7 @@ class NexmarkQ7(_NexmarkEventQuery):
 class NexmarkQ8(_NexmarkEventQuery):
     name, query, title = ("nexmark-q8", "q8",
                           "Nexmark q8: monitor new users (windowed stream-stream join)")
+    default_records = 2_000_000  # events: it reads their people and auctions (160,000)
 
 
 def __getattr__(name: str) -> Any:

@@ -91,7 +91,8 @@ public final class BenchApp {
         Topology topology = switch (workload) {
             case "stateless" -> stateless(args[3], args[4]);
             case "wordcount" -> wordcount(args[3], args[4]);
-            default -> throw new IllegalArgumentException("unknown workload " + workload);
+            // nexmark-q0..q2: args[3] is the bid topic; q3..q8: the per-type topics' prefix
+            default -> Nexmark.topology(workload, args[3], args[4]);
         };
         Properties props = new Properties();
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[1]);
