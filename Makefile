@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo demo-cluster demo-wordcount demo-dashboard test test-unit test-integration lint kafka-fetch kafka-up \
         kafka-up-cluster kafka-down kafka-status registry-fetch clean check-python bench bench-smoke bench-java chaos \
-        conformance conformance-oracle nexmark-smoke browser helm
+        conformance conformance-oracle nexmark nexmark-smoke browser helm
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -161,7 +161,22 @@ bench-smoke: $(BENCH_STAMP) bench-java
 	$(BENCH_PY) tools/kafka_cluster.py fetch
 	$(BENCH_PY) -m bench --smoke $(BENCH_ARGS)
 
-## Nexmark (issue 14; bench/nexmark/README.md): generator speed, q0-q5, q7, q8 in the TestDriver,
+## Nexmark (issue 14; bench/nexmark/README.md) on a real broker: fluvial (1 worker), Java Kafka
+## Streams, Quix Streams (q0-q2) and the bare client (q0-q2), every output checked against the
+## plain-Python reference; results under bench/results/<timestamp>/. `make nexmark Q=q5` runs one
+## query, `Q="q3 q8"` several; NEXMARK_ARGS="--scale 0.25 --repeat 1" a shorter run.
+NEXMARK_QUERIES := q0 q1 q2 q3 q4 q5 q7 q8
+Q ?= $(NEXMARK_QUERIES)
+NEXMARK_ARGS ?=
+comma := ,
+empty :=
+space := $(empty) $(empty)
+nexmark: $(BENCH_STAMP) bench-java
+	$(BENCH_PY) tools/kafka_cluster.py fetch
+	$(BENCH_PY) -m bench --systems fluvial-1w,java,quix,ceiling \
+	  --workloads $(subst $(space),$(comma),$(addprefix nexmark-,$(strip $(Q)))) $(NEXMARK_ARGS)
+
+## Nexmark smoke (issue 14): generator speed, q0-q5, q7, q8 in the TestDriver,
 ## q0-q2 on a real broker, every output checked against the plain-Python reference (~1-2 min).
 nexmark-smoke: $(STAMP) kafka-fetch
 	$(PY) -m bench.nexmark speed --events 100000
