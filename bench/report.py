@@ -363,6 +363,7 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
     width = 0.8 / max(1, len(systems))
     colors = plt.get_cmap("tab10")
     for ax, (title, ylabel, get) in zip(axes.flat, panels, strict=True):
+        plotted = False
         for i, key in enumerate(systems):
             xs, ys, p50 = [], [], []
             for j, w in enumerate(workloads):
@@ -373,10 +374,11 @@ def chart(doc: dict[str, Any], path: Path) -> bool:
                     ys.append(val)
                     p50.append((c.get("latency") or {}).get("p50_ms"))
             ax.bar(xs, ys, width, label=names[key], color=colors(i))
+            plotted = plotted or bool(ys)
             if title.startswith("p99"):
                 ax.scatter(xs, [p if p is not None else 0 for p in p50], color="black", s=8,
                            zorder=3)
-        if "log scale" in title:
+        if "log scale" in title and plotted:  # none: no latency phase (Nexmark q3-q8)
             ax.set_yscale("log")
         ax.set_xticks(range(len(workloads)), workloads)
         ax.set_title(title)
