@@ -348,7 +348,8 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
         assert not feeder.is_alive(), "the input feeder did not finish"
         if feeder.error is not None:
             raise AssertionError(f"feeding the input failed: {feeder.error!r}")
-        _await_drain(plan, source, reader, monitor)
+        if not _await_drain(plan, source, reader, monitor):
+            result.events += _group_state(kafka.bootstrap_servers, app_id)
     finally:
         monitor.stop.set()
         monitor.join(30)
@@ -466,16 +467,39 @@ def _kill_broker(plan: ChaosPlan, rng: random.Random, cluster: Any, monitor: Mon
 
 
 def _await_drain(plan: ChaosPlan, source: LineSource, reader: OutputReader,
-                 monitor: Monitor) -> None:
+                 monitor: Monitor) -> bool:
     """Until the output shows every input word counted (exactly, under exactly-once), or the
-    drain timeout: the checks then report what is missing."""
+    drain timeout (False): the checks then report what is missing."""
     deadline = time.monotonic() + plan.drain_timeout_s
     want = dict(source.reference)
     while time.monotonic() < deadline:
         latest = dict(reader.latest)
         if plan.guarantee == "exactly_once" and latest == want:
-            return
+            return True
         if plan.guarantee != "exactly_once" and all(latest.get(w, 0) >= n
                                                     for w, n in want.items()):
-            return
+            return True
         time.sleep(0.5)  # polling the reader's view with a deadline
+    return False
+
+
+def _group_state(bootstrap: str, group_id: str) -> list[str]:
+    """The group as its coordinator sees it when the output stalled: each member's epoch-free
+    current and target assignment (partitions per topic), to tell a member that never got
+    partitions from one whose client never took them."""
+    from confluent_kafka.admin import AdminClient
+
+    def parts(assignment: Any) -> str:
+        tps = assignment.topic_partitions if assignment is not None else []
+        return " ".join(sorted(f"{tp.topic.rsplit('-', 1)[-1]}[{tp.partition}]" for tp in tps))
+
+    try:
+        (future,) = AdminClient({"bootstrap.servers": bootstrap}).describe_consumer_groups(
+            [group_id], request_timeout=10).values()
+        group = future.result(timeout=15)
+    except Exception as exc:  # a diagnosis only: the checks report the failure itself
+        return [f"group {group_id}: not described ({exc})"]
+    lines = [f"group at the stall: state {group.state}, {len(group.members)} member(s)"]
+    lines += [f"  member {m.member_id} ({m.client_id}): assigned {parts(m.assignment)}; "
+              f"target {parts(getattr(m, 'target_assignment', None))}" for m in group.members]
+    return lines
