@@ -58,14 +58,16 @@ _FETCH_TRANSIENT = frozenset({
     ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     ck.KafkaError.REBALANCE_IN_PROGRESS, ck.KafkaError.STALE_MEMBER_EPOCH,
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._WAIT_COORD, ck.KafkaError._TIMED_OUT,
-    ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN})
+    ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError._DESTROY_BROKER})
 OFFSET_FETCH_RETRY_S = 0.2
-# a partition's leader moving: answers that a retry soon fixes (seen during a broker kill)
+# a partition's leader moving: answers that a retry soon fixes (seen during a broker kill;
+# _DESTROY_BROKER: the request went to a broker handle librdkafka dropped as the cluster's
+# metadata changed, seen with a 4.4 broker restarting)
 _LEADER_MOVING = frozenset({
     ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE,
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._TIMED_OUT, ck.KafkaError._TRANSPORT,
     ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError.UNKNOWN_LEADER_EPOCH,
-    ck.KafkaError.FENCED_LEADER_EPOCH})
+    ck.KafkaError.FENCED_LEADER_EPOCH, ck.KafkaError._DESTROY_BROKER})
 TXN_GRACE_S = 5.0  # beyond a transactional call's own timeout before it is given up
 
 
