@@ -96,7 +96,7 @@ def test_window_and_session_reads_are_routed_to_the_owner(two_instances) -> None
     assert status == 200
     assert body == {"key": key, "windows": [[1000, records(key)], [1100, 1]], "metadata": {
         "partition": answer.partition, "instance": f"127.0.0.1:{server_b.port}",
-        "active": True}}
+        "active": True, "lag": 0}}
     status, body = get(server_a.port, f"/stores/per-session/keys/{key}/sessions")
     assert status == 200
     assert body["sessions"] == [[s, e, n] for (s, e), n in  # type: ignore[index]
@@ -138,9 +138,9 @@ def test_malformed_window_and_session_requests_get_a_one_line_reason(two_instanc
     assert get(port, f"{windows}?{query}") == (400, {
         "error": "from and to must be integer ms, got from='yesterday', to='10'"})
     assert get(port, f"{windows}?from=0&to=1&step=2") == (400, {
-        "error": "unknown parameter(s): step; known: from, to"})
+        "error": "unknown parameter(s): step; known: from, to, replica"})
     assert get(port, "/stores/per-session/keys/k1/sessions?x=1") == (
-        400, {"error": "unknown parameter(s): x"})
+        400, {"error": "unknown parameter(s): x; known: replica"})
     status, body = get(port, "/stores/per-window/keys/k1/sessions")
     assert status == 400 and "'per-window' is a window store" in body["error"]  # type: ignore[index]
     status, body = get(port, "/stores/per-session/keys/k1")
