@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from examples.wordcount.app import build
+from examples.wordcount.app import INPUT, build
 from test_store_queries import get, instances, wait_for, wordcount_input
 
 from fluvial.errors import ConfigError, StoreMovingError
@@ -55,7 +55,7 @@ def answered_by(query: StoreQuery, key: str) -> str | None:
 
 @contextlib.contextmanager
 def standby_pair(tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServer,
-                                                   dict[str, int]]]:
+                                                   dict[str, int], EmbeddedBroker]]:
     """Two instances with one standby replica, each's copies of the other's tasks caught up."""
     broker, expected = wordcount_input()
     with instances(build, "wc-sb", broker, tmp_path, num_standby_replicas=1) as (
@@ -63,11 +63,11 @@ def standby_pair(tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServe
         wait_for(lambda: counting_tasks(a) and counting_tasks(b)
                  and caught_up(a, broker, counting_tasks(b))
                  and caught_up(b, broker, counting_tasks(a)), timeout=60)
-        yield a, server_a, b, server_b, expected
+        yield a, server_a, b, server_b, expected, broker
 
 
 def test_a_standby_answers_when_asked_and_says_so(tmp_path: Path) -> None:
-    with standby_pair(tmp_path) as (a, server_a, _, server_b, expected):
+    with standby_pair(tmp_path) as (a, server_a, _, server_b, expected, _):
         at_b = f"127.0.0.1:{server_b.port}"
         on_a = [w for w in expected if a.query("counts").partition_of(w)
                 in a.query("counts").local_views()]
@@ -96,7 +96,7 @@ def test_a_standby_answers_when_asked_and_says_so(tmp_path: Path) -> None:
 
 def test_any_falls_back_to_a_standby_when_the_owner_does_not_answer(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with standby_pair(tmp_path) as (a, _, b, _, expected):
+    with standby_pair(tmp_path) as (a, _, b, _, expected, _):
         on_b = [w for w in expected if a.query("counts").partition_of(w)
                 in b.query("counts").local_views()]
         # b's HTTP address stops answering (nothing listens on port 9 here)
@@ -106,6 +106,33 @@ def test_any_falls_back_to_a_standby_when_the_owner_does_not_answer(
         answer = a.query("counts", replica="any").get_with_metadata(on_b[0])
         assert (answer.value, answer.instance, answer.active) == (
             expected[on_b[0]], "local", False)
+
+
+def test_a_standby_behind_its_changelog_answers_its_older_value_with_its_lag(
+        tmp_path: Path) -> None:
+    with standby_pair(tmp_path) as (a, _, b, _, expected, broker):
+        word = next(w for w in expected if a.query("counts").partition_of(w)
+                    in b.query("counts").local_views())
+        thread = a.stream_thread
+        assert thread is not None and thread.standbys is not None
+        reader = thread.standbys._reader  # a's standbys' changelog reader
+        assert reader is not None
+        tp = TopicPartition("wc-sb-counts-changelog", a.query("counts").partition_of(word))
+        reader.pause([tp])  # a's copy stops applying; b goes on counting
+        for _ in range(3):
+            broker.append(INPUT, None, word.encode(), 1)
+        wait_for(lambda: b.query("counts").get(word) == expected[word] + 3)  # committed
+        applied = thread.standbys.tasks[f"1_{tp.partition}"].positions[tp]
+        behind = broker.watermarks(tp)[1] - applied
+        assert behind >= 1
+
+        def standby_read() -> tuple[object, bool, int | None]:
+            answer = a.query("counts", "standby").get_with_metadata(word)
+            return answer.value, answer.active, answer.lag
+
+        wait_for(lambda: standby_read() == (expected[word], False, behind))  # stale, says so
+        reader.resume([tp])
+        wait_for(lambda: standby_read() == (expected[word] + 3, False, 0))
 
 
 def test_a_bad_replica_or_a_gathered_read_of_standbys_is_refused(tmp_path: Path) -> None:
