@@ -153,6 +153,10 @@ def test_a_windowed_count_is_read_from_either_instance(
         answer = a.query("per-second").fetch_with_metadata(on_b[0], second + 1, second + 1000)
         assert (answer.rows, answer.instance) == ([(second + 1000, 2)],
                                                   f"127.0.0.1:{servers[1].port}")
+        # every user's windows of the range, gathered from both instances
+        assert a.query("per-second").fetch_all(second, second + 1000) == sorted(
+            (((u, start), n) for u in users for start, n in expected),
+            key=lambda row: (row[0][1], row[0][0]))
     finally:
         for app, server in zip(apps, servers, strict=False):
             app.close()

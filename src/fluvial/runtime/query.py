@@ -1,7 +1,8 @@
 """Interactive queries: a store read from any instance, routed to the one running the key's task.
 
 Key-value stores answer ``get``, ``range`` and ``all``; window stores ``fetch(key, time_from,
-time_to)``; session stores ``fetch(key)`` (``sessions(key)``, the same).
+time_to)`` and ``fetch_all(time_from, time_to)``; session stores ``fetch(key)``
+(``sessions(key)``, the same).
 
 A key's partition is the one its changelog record goes to: murmur2 of the key as the store's
 key serde writes it, as Kafka's default partitioner. Only a running task answers (never a
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 LOCAL_HEADER = "X-Fluvial-Local"  # a forwarded query: answer from this instance only
 HTTP_TIMEOUT_S = 10.0
-CALLS = {"kv": "get, get_with_metadata, range, all", "window": "fetch(key, time_from, time_to)",
+CALLS = {"kv": "get, get_with_metadata, range, all",
+         "window": "fetch(key, time_from, time_to), fetch_all(time_from, time_to)",
          "session": "fetch(key), sessions(key)"}  # what each kind of store answers
 
 
@@ -224,6 +226,18 @@ class StoreQuery:
                 for k, v in (view.all() if lo is None else view.range(lo, hi))]
         return sorted(views), rows
 
+    def local_window_rows(self, time_from: int,
+                          time_to: int) -> tuple[list[int], list[list[Any]]]:
+        """(partitions answered, their ``[key, window start, value, partition]`` rows): the
+        local part of ``fetch_all``."""
+        self.require("window", "fetch_all(time_from, time_to)")
+        self._require_active("fetch_all")
+        stores = {p: store for p, store in self.local_stores().items()
+                  if isinstance(store, WindowStore)}
+        rows = [[key, start, _plain(store, value), p] for p, store in stores.items()
+                for (key, start), value in store.fetch_all(time_from, time_to, committed=True)]
+        return sorted(stores), rows
+
     # -- the application ------------------------------------------------------------------
 
     def get(self, key: Any) -> Any:
@@ -259,6 +273,18 @@ class StoreQuery:
                               address, body["metadata"]["active"], body["metadata"]["lag"])
         return self._routed(key, lambda: self.local_windows(key, time_from, time_to),
                             "/windows", {"from": time_from, "to": time_to}, answer)
+
+    def fetch_all(self, time_from: int, time_to: int) -> list[tuple[tuple[Any, int], Any]]:
+        """``((key, window start), value)`` of every key's windows starting in [time_from,
+        time_to] (ms, both included), gathered from every instance: by window start, then
+        key (as the key serde writes it)."""
+        self.require("window", "fetch_all(time_from, time_to)")
+        self._require_active("fetch_all")
+        rows = self._gather(self.local_window_rows(time_from, time_to),
+                            f"/stores/{self.name}/windows", {"from": time_from, "to": time_to})
+        encode = self.key_serde.serialize
+        return sorted((((key, start), value) for key, start, value, _ in rows),
+                      key=lambda row: (row[0][1], encode(row[0][0]) or b""))
 
     def sessions(self, key: Any) -> list[tuple[Any, Any]]:
         """``[((start, end), value)]`` of ``key``'s sessions, by end then start."""
@@ -340,24 +366,33 @@ class StoreQuery:
         return self._everywhere(lo, hi)
 
     def _everywhere(self, lo: Any, hi: Any) -> list[tuple[Any, Any]]:
-        answered, rows = self.local_rows(lo, hi)
+        params = {} if lo is None else {"from": key_to_text(self.key_serde, lo),
+                                        "to": key_to_text(self.key_serde, hi)}
+        rows = self._gather(self.local_rows(lo, hi), f"/stores/{self.name}", params)
+        return [(k, v) for k, v, _ in rows]
+
+    def _gather(self, local: tuple[list[int], list[list[Any]]], path: str,
+                params: dict[str, Any]) -> list[list[Any]]:
+        """This instance's rows and every peer's local part of ``path`` (rows ending in
+        their partition), each partition once; ``StoreMovingError`` if one has no running
+        owner that answered."""
+        answered, rows = local
         done = set(answered)
         directory = self._directory()
-        query = "" if lo is None else "?" + urllib.parse.urlencode(
-            {"from": key_to_text(self.key_serde, lo), "to": key_to_text(self.key_serde, hi)})
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
         for address in directory.peers():
             try:
-                _, body = _http_get(address, f"/stores/{self.name}{query}", directory.token)
+                _, body = _http_get(address, path + query, directory.token)
             except StoreMovingError:
                 continue  # what it holds is left unanswered: reported below
             fresh = set(body["partitions"]) - done
             done |= fresh
-            rows += [row for row in body["rows"] if row[2] in fresh]
+            rows += [row for row in body["rows"] if row[-1] in fresh]
         missing = sorted(set(range(self._partitions())) - done)
         if missing:
             raise StoreMovingError(f"store {self.name!r}: partitions {missing} have no running "
                                    f"owner known right now (a rebalance or restore); retry")
-        return [(k, v) for k, v, _ in rows]
+        return rows
 
     def _directory(self) -> Any:
         directory = self._app.directory

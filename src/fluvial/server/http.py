@@ -189,21 +189,34 @@ class AppServer:
         """``key``'s windows starting in [from, to] (ms): ``[start, value]`` rows."""
         query = self._query(request, ("from", "to"))
         self._supports(query, "window", "fetch(key, time_from, time_to)")
-        params = request.query
-        missing = [name for name in ("from", "to") if name not in params]
-        if missing:
-            return _error(400, f"missing parameter(s) {', '.join(missing)}: give from and to, "
-                               f"window start times in ms")
-        try:
-            time_from, time_to = int(params["from"]), int(params["to"])
-        except ValueError:
-            return _error(400, f"from and to must be integer ms, got from="
-                               f"{params['from']!r}, to={params['to']!r}")
+        time_from, time_to = _time_range(request)
         key = self._key(query, request.match_info["key"])
         return await self._read_key(
             request, query, lambda: query.local_windows(key, time_from, time_to),
             lambda: query.fetch_with_metadata(key, time_from, time_to), "windows",
             lambda start, value: [start, value])
+
+    async def _store_all_windows(self, request: web.Request) -> web.Response:
+        """Every key's windows starting in [from, to] (ms): this instance's part
+        (``partitions``, ``[key, start, value, partition]`` rows), or with ``all=true`` the
+        whole store's ``[key, start, value]`` rows, by start then key."""
+        query = self._query(request, ("from", "to", "all"))
+        self._supports(query, "window", "fetch_all(time_from, time_to)")
+        if query.replica != "active":
+            return _error(400, f"a gathered read reads running tasks only: replica must be "
+                               f"active, got {query.replica!r}")
+        time_from, time_to = _time_range(request)
+        everywhere = _flag(request, "all")
+        loop = asyncio.get_running_loop()
+        if everywhere and not request.headers.get(LOCAL_HEADER):
+            try:
+                rows = await loop.run_in_executor(None, query.fetch_all, time_from, time_to)
+            except StoreMovingError as exc:
+                return _error(503, f"moving, retry: {exc}")
+            return _json({"rows": [[key, start, value] for (key, start), value in rows]})
+        partitions, local_rows = await loop.run_in_executor(
+            None, query.local_window_rows, time_from, time_to)
+        return _json({"partitions": partitions, "rows": local_rows})
 
     async def _store_sessions(self, request: web.Request) -> web.Response:
         """``key``'s sessions: ``[start, end, value]`` rows, by end then start."""
@@ -231,17 +244,15 @@ class AppServer:
         self._supports(query, "kv", "all")
         params = request.query
         if query.replica != "active":
-            return _error(400, f"all and range read running tasks only: replica must be "
+            return _error(400, f"a gathered read reads running tasks only: replica must be "
                                f"active, got {query.replica!r}")
         if ("from" in params) != ("to" in params):
             return _error(400, "give both 'from' and 'to', or neither")
-        everywhere = params.get("all", "false")
-        if everywhere not in ("true", "false"):
-            return _error(400, f"all must be true or false, got {everywhere!r}")
+        everywhere = _flag(request, "all")
         lo = self._key(query, params["from"]) if "from" in params else None
         hi = self._key(query, params["to"]) if "to" in params else None
         loop = asyncio.get_running_loop()
-        if everywhere == "true" and not request.headers.get(LOCAL_HEADER):
+        if everywhere and not request.headers.get(LOCAL_HEADER):
             read = query.all if lo is None else (lambda: query.range(lo, hi))
             try:
                 rows = await loop.run_in_executor(None, read)
@@ -320,6 +331,7 @@ class AppServer:
                                     self._store_windows),
                             web.get("/stores/{store}/keys/{key}/sessions",
                                     self._store_sessions),
+                            web.get("/stores/{store}/windows", self._store_all_windows),
                             web.get("/stores/{store}", self._store),
                             web.get("/dashboard", self._dashboard_page),
                             web.get("/dashboard/data", self._dashboard_data),
@@ -358,6 +370,30 @@ class AppServer:
         self._thread.join(10)
         self._thread = None
         self.dashboard.close()
+
+
+def _time_range(request: web.Request) -> tuple[int, int]:
+    """The ``from`` and ``to`` of a window read: integer ms, both required."""
+    params = request.query
+    missing = [name for name in ("from", "to") if name not in params]
+    if missing:
+        raise web.HTTPBadRequest(text=_reason(
+            f"missing parameter(s) {', '.join(missing)}: give from and to, window start "
+            f"times in ms"), content_type="application/json")
+    try:
+        return int(params["from"]), int(params["to"])
+    except ValueError:
+        raise web.HTTPBadRequest(text=_reason(
+            f"from and to must be integer ms, got from={params['from']!r}, "
+            f"to={params['to']!r}"), content_type="application/json") from None
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    text = request.query.get(name, "false")
+    if text not in ("true", "false"):
+        raise web.HTTPBadRequest(text=_reason(f"{name} must be true or false, got {text!r}"),
+                                 content_type="application/json")
+    return text == "true"
 
 
 def _reason(text: str) -> str:

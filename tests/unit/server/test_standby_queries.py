@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from examples.wordcount.app import INPUT, build
-from test_store_queries import get, instances, wait_for, wordcount_input
+from tests.unit.server.test_store_queries import get, instances, wait_for, wordcount_input
 
 from fluvial.errors import ConfigError, StoreMovingError
 from fluvial.io.client import TopicPartition

@@ -148,7 +148,7 @@ def test_bad_requests_get_a_one_line_reason(two_instances) -> None:
     assert get(port, "/stores/counts/keys/w1?replica=stale") == (
         400, {"error": "replica must be active, any or standby, got 'stale'"})
     assert get(port, "/stores/counts?all=true&replica=any") == (
-        400, {"error": "all and range read running tasks only: replica must be active, "
+        400, {"error": "a gathered read reads running tasks only: replica must be active, "
                        "got 'any'"})
     assert get(port, "/stores/counts?from=a")[0] == 400
     assert get(port, "/stores/counts?all=maybe") == (
