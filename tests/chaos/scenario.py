@@ -51,6 +51,7 @@ class ChaosPlan:
     sigterm: bool = True
     static_membership: bool = False
     standbys: int = 0  # num_standby_replicas of every instance
+    librdkafka_debug: str = ""  # librdkafka's ``debug`` contexts for the group consumers
     drain_timeout_s: float = 240.0
 
     @property
@@ -326,6 +327,9 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
         name = f"i{i}"
         env = {"FLUVIAL_GROUP_INSTANCE_ID": f"chaos-{name}"} if plan.static_membership else {}
         env["FLUVIAL_NUM_STANDBY_REPLICAS"] = str(plan.standbys)
+        if plan.librdkafka_debug:
+            env["FLUVIAL_LOG_LEVEL"] = "DEBUG"
+            env["FLUVIAL_CONSUMER_CONFIG"] = json.dumps({"debug": plan.librdkafka_debug})
         instances[name] = Instance(name, app_id, kafka.bootstrap_servers, source_topic, sink,
                                    tmp_path, plan.guarantee, env=env)
         started.append(instances[name])

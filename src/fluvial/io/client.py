@@ -139,6 +139,8 @@ class Consumer(Protocol):
         ``send_offsets_to_transaction`` needs it: the broker fences a stale generation."""
     def member_id(self) -> str | None:
         """This member's id in its group; None before it has joined."""
+    def assignment(self) -> list[TopicPartition]:
+        """The partitions the client holds now: what the rebalance callbacks assigned."""
     def close(self) -> None: ...
 
 

@@ -338,6 +338,9 @@ class KafkaConsumer:
         except (RuntimeError, ck.KafkaException):  # not joined (yet)
             return None
 
+    def assignment(self) -> list[TopicPartition]:
+        return _ours(self._c.assignment())
+
     def close(self) -> None:
         """Leave the group; librdkafka calls ``on_revoke`` for what this member owned.
 

@@ -87,6 +87,8 @@ PREDECESSOR_TIMEOUT_S = 300.0  # past any broker's group.consumer.session.timeou
 # aborts the transaction anyway
 TXN_CALL_TIMEOUT_S = 15.0
 RECENT_REBALANCES = 20  # rebalance events kept for the dashboard
+# how often the client's own assignment is compared with what the rebalance callbacks said
+RECONCILE_S = 5.0
 
 
 class ProducerCollector:
@@ -203,6 +205,7 @@ class StreamThread:
             maxlen=RECENT_REBALANCES)  # (time, assigned|revoked|lost, partitions)
         self._recoveries_in_row = 0
         self._closing = False
+        self._next_reconcile = 0.0
         self.last_poll = time.monotonic()  # liveness: the loop made progress
         self._in_txn = False
         if self.eos:
@@ -261,6 +264,7 @@ class StreamThread:
             if messages:
                 self._process(messages)
             self._advance_tasks()
+            self._reconcile()
             if self.standbys is not None:
                 self.standbys.step(self.consumer.member_id(), self._tasks_for(
                     sorted(self._owned)) | set(self.tasks) | set(self.restoring))
@@ -450,6 +454,8 @@ class StreamThread:
         """Eager: the whole assignment; incremental: what this member gains. Held paused:
         the loop opens and restores their tasks (``_advance_tasks``)."""
         self._owned.update(tp for tp in partitions if tp.topic in self._subtopology_of)
+        if partitions:
+            log.info("partitions assigned: %s", _names(sorted(partitions)))
         self._pause_idle()
         self._membership_moved("assigned", partitions)
 
@@ -489,6 +495,27 @@ class StreamThread:
                 f"partitions lost ({_names(partitions)}) while a transaction was open"))
         self._pause_idle()
         self._membership_moved("lost", partitions)
+
+    def _reconcile(self) -> None:
+        """Every RECONCILE_S, hold the client's own assignment against ``_owned``, which the
+        rebalance callbacks keep: a partition the client holds that no callback announced is
+        taken (its task restored and run as after ``on_assign``), one it no longer holds is
+        dropped as lost. Neither should happen; when it does the partition is otherwise
+        processed by nobody (or by two members) until the next rebalance, so it is logged."""
+        now = time.monotonic()
+        if now < self._next_reconcile or self._closing:
+            return
+        self._next_reconcile = now + RECONCILE_S
+        held = {tp for tp in self.consumer.assignment() if tp.topic in self._subtopology_of}
+        unannounced, gone = sorted(held - self._owned), sorted(self._owned - held)
+        if unannounced:
+            log.warning("%s assigned to this member without a rebalance callback; taking them",
+                        _names(unannounced))
+            self._on_assign(unannounced)
+        if gone:
+            log.warning("%s no longer assigned to this member, without a rebalance callback; "
+                        "dropping them as lost", _names(gone))
+            self._on_lost(gone)
 
     def _membership_moved(self, kind: str, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1

@@ -289,6 +289,10 @@ class EmbeddedConsumer:
     def member_id(self) -> str | None:
         return self._member.member_id if self._member is not None else None
 
+    def assignment(self) -> list[TopicPartition]:
+        with self._cond:
+            return list(self._positions)
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         with self._cond:
             self._paused.update(partitions)
