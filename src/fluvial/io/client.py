@@ -127,6 +127,8 @@ class Consumer(Protocol):
         coordinator) up to ``timeout``; raises ``OffsetFetchError`` rather than guess."""
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         """(low, high) offsets of the partition."""
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        """An assigned partition's end as of the last fetch (no request); None before one."""
     def position(self, tp: TopicPartition) -> int | None: ...
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Raises ``PartitionNotReadyError`` for a partition assigned too recently."""

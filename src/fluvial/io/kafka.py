@@ -289,6 +289,14 @@ class KafkaConsumer:
                 log.info("watermarks of %s: %s; retrying", tp, err.str())
                 time.sleep(OFFSET_FETCH_RETRY_S)
 
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        try:
+            _, high = self._c.get_watermark_offsets(ck.TopicPartition(tp.topic, tp.partition),
+                                                    cached=True)
+        except ck.KafkaException:
+            return None
+        return high if high >= 0 else None
+
     def position(self, tp: TopicPartition) -> int | None:
         if self._pending is not None and tp in self._pending:
             off = self._pending[tp]

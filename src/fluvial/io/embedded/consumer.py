@@ -271,6 +271,9 @@ class EmbeddedConsumer:
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         return self._broker.watermarks(tp)
 
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        return self._broker.watermarks(tp)[1]
+
     def position(self, tp: TopicPartition) -> int | None:
         with self._cond:
             return self._positions.get(tp)
