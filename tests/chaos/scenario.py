@@ -390,7 +390,7 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
     result.takeovers = monitor.takeovers
     result.unmeasured_takeovers = monitor.unmeasured
     result.idle_kills = monitor.idle_kills
-    result.events = monitor.events
+    result.events = monitor.events + result.events  # the group state, if the output stalled
     for inst in instances.values():
         text = inst.text()
         result.replayed += sum(sum(ast.literal_eval(m).values())
