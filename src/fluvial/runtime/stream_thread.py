@@ -87,6 +87,8 @@ PREDECESSOR_TIMEOUT_S = 300.0  # past any broker's group.consumer.session.timeou
 # aborts the transaction anyway
 TXN_CALL_TIMEOUT_S = 15.0
 RECENT_REBALANCES = 20  # rebalance events kept for the dashboard
+# the group member's rebalance timeout under KIP-848 (group_consumer_config says why)
+REBALANCE_TIMEOUT_MS = 60_000
 # how often the client's own assignment is compared with what the rebalance callbacks said
 RECONCILE_S = 5.0
 
@@ -732,9 +734,19 @@ def group_consumer_config(config: StreamsConfig) -> dict[str, Any]:
     subscribed topic with the same partition count on one member, as ``range`` does in the
     classic protocol, but moves only what must move (measured in docs/architecture.md). The
     embedded broker ignores these settings (its group is always eager range).
+
+    Under KIP-848 ``max.poll.interval.ms`` is also the member's rebalance timeout, and it
+    bounds a stall librdkafka (2.16) can get into: when a heartbeat times out while the
+    coordinator is slow (a broker died and its writes wait for the ISR to shrink), a response
+    telling the member to revoke partitions is lost; the client goes on heartbeating without
+    its owned partitions, the coordinator waits for the revocation, and the partitions the
+    revocation would free stay unprocessed until the coordinator fences the member at the
+    rebalance timeout. Kafka's default is 5 minutes; REBALANCE_TIMEOUT_MS keeps that stall to
+    one minute, still far beyond what a revocation here takes (a commit).
     """
     if config.group_protocol is GroupProtocol.CONSUMER:
-        base: dict[str, Any] = {"group.protocol": "consumer", "group.remote.assignor": "range"}
+        base: dict[str, Any] = {"group.protocol": "consumer", "group.remote.assignor": "range",
+                                "max.poll.interval.ms": REBALANCE_TIMEOUT_MS}
     else:
         base = {"group.protocol": "classic",
                 "partition.assignment.strategy": config.partition_assignment_strategy or "range"}
