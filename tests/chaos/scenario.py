@@ -76,6 +76,7 @@ class ChaosResult:
     self_exits: list[str] = field(default_factory=list)
     takeovers: list[float] = field(default_factory=list)
     unmeasured_takeovers: int = 0
+    longest_stall: float = 0.0  # longest time a partition behind its end made no progress
     idle_kills: int = 0  # victims that held no tasks yet
     replayed: int = 0  # changelog records applied by restores, over every instance
     recoveries: int = 0  # "rebuilding ... from their changelogs" lines in the logs
@@ -94,6 +95,7 @@ class ChaosResult:
                 f"extra={self.extra} non_monotonic={self.non_monotonic} "
                 f"self_exits={len(self.self_exits)} takeover_median={med} takeover_max={mx} "
                 f"takeovers_measured={len(tk)}/{len(tk) + self.unmeasured_takeovers} "
+                f"longest_stall={self.longest_stall:.1f}s "
                 f"idle_kills={self.idle_kills} "
                 f"changelog_replayed={self.replayed} recoveries={self.recoveries} "
                 f"duration={self.seconds:.0f}s")
@@ -205,6 +207,9 @@ class Monitor(threading.Thread):
         # per kill: when, the committed offsets then, the partitions still behind
         self._pending: list[tuple[float, dict[tuple[str, int], int], list[str]]] = []
         self.takeovers: list[float] = []
+        # per partition behind its end: since when its committed offset has not moved
+        self._stalled_since: dict[tuple[str, int], tuple[float, int]] = {}
+        self.longest_stall = 0.0
         self.events: list[str] = []  # "t=12.3s kill i1: takeover 4.1s (last: in[3])"
         self.idle_kills = 0
         self.self_exits: list[str] = []
@@ -262,6 +267,7 @@ class Monitor(threading.Thread):
         with self.lock:
             self.committed = {(p.topic, p.partition): p.offset for p in got if p.offset >= 0}
             self.ends = ends
+            self._track_stalls(now)
             still = []
             for killed_at, before, behind in self._pending:
                 lagging = [f"{k[0][-12:]}[{k[1]}]" for k, off in before.items()
@@ -274,6 +280,19 @@ class Monitor(threading.Thread):
                 else:
                     still.append((killed_at, before, lagging))
             self._pending = still
+
+    def _track_stalls(self, now: float) -> None:
+        """A stall: a partition with records after its committed offset whose offset does
+        not move (a takeover, or partitions nobody processes); the longest one counts."""
+        for k, end in self.ends.items():
+            offset = self.committed.get(k, -1)
+            since = self._stalled_since.get(k)
+            if end <= max(offset, 0) + 1 or (since is not None and since[1] != offset):
+                self._stalled_since.pop(k, None)  # caught up, or moved
+            elif since is None:
+                self._stalled_since[k] = (now, offset)
+            else:
+                self.longest_stall = max(self.longest_stall, now - since[0])
 
     def _check_exits(self) -> None:
         for name, inst in self.instances.items():
@@ -389,6 +408,7 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
     result.self_exits += monitor.self_exits
     result.takeovers = monitor.takeovers
     result.unmeasured_takeovers = monitor.unmeasured
+    result.longest_stall = monitor.longest_stall
     result.idle_kills = monitor.idle_kills
     result.events = monitor.events + result.events  # the group state, if the output stalled
     for inst in instances.values():
