@@ -589,8 +589,18 @@ class KafkaAdmin:
         self._wait_metadata(led, f"topics {names} with a leader for every partition")
 
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
-        md = self._topics()
-        return {t: len(md[t].partitions) for t in topics if t in md}
+        """Partitions of each topic that exists. A topic whose metadata carries a transient
+        error (a leader moving while a broker dies) still exists when partitions are listed;
+        only an unknown topic is missing."""
+        md = self._a.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        counts = {}
+        for t in topics:
+            meta = md.get(t)
+            if meta is None or not meta.partitions:
+                continue
+            if meta.error is None or meta.error.code() not in _UNKNOWN:
+                counts[t] = len(meta.partitions)
+        return counts
 
     def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
         (future,) = self._a.describe_consumer_groups([group_id],
