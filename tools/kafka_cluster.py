@@ -484,6 +484,9 @@ def jvm_command(
         "-Djava.awt.headless=true",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+        # e.g. KAFKA_DEBUG_LOGGERS=org.apache.kafka.coordinator.group: a broker's own trace
+        *(f"-Dorg.slf4j.simpleLogger.log.{name}=debug"
+          for name in os.environ.get("KAFKA_DEBUG_LOGGERS", "").split(",") if name),
         "-cp",
         f"{jars_dir}/*",
         main_class,

@@ -51,6 +51,7 @@ class ChaosPlan:
     sigterm: bool = True
     static_membership: bool = False
     standbys: int = 0  # num_standby_replicas of every instance
+    librdkafka_debug: str = ""  # librdkafka's ``debug`` contexts for the group consumers
     drain_timeout_s: float = 240.0
 
     @property
@@ -75,6 +76,7 @@ class ChaosResult:
     self_exits: list[str] = field(default_factory=list)
     takeovers: list[float] = field(default_factory=list)
     unmeasured_takeovers: int = 0
+    longest_stall: float = 0.0  # longest time a partition behind its end made no progress
     idle_kills: int = 0  # victims that held no tasks yet
     replayed: int = 0  # changelog records applied by restores, over every instance
     recoveries: int = 0  # "rebuilding ... from their changelogs" lines in the logs
@@ -93,6 +95,7 @@ class ChaosResult:
                 f"extra={self.extra} non_monotonic={self.non_monotonic} "
                 f"self_exits={len(self.self_exits)} takeover_median={med} takeover_max={mx} "
                 f"takeovers_measured={len(tk)}/{len(tk) + self.unmeasured_takeovers} "
+                f"longest_stall={self.longest_stall:.1f}s "
                 f"idle_kills={self.idle_kills} "
                 f"changelog_replayed={self.replayed} recoveries={self.recoveries} "
                 f"duration={self.seconds:.0f}s")
@@ -204,6 +207,9 @@ class Monitor(threading.Thread):
         # per kill: when, the committed offsets then, the partitions still behind
         self._pending: list[tuple[float, dict[tuple[str, int], int], list[str]]] = []
         self.takeovers: list[float] = []
+        # per partition behind its end: since when its committed offset has not moved
+        self._stalled_since: dict[tuple[str, int], tuple[float, int]] = {}
+        self.longest_stall = 0.0
         self.events: list[str] = []  # "t=12.3s kill i1: takeover 4.1s (last: in[3])"
         self.idle_kills = 0
         self.self_exits: list[str] = []
@@ -261,6 +267,7 @@ class Monitor(threading.Thread):
         with self.lock:
             self.committed = {(p.topic, p.partition): p.offset for p in got if p.offset >= 0}
             self.ends = ends
+            self._track_stalls(now)
             still = []
             for killed_at, before, behind in self._pending:
                 lagging = [f"{k[0][-12:]}[{k[1]}]" for k, off in before.items()
@@ -273,6 +280,19 @@ class Monitor(threading.Thread):
                 else:
                     still.append((killed_at, before, lagging))
             self._pending = still
+
+    def _track_stalls(self, now: float) -> None:
+        """A stall: a partition with records after its committed offset whose offset does
+        not move (a takeover, or partitions nobody processes); the longest one counts."""
+        for k, end in self.ends.items():
+            offset = self.committed.get(k, -1)
+            since = self._stalled_since.get(k)
+            if end <= max(offset, 0) + 1 or (since is not None and since[1] != offset):
+                self._stalled_since.pop(k, None)  # caught up, or moved
+            elif since is None:
+                self._stalled_since[k] = (now, offset)
+            else:
+                self.longest_stall = max(self.longest_stall, now - since[0])
 
     def _check_exits(self) -> None:
         for name, inst in self.instances.items():
@@ -326,6 +346,9 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
         name = f"i{i}"
         env = {"FLUVIAL_GROUP_INSTANCE_ID": f"chaos-{name}"} if plan.static_membership else {}
         env["FLUVIAL_NUM_STANDBY_REPLICAS"] = str(plan.standbys)
+        if plan.librdkafka_debug:
+            env["FLUVIAL_LOG_LEVEL"] = "DEBUG"
+            env["FLUVIAL_CONSUMER_CONFIG"] = json.dumps({"debug": plan.librdkafka_debug})
         instances[name] = Instance(name, app_id, kafka.bootstrap_servers, source_topic, sink,
                                    tmp_path, plan.guarantee, env=env)
         started.append(instances[name])
@@ -344,7 +367,8 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
         assert not feeder.is_alive(), "the input feeder did not finish"
         if feeder.error is not None:
             raise AssertionError(f"feeding the input failed: {feeder.error!r}")
-        _await_drain(plan, source, reader, monitor)
+        if not _await_drain(plan, source, reader, monitor):
+            result.events += _group_state(kafka.bootstrap_servers, app_id)
     finally:
         monitor.stop.set()
         monitor.join(30)
@@ -384,8 +408,9 @@ def run_chaos(plan: ChaosPlan, kafka: KafkaTestBroker, tmp_path: Path,
     result.self_exits += monitor.self_exits
     result.takeovers = monitor.takeovers
     result.unmeasured_takeovers = monitor.unmeasured
+    result.longest_stall = monitor.longest_stall
     result.idle_kills = monitor.idle_kills
-    result.events = monitor.events
+    result.events = monitor.events + result.events  # the group state, if the output stalled
     for inst in instances.values():
         text = inst.text()
         result.replayed += sum(sum(ast.literal_eval(m).values())
@@ -462,16 +487,39 @@ def _kill_broker(plan: ChaosPlan, rng: random.Random, cluster: Any, monitor: Mon
 
 
 def _await_drain(plan: ChaosPlan, source: LineSource, reader: OutputReader,
-                 monitor: Monitor) -> None:
+                 monitor: Monitor) -> bool:
     """Until the output shows every input word counted (exactly, under exactly-once), or the
-    drain timeout: the checks then report what is missing."""
+    drain timeout (False): the checks then report what is missing."""
     deadline = time.monotonic() + plan.drain_timeout_s
     want = dict(source.reference)
     while time.monotonic() < deadline:
         latest = dict(reader.latest)
         if plan.guarantee == "exactly_once" and latest == want:
-            return
+            return True
         if plan.guarantee != "exactly_once" and all(latest.get(w, 0) >= n
                                                     for w, n in want.items()):
-            return
+            return True
         time.sleep(0.5)  # polling the reader's view with a deadline
+    return False
+
+
+def _group_state(bootstrap: str, group_id: str) -> list[str]:
+    """The group as its coordinator sees it when the output stalled: each member's epoch-free
+    current and target assignment (partitions per topic), to tell a member that never got
+    partitions from one whose client never took them."""
+    from confluent_kafka.admin import AdminClient
+
+    def parts(assignment: Any) -> str:
+        tps = assignment.topic_partitions if assignment is not None else []
+        return " ".join(sorted(f"{tp.topic.rsplit('-', 1)[-1]}[{tp.partition}]" for tp in tps))
+
+    try:
+        (future,) = AdminClient({"bootstrap.servers": bootstrap}).describe_consumer_groups(
+            [group_id], request_timeout=10).values()
+        group = future.result(timeout=15)
+    except Exception as exc:  # a diagnosis only: the checks report the failure itself
+        return [f"group {group_id}: not described ({exc})"]
+    lines = [f"group at the stall: state {group.state}, {len(group.members)} member(s)"]
+    lines += [f"  member {m.member_id} ({m.client_id}): assigned {parts(m.assignment)}; "
+              f"target {parts(getattr(m, 'target_assignment', None))}" for m in group.members]
+    return lines

@@ -4,7 +4,8 @@ SIGTERM, one broker SIGKILLed and restarted, on a real 3-node cluster.
 ``make test`` runs the short form; ``make chaos`` the long one. Settings from the
 environment: CHAOS_SIZE (short | long), CHAOS_GUARANTEE (exactly_once | at_least_once),
 CHAOS_SEED, CHAOS_BROKER (leader | follower | none), CHAOS_STATIC (1 | 0: static
-membership), CHAOS_STANDBYS (num_standby_replicas, default 0), CHAOS_RESULTS (a file the
+membership), CHAOS_STANDBYS (num_standby_replicas, default 0), CHAOS_DEBUG (librdkafka
+``debug`` contexts for the instances' group consumers, e.g. ``cgrp``), CHAOS_RESULTS (a file the
 run's figures are appended to, one JSON line).
 """
 
@@ -36,6 +37,7 @@ def _plan() -> ChaosPlan:
                      broker_role=None if broker == "none" else broker,
                      static_membership=os.environ.get("CHAOS_STATIC", "0") == "1",
                      standbys=int(os.environ.get("CHAOS_STANDBYS", "0")),
+                     librdkafka_debug=os.environ.get("CHAOS_DEBUG", ""),
                      **SIZES[size])  # type: ignore[arg-type]
 
 

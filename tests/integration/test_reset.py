@@ -13,14 +13,18 @@ from pathlib import Path
 from examples.wordcount.app import build
 from tests.integration.kafka_helpers import Consumed, KafkaTestBroker, wait_until
 from tests.integration.wordcount_support import REPO, make_lines, word_counts
+from tests.unit.sql.ksql_http import Client, ksql, pull_until
 
 from fluvial.runtime.app import App
+from fluvial.server.ksql import KsqlServer
+from fluvial.sql.service import SqlService
 
 
 def fluvial(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fluvial", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=180,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**os.environ,  # this checkout's code, not an installed one
+                               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])})
 
 
 def members_of(kafka: KafkaTestBroker, group: str) -> list[object]:
@@ -116,3 +120,65 @@ def test_malformed_reset_flags_are_one_line(kafka: KafkaTestBroker) -> None:
         result = fluvial("reset", "some-app", *b, *flags)
         assert (result.returncode, result.stderr) == (2, error + "\n"), flags
 
+
+
+def test_a_sql_services_reset_deletes_its_instance_directory_and_when_asked_its_catalog(
+        kafka: KafkaTestBroker, unique_topic: Callable[[str], str], tmp_path: Path) -> None:
+    """A SQL service (its id is its application id) runs a GROUP BY query and serves pull
+    queries, so it has a command topic and an instance directory. A plain reset deletes the
+    directory and keeps the catalog (a server started again replays it and reprocesses);
+    with --sql-command-topic the catalog goes too: the next server starts with no
+    statements."""
+    service_id, views, per_page = unique_topic("sql"), unique_topic("views"), unique_topic("pp")
+    settings = {"application_id": service_id, "bootstrap_servers": kafka.bootstrap_servers,
+                "state_dir": str(tmp_path / "state"), "commit_interval_ms": 100}
+    server = KsqlServer(SqlService(**settings), port=0).start()
+    try:
+        client = Client(server.port)
+        ksql(client, f"""
+            CREATE STREAM views (page VARCHAR KEY, ms INT)
+              WITH (kafka_topic='{views}', value_format='JSON', partitions=2);
+            CREATE TABLE per_page WITH (kafka_topic='{per_page}') AS
+              SELECT page, COUNT(*) AS n FROM views GROUP BY page;""")
+        kafka.produce(views, [(b"home", b'{"MS": 3}'), (b"about", b'{"MS": 4}')],
+                      config={"partitioner": "murmur2_random"})
+        pull_until(client, "SELECT * FROM per_page WHERE page = 'home';", rows=1)
+    finally:
+        server.stop()
+    wait_until(lambda: not members_of(kafka, service_id), timeout=60,
+               message="the stopped server to leave its group")
+
+    def topics() -> set[str]:
+        return set(kafka.admin().list_topics(timeout=10).topics)
+
+    command, directory = f"_confluent-ksql-{service_id}_command_topic", f"{service_id}-instances"
+    assert {command, directory} <= topics()
+    internal = {t for t in topics() if t.startswith(f"{service_id}-")}
+    assert len(internal) >= 2, internal  # the directory and the count's changelog at least
+
+    reset = ["reset", service_id, "-b", kafka.bootstrap_servers, "--input-topics", views]
+    kept = fluvial(*reset)
+    assert kept.returncode == 0, kept.stderr
+    assert f"  internal topics to delete: {', '.join(sorted(internal))}" in kept.stdout, (
+        kept.stdout)
+    assert "SQL command topic" not in kept.stdout
+    assert not internal & topics()
+    assert command in topics()
+
+    missing = fluvial("reset", "no-such-service", "-b", kafka.bootstrap_servers,
+                      "--sql-command-topic")
+    assert (missing.returncode, missing.stderr) == (2, (
+        "fluvial: error: --sql-command-topic: no topic "
+        "'_confluent-ksql-no-such-service_command_topic': is 'no-such-service' the id of a "
+        "SQL service (fluvial sql-server --application-id)?\n"))
+    dropped = fluvial(*reset, "--sql-command-topic")
+    assert dropped.returncode == 0, dropped.stderr
+    assert (f"  SQL command topic to delete (every statement forgotten): {command}"
+            in dropped.stdout.splitlines())
+    wait_until(lambda: command not in topics(), timeout=30, message="the command topic to go")
+
+    again = SqlService(**settings)
+    try:
+        assert again.engine.sources == {}  # nothing to replay: the catalog is gone
+    finally:
+        again.close()

@@ -375,6 +375,9 @@ def create_topics_command(topics: tuple[str, ...], embedded: str | None,
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--local-state-dir", type=click.Path(file_okay=False), default=None,
               help="This machine's --state-dir: wipe the application's local state there.")
+@click.option("--sql-command-topic", is_flag=True,
+              help="APPLICATION_ID is a SQL service's id: delete its command topic too "
+                   "(_confluent-ksql-<id>_command_topic), forgetting every statement.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               envvar="FLUVIAL_CONFIG", help="A TOML file of settings (kafka_config, ...).")
 @_client_config_option("admin", "the admin client, over --kafka-config")
@@ -382,10 +385,11 @@ def create_topics_command(topics: tuple[str, ...], embedded: str | None,
 def reset(application_id: str, embedded: str | None, bootstrap_servers: str | None,
           kafka_config: dict[str, str] | None, input_topics: tuple[str, ...],
           to_earliest: bool, to_datetime: str | None, by_duration: str | None, dry_run: bool,
-          local_state_dir: str | None, config_file: str | None,
+          local_state_dir: str | None, sql_command_topic: bool, config_file: str | None,
           admin_config: dict[str, str] | None, connect_timeout_ms: int | None) -> None:
     """Reset APPLICATION_ID to reprocess its input: rewind its input offsets, delete its
-    internal topics, and (with --local-state-dir) its local state. Stop every instance first."""
+    internal topics (and its instance directory), and (with --local-state-dir) its local
+    state. Stop every instance first."""
     from fluvial.runtime.reset import apply_reset, parse_position, plan_reset
 
     position = parse_position(to_earliest, to_datetime, by_duration)
@@ -394,7 +398,8 @@ def reset(application_id: str, embedded: str | None, bootstrap_servers: str | No
     state_dir = Path(local_state_dir) if local_state_dir is not None else None
     with _group_admin(application_id, embedded, bootstrap_servers, config_file, kafka_config,
                       admin_config, connect_timeout_ms) as admin:
-        plan = plan_reset(admin, application_id, topics, position, state_dir)
+        plan = plan_reset(admin, application_id, topics, position, state_dir,
+                          sql_command_topic)
         for line in plan.describe():
             click.echo(line)
         if dry_run:

@@ -127,6 +127,8 @@ class Consumer(Protocol):
         coordinator) up to ``timeout``; raises ``OffsetFetchError`` rather than guess."""
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         """(low, high) offsets of the partition."""
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        """An assigned partition's end as of the last fetch (no request); None before one."""
     def position(self, tp: TopicPartition) -> int | None: ...
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Raises ``PartitionNotReadyError`` for a partition assigned too recently."""
@@ -137,6 +139,8 @@ class Consumer(Protocol):
         ``send_offsets_to_transaction`` needs it: the broker fences a stale generation."""
     def member_id(self) -> str | None:
         """This member's id in its group; None before it has joined."""
+    def assignment(self) -> list[TopicPartition]:
+        """The partitions the client holds now: what the rebalance callbacks assigned."""
     def close(self) -> None: ...
 
 

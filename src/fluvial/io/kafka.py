@@ -58,14 +58,16 @@ _FETCH_TRANSIENT = frozenset({
     ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
     ck.KafkaError.REBALANCE_IN_PROGRESS, ck.KafkaError.STALE_MEMBER_EPOCH,
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._WAIT_COORD, ck.KafkaError._TIMED_OUT,
-    ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN})
+    ck.KafkaError._TRANSPORT, ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError._DESTROY_BROKER})
 OFFSET_FETCH_RETRY_S = 0.2
-# a partition's leader moving: answers that a retry soon fixes (seen during a broker kill)
+# a partition's leader moving: answers that a retry soon fixes (seen during a broker kill;
+# _DESTROY_BROKER: the request went to a broker handle librdkafka dropped as the cluster's
+# metadata changed, seen with a 4.4 broker restarting)
 _LEADER_MOVING = frozenset({
     ck.KafkaError.NOT_LEADER_FOR_PARTITION, ck.KafkaError.LEADER_NOT_AVAILABLE,
     ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError._TIMED_OUT, ck.KafkaError._TRANSPORT,
     ck.KafkaError._ALL_BROKERS_DOWN, ck.KafkaError.UNKNOWN_LEADER_EPOCH,
-    ck.KafkaError.FENCED_LEADER_EPOCH})
+    ck.KafkaError.FENCED_LEADER_EPOCH, ck.KafkaError._DESTROY_BROKER})
 TXN_GRACE_S = 5.0  # beyond a transactional call's own timeout before it is given up
 
 
@@ -287,6 +289,14 @@ class KafkaConsumer:
                 log.info("watermarks of %s: %s; retrying", tp, err.str())
                 time.sleep(OFFSET_FETCH_RETRY_S)
 
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        try:
+            _, high = self._c.get_watermark_offsets(ck.TopicPartition(tp.topic, tp.partition),
+                                                    cached=True)
+        except ck.KafkaException:
+            return None
+        return high if high >= 0 else None
+
     def position(self, tp: TopicPartition) -> int | None:
         if self._pending is not None and tp in self._pending:
             off = self._pending[tp]
@@ -329,6 +339,9 @@ class KafkaConsumer:
             return self._c.memberid() or None
         except (RuntimeError, ck.KafkaException):  # not joined (yet)
             return None
+
+    def assignment(self) -> list[TopicPartition]:
+        return _ours(self._c.assignment())
 
     def close(self) -> None:
         """Leave the group; librdkafka calls ``on_revoke`` for what this member owned.
@@ -576,8 +589,18 @@ class KafkaAdmin:
         self._wait_metadata(led, f"topics {names} with a leader for every partition")
 
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
-        md = self._topics()
-        return {t: len(md[t].partitions) for t in topics if t in md}
+        """Partitions of each topic that exists. A topic whose metadata carries a transient
+        error (a leader moving while a broker dies) still exists when partitions are listed;
+        only an unknown topic is missing."""
+        md = self._a.list_topics(timeout=ADMIN_TIMEOUT_S).topics
+        counts = {}
+        for t in topics:
+            meta = md.get(t)
+            if meta is None or not meta.partitions:
+                continue
+            if meta.error is None or meta.error.code() not in _UNKNOWN:
+                counts[t] = len(meta.partitions)
+        return counts
 
     def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
         (future,) = self._a.describe_consumer_groups([group_id],

@@ -5,6 +5,8 @@ line per connection attempt, hundreds a minute, in a format no log pipeline expe
 client fluvial creates passes ``librdkafka_logger()`` as confluent-kafka's ``logger``; its
 lines then come out as ``fluvial.librdkafka`` records, each distinct message at most once per
 ``REPEAT_WINDOW_S`` (numbers ignored when comparing, so retries and counters fold together).
+Debug lines (librdkafka's ``debug`` setting with the log level at DEBUG) all pass: whoever
+turns them on is tracing something.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class RepeatFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG:
+            return True  # asked for (``debug`` set and the log level DEBUG): all of it
         shape = _NUMBERS.sub("#", record.getMessage())
         now = time.monotonic()
         with self._lock:

@@ -268,12 +268,13 @@ class App:
             raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
         return LocalStoreView(self, name)
 
-    def query(self, name: str) -> StoreQuery:
+    def query(self, name: str, replica: str = "active") -> StoreQuery:
         """The named store across the whole application: a key is read where its task runs
-        (here, or over HTTP on the instance that owns it); see docs/interactive-queries.md."""
+        (here, or over HTTP on the instance that owns it), or with ``replica="any"`` /
+        ``"standby"`` from a standby copy too; see docs/interactive-queries.md."""
         if name not in self.topology.stores:
             raise KeyError(f"no store {name!r}; stores: {', '.join(sorted(self.topology.stores))}")
-        return StoreQuery(self, name)
+        return StoreQuery(self, name, replica)
 
     def __enter__(self) -> App:
         return self.start()

@@ -6,10 +6,11 @@ assignor; under KIP-848 the broker assigns), and the admin API's DescribeConsume
 aborts the whole process inside librdkafka when a broker drops the connection mid-request
 (librdkafka issue 4605; seen in a chaos run with a broker killed). So every instance
 publishes its own facts to the compacted topic ``<application_id>-instances``, keyed by its
-group member id: the partitions it holds, its HTTP address (if it serves one) and its state
-directory's host token. It publishes when they change and every HEARTBEAT_S, and a tombstone
-when it stops. Every instance reads the topic with a free reader, in a background thread; an
-entry not renewed within STALE_S (a killed instance) drops out.
+group member id: the partitions it holds, the tasks it keeps standbys of, its HTTP address
+(if it serves one) and its state directory's host token. It publishes when they change and
+every HEARTBEAT_S, and a tombstone when it stops. Every instance reads the topic with a free
+reader, in a background thread; an entry not renewed within STALE_S (a killed instance) drops
+out.
 
 The view can be a moment behind a rebalance; that is safe: a queried instance answers only
 from a task it runs (never a restoring one) and otherwise says "moving", and a standby placed
@@ -48,6 +49,7 @@ class _Entry:
     address: str | None
     host: str
     partitions: tuple[TopicPartition, ...]
+    standbys: tuple[str, ...]  # task ids it keeps standby copies of
     seen: float  # monotonic time this reader last saw it published
 
 
@@ -62,7 +64,8 @@ class Directory:
         self._host = host_token(app.config.state_dir)
         self._clients = app.clients
         self._entries: dict[str, _Entry] = {}
-        self._published: tuple[str, str | None, tuple[TopicPartition, ...]] | None = None
+        self._published: tuple[str, str | None, tuple[TopicPartition, ...],
+                               tuple[str, ...]] | None = None
         self._next_heartbeat = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,6 +95,13 @@ class Directory:
             return None
         _, member_id, address = max(holders)
         return member_id, address
+
+    def standby_addresses(self, task_id: str) -> list[str]:
+        """The addresses of the other live instances keeping a standby of ``task_id``."""
+        me, now = self.member_id, time.monotonic()
+        return sorted({e.address for member_id, e in list(self._entries.items())
+                       if member_id != me and e.address is not None and now - e.seen < STALE_S
+                       and task_id in e.standbys})
 
     def peers(self) -> list[str]:
         """The addresses of the other live instances that serve HTTP."""
@@ -144,7 +154,8 @@ class Directory:
                 fields = orjson.loads(value)
                 self._entries[key.decode()] = _Entry(
                     fields["address"], fields["host"],
-                    tuple(TopicPartition(t, p) for t, p in fields["partitions"]), now)
+                    tuple(TopicPartition(t, p) for t, p in fields["partitions"]),
+                    tuple(fields.get("standbys", ())), now)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 log.warning("%s[0] offset %d: not an instance entry (%s); ignored",
                             self.topic, m.offset(), exc)
@@ -152,7 +163,9 @@ class Directory:
         thread = self._app.stream_thread
         if me is None or thread is None:
             return
-        facts = (me, self.address, tuple(sorted(thread.assignment)))
+        standbys = tuple(sorted(list(thread.standbys.tasks))) \
+            if thread.standbys is not None else ()
+        facts = (me, self.address, tuple(sorted(thread.assignment)), standbys)
         if facts != self._published or now >= self._next_heartbeat:
             self._publish(*facts)
             if self._published is not None and self._published[0] != me:
@@ -161,10 +174,11 @@ class Directory:
             self._next_heartbeat = now + HEARTBEAT_S
 
     def _publish(self, member_id: str, address: str | None,
-                 partitions: tuple[TopicPartition, ...]) -> None:
+                 partitions: tuple[TopicPartition, ...], standbys: tuple[str, ...]) -> None:
         assert self._producer is not None
         value = orjson.dumps({"address": address, "host": self._host,
-                              "partitions": [[tp.topic, tp.partition] for tp in partitions]})
+                              "partitions": [[tp.topic, tp.partition] for tp in partitions],
+                              "standbys": list(standbys)})
         self._producer.produce(self.topic, member_id.encode(), value, int(time.time() * 1000))
         self._producer.flush(10.0)
 

@@ -2,8 +2,10 @@
 
 As Kafka's streams application reset tool: with every instance stopped, the group's
 committed offsets on the input topics move back (to the beginning, or to a point in time),
-and the internal topics (repartition and changelog: derived data) are deleted so the next
-start recreates them empty. Local state is derived data too: it is wiped with
+and the internal topics (repartition and changelog: derived data; and the instance directory
+``<application_id>-instances``) are deleted so the next start recreates them empty. For a SQL
+service, asked for explicitly, its command topic too: every statement it was given is
+forgotten. Local state is derived data too: it is wiped with
 ``--local-state-dir``, or must be wiped on every instance by hand (an instance that kept its
 stores would count on top of the old results).
 """
@@ -20,6 +22,7 @@ from fluvial.errors import ConfigError, FluvialError
 from fluvial.io.client import TopicPartition
 from fluvial.io.group_admin import GroupAdmin
 from fluvial.runtime import state_lock
+from fluvial.runtime.discovery import instances_topic
 
 # Kafka Streams' internal topics are "<application.id>-<name>-<suffix>" (fluvial names its
 # own so: topology/nodes.py changelog_topic, dsl/stream.py repartition); the foreign-key join
@@ -83,10 +86,12 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def internal_topics(application_id: str, topics: list[str]) -> list[str]:
     """The application's internal topics among ``topics``, by name (as Kafka's tool: an
-    application id that begins another's, "app" and "app-x", matches the other's too)."""
+    application id that begins another's, "app" and "app-x", matches the other's too), and
+    its instance directory (runtime/discovery.py), by its exact name."""
     prefix = f"{application_id}-"
     return sorted(t for t in topics
-                  if t.startswith(prefix) and _INTERNAL.fullmatch(t[len(prefix):]))
+                  if (t.startswith(prefix) and _INTERNAL.fullmatch(t[len(prefix):]))
+                  or t == instances_topic(application_id))
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class ResetPlan:
     offsets: dict[TopicPartition, tuple[int | None, int]]  # (committed now, after the reset)
     internal_topics: list[str]
     local_state: Path | None  # the state directory to wipe, if given
+    command_topic: str | None = None  # a SQL service's, when asked to delete it
 
     def describe(self) -> list[str]:
         lines = [f"reset of application {self.application_id!r}:"]
@@ -108,6 +114,9 @@ class ResetPlan:
         else:
             lines.append("  no input offsets to reset")
         lines.append(f"  internal topics to delete: {', '.join(self.internal_topics) or 'none'}")
+        if self.command_topic is not None:
+            lines.append(f"  SQL command topic to delete (every statement forgotten): "
+                         f"{self.command_topic}")
         if self.local_state is not None:
             lines.append(f"  local state to delete: {self.local_state}")
         else:
@@ -118,10 +127,12 @@ class ResetPlan:
 
 
 def plan_reset(admin: GroupAdmin, application_id: str, input_topics: list[str] | None,
-               position: ResetPosition, local_state_dir: Path | None = None) -> ResetPlan:
+               position: ResetPosition, local_state_dir: Path | None = None,
+               sql_command_topic: bool = False) -> ResetPlan:
     """Check no instance runs, then work out what the reset changes (nothing changes yet).
 
-    ``input_topics`` None: the non-internal topics the group has committed offsets on."""
+    ``input_topics`` None: the non-internal topics the group has committed offsets on.
+    ``sql_command_topic``: ``application_id`` is a SQL service id; delete its command topic."""
     members = admin.active_members(application_id)
     if members:
         raise ActiveGroupError(
@@ -142,7 +153,16 @@ def plan_reset(admin: GroupAdmin, application_id: str, input_topics: list[str] |
     targets = admin.offsets_at(partitions, position.timestamp_ms)
     offsets = {tp: (committed.get(tp), targets[tp]) for tp in partitions}
     state = local_state_dir / application_id if local_state_dir is not None else None
-    return ResetPlan(application_id, position, offsets, internal, state)
+    command = None
+    if sql_command_topic:
+        from fluvial.sql.commands import command_topic  # loads the SQL engine: only if asked
+
+        command = command_topic(application_id)
+        if command not in topics:
+            raise ConfigError(f"--sql-command-topic: no topic {command!r}: is "
+                              f"{application_id!r} the id of a SQL service (fluvial sql-server "
+                              f"--application-id)?")
+    return ResetPlan(application_id, position, offsets, internal, state, command)
 
 
 def apply_reset(admin: GroupAdmin, plan: ResetPlan) -> None:
@@ -159,7 +179,8 @@ def apply_reset(admin: GroupAdmin, plan: ResetPlan) -> None:
                                    f"while resetting ({', '.join(members[:3])}); stop it, "
                                    f"then reset again")
         admin.commit(plan.application_id, {tp: new for tp, (_, new) in plan.offsets.items()})
-        admin.delete_topics(plan.internal_topics)
+        admin.delete_topics(plan.internal_topics + ([plan.command_topic]
+                                                    if plan.command_topic is not None else []))
         if state is not None:
             _wipe(state)
     finally:

@@ -78,9 +78,15 @@ class _Standby:
         self.stores = stores
         self.follow = follow  # changelog -> its store (persistent stores only)
         self.positions = positions  # changelog -> next offset to apply
+        self.ends: dict[TopicPartition, int] = {}  # changelog -> its end, as last fetched
 
     def checkpoint(self) -> dict[str, int]:
         return {s.spec.name: self.positions[tp] for tp, s in self.follow.items()}
+
+    def lag(self, tp: TopicPartition) -> int | None:
+        """Changelog records not applied yet (None until the reader has fetched once)."""
+        end = self.ends.get(tp)
+        return None if end is None else max(end - self.positions[tp], 0)
 
 
 class Standbys:
@@ -99,6 +105,16 @@ class Standbys:
         self.tasks: dict[str, _Standby] = {}
         self._next_refresh = 0.0
         self._next_checkpoint = 0.0
+
+    def copies(self, store: str) -> dict[str, tuple[OpenStore, int | None]]:
+        """Task id -> (its standby copy of ``store``, that copy's changelog lag): what an
+        interactive query that allows stale state may read (any thread)."""
+        found = {}
+        for task_id, standby in list(self.tasks.items()):
+            for tp, s in list(standby.follow.items()):
+                if s.spec.name == store:
+                    found[task_id] = (s, standby.lag(tp))
+        return found
 
     def refresh_soon(self) -> None:
         """The group's membership moved: read the assignment at the next step."""
@@ -162,9 +178,14 @@ class Standbys:
                 if batch:
                     s.store.restore([(m.key(), m.value(), m.timestamp()[1]) for m in batch])
                     standby.positions[tp] = batch[-1].offset() + 1
-                position = self._reader.position(tp) if self._reader is not None else None
+                if self._reader is None:
+                    continue
+                position = self._reader.position(tp)
                 if position is not None and position > standby.positions[tp]:
                     standby.positions[tp] = position  # past markers and aborted records
+                end = self._reader.end_offset(tp)
+                if end is not None:
+                    standby.ends[tp] = end
 
     def _checkpoint(self) -> None:
         """What a promoted standby may skip, even after a kill -9: replaying from an older

@@ -87,6 +87,10 @@ PREDECESSOR_TIMEOUT_S = 300.0  # past any broker's group.consumer.session.timeou
 # aborts the transaction anyway
 TXN_CALL_TIMEOUT_S = 15.0
 RECENT_REBALANCES = 20  # rebalance events kept for the dashboard
+# the group member's rebalance timeout under KIP-848 (group_consumer_config says why)
+REBALANCE_TIMEOUT_MS = 60_000
+# how often the client's own assignment is compared with what the rebalance callbacks said
+RECONCILE_S = 5.0
 
 
 class ProducerCollector:
@@ -203,6 +207,7 @@ class StreamThread:
             maxlen=RECENT_REBALANCES)  # (time, assigned|revoked|lost, partitions)
         self._recoveries_in_row = 0
         self._closing = False
+        self._next_reconcile = 0.0
         self.last_poll = time.monotonic()  # liveness: the loop made progress
         self._in_txn = False
         if self.eos:
@@ -261,6 +266,7 @@ class StreamThread:
             if messages:
                 self._process(messages)
             self._advance_tasks()
+            self._reconcile()
             if self.standbys is not None:
                 self.standbys.step(self.consumer.member_id(), self._tasks_for(
                     sorted(self._owned)) | set(self.tasks) | set(self.restoring))
@@ -450,6 +456,8 @@ class StreamThread:
         """Eager: the whole assignment; incremental: what this member gains. Held paused:
         the loop opens and restores their tasks (``_advance_tasks``)."""
         self._owned.update(tp for tp in partitions if tp.topic in self._subtopology_of)
+        if partitions:
+            log.info("partitions assigned: %s", _names(sorted(partitions)))
         self._pause_idle()
         self._membership_moved("assigned", partitions)
 
@@ -489,6 +497,27 @@ class StreamThread:
                 f"partitions lost ({_names(partitions)}) while a transaction was open"))
         self._pause_idle()
         self._membership_moved("lost", partitions)
+
+    def _reconcile(self) -> None:
+        """Every RECONCILE_S, hold the client's own assignment against ``_owned``, which the
+        rebalance callbacks keep: a partition the client holds that no callback announced is
+        taken (its task restored and run as after ``on_assign``), one it no longer holds is
+        dropped as lost. Neither should happen; when it does the partition is otherwise
+        processed by nobody (or by two members) until the next rebalance, so it is logged."""
+        now = time.monotonic()
+        if now < self._next_reconcile or self._closing:
+            return
+        self._next_reconcile = now + RECONCILE_S
+        held = {tp for tp in self.consumer.assignment() if tp.topic in self._subtopology_of}
+        unannounced, gone = sorted(held - self._owned), sorted(self._owned - held)
+        if unannounced:
+            log.warning("%s assigned to this member without a rebalance callback; taking them",
+                        _names(unannounced))
+            self._on_assign(unannounced)
+        if gone:
+            log.warning("%s no longer assigned to this member, without a rebalance callback; "
+                        "dropping them as lost", _names(gone))
+            self._on_lost(gone)
 
     def _membership_moved(self, kind: str, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
@@ -705,9 +734,19 @@ def group_consumer_config(config: StreamsConfig) -> dict[str, Any]:
     subscribed topic with the same partition count on one member, as ``range`` does in the
     classic protocol, but moves only what must move (measured in docs/architecture.md). The
     embedded broker ignores these settings (its group is always eager range).
+
+    Under KIP-848 ``max.poll.interval.ms`` is also the member's rebalance timeout, and it
+    bounds a stall librdkafka (2.16) can get into: when a heartbeat times out while the
+    coordinator is slow (a broker died and its writes wait for the ISR to shrink), a response
+    telling the member to revoke partitions is lost; the client goes on heartbeating without
+    its owned partitions, the coordinator waits for the revocation, and the partitions the
+    revocation would free stay unprocessed until the coordinator fences the member at the
+    rebalance timeout. Kafka's default is 5 minutes; REBALANCE_TIMEOUT_MS keeps that stall to
+    one minute, still far beyond what a revocation here takes (a commit).
     """
     if config.group_protocol is GroupProtocol.CONSUMER:
-        base: dict[str, Any] = {"group.protocol": "consumer", "group.remote.assignor": "range"}
+        base: dict[str, Any] = {"group.protocol": "consumer", "group.remote.assignor": "range",
+                                "max.poll.interval.ms": REBALANCE_TIMEOUT_MS}
     else:
         base = {"group.protocol": "classic",
                 "partition.assignment.strategy": config.partition_assignment_strategy or "range"}

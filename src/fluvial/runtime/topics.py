@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fluvial.errors import TopologyError
@@ -103,6 +104,10 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
                      {st.id: st.source_topics(application_id) for st in topology.subtopologies})
 
 
+# how long the internal topics may stay missing from metadata after they were created
+METADATA_SETTLE_S = 10.0
+
+
 def ensure(admin: Admin, plan: TopicPlan) -> None:
     """Create the internal topics; an existing one must have the partitions the plan needs.
 
@@ -111,7 +116,12 @@ def ensure(admin: Admin, plan: TopicPlan) -> None:
     wanted = plan.internal + plan.extra
     existing = admin.partition_counts([t.name for t in wanted])
     admin.create_topics([t for t in wanted if t.name not in existing])
-    counts = admin.partition_counts([t.name for t in plan.internal])
+    names = [t.name for t in plan.internal]
+    counts = admin.partition_counts(names)
+    deadline = time.monotonic() + METADATA_SETTLE_S
+    while len(counts) < len(names) and time.monotonic() < deadline:
+        time.sleep(0.5)  # a metadata answer from a broker going down can miss a topic
+        counts = admin.partition_counts(names)
     for spec in plan.internal:
         have = counts.get(spec.name)
         if have is None:

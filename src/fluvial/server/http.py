@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 
 from fluvial.errors import ConfigError, StoreMovingError
-from fluvial.runtime.query import LOCAL_HEADER, RowsAnswer, StoreQuery, key_from_text
+from fluvial.runtime.query import LOCAL_HEADER, KeyAnswer, RowsAnswer, StoreQuery, key_from_text
 from fluvial.server.dashboard import HISTORY, SAMPLE_S, Dashboard
 from fluvial.server.metrics import AppCollector
 
@@ -126,13 +126,20 @@ class AppServer:
         response: web.StreamResponse = await handler(request)
         return response
 
-    def _query(self, request: web.Request) -> StoreQuery:
+    def _query(self, request: web.Request, known: tuple[str, ...]) -> StoreQuery:
+        """The store the path names, read with the ``replica`` parameter; any parameter but
+        ``known`` and ``replica`` is a 400."""
         name = request.match_info["store"]
         if name not in self.app.topology.stores:
             raise web.HTTPNotFound(text=_reason(f"no store {name!r}"),
                                    content_type="application/json")
+        unknown = sorted(set(request.query) - {*known, "replica"})
+        if unknown:
+            raise web.HTTPBadRequest(text=_reason(
+                f"unknown parameter(s): {', '.join(unknown)}; known: "
+                f"{', '.join([*known, 'replica'])}"), content_type="application/json")
         try:
-            return StoreQuery(self.app, name)
+            return StoreQuery(self.app, name, request.query.get("replica", "active"))
         except ConfigError as exc:
             raise web.HTTPBadRequest(text=_reason(str(exc)),
                                      content_type="application/json") from None
@@ -145,10 +152,8 @@ class AppServer:
                                      content_type="application/json") from None
 
     async def _store_key(self, request: web.Request) -> web.Response:
-        query = self._query(request)
+        query = self._query(request, ())
         self._supports(query, "kv", "get")
-        if request.query:
-            return _error(400, f"unknown parameter(s): {', '.join(sorted(request.query))}")
         text = request.match_info["key"]
         key = self._key(query, text)
         read = query.local_get if request.headers.get(LOCAL_HEADER) else query.get_with_metadata
@@ -157,10 +162,15 @@ class AppServer:
         except StoreMovingError as exc:
             return _error(503, f"moving, retry: {exc}")
         if answer.value is None:
-            return _error(404, f"no key {text!r} in store {query.name!r}")
+            return _json({"error": f"no key {text!r} in store {query.name!r}",
+                          "metadata": self._metadata(answer)}, 404)
+        return _json({"key": key, "value": answer.value, "metadata": self._metadata(answer)})
+
+    def _metadata(self, answer: KeyAnswer | RowsAnswer) -> dict[str, Any]:
+        """Which copy answered: its partition, instance, whether active, its changelog lag."""
         instance = self._address() if answer.instance == "local" else answer.instance
-        return _json({"key": key, "value": answer.value, "metadata": {
-            "partition": answer.partition, "instance": instance, "active": answer.active}})
+        return {"partition": answer.partition, "instance": instance, "active": answer.active,
+                "lag": answer.lag}
 
     async def _read_key(self, request: web.Request, query: StoreQuery,
                         local: Callable[[], RowsAnswer], routed: Callable[[], RowsAnswer],
@@ -171,41 +181,47 @@ class AppServer:
             answer = await asyncio.get_running_loop().run_in_executor(None, read)
         except StoreMovingError as exc:
             return _error(503, f"moving, retry: {exc}")
-        instance = self._address() if answer.instance == "local" else answer.instance
         return _json({"key": self._key(query, request.match_info["key"]),
-                      field: [row(a, b) for a, b in answer.rows], "metadata": {
-                          "partition": answer.partition, "instance": instance,
-                          "active": answer.active}})
+                      field: [row(a, b) for a, b in answer.rows],
+                      "metadata": self._metadata(answer)})
 
     async def _store_windows(self, request: web.Request) -> web.Response:
         """``key``'s windows starting in [from, to] (ms): ``[start, value]`` rows."""
-        query = self._query(request)
+        query = self._query(request, ("from", "to"))
         self._supports(query, "window", "fetch(key, time_from, time_to)")
-        params = request.query
-        unknown = sorted(set(params) - {"from", "to"})
-        if unknown:
-            return _error(400, f"unknown parameter(s): {', '.join(unknown)}; known: from, to")
-        missing = [name for name in ("from", "to") if name not in params]
-        if missing:
-            return _error(400, f"missing parameter(s) {', '.join(missing)}: give from and to, "
-                               f"window start times in ms")
-        try:
-            time_from, time_to = int(params["from"]), int(params["to"])
-        except ValueError:
-            return _error(400, f"from and to must be integer ms, got from="
-                               f"{params['from']!r}, to={params['to']!r}")
+        time_from, time_to = _time_range(request)
         key = self._key(query, request.match_info["key"])
         return await self._read_key(
             request, query, lambda: query.local_windows(key, time_from, time_to),
             lambda: query.fetch_with_metadata(key, time_from, time_to), "windows",
             lambda start, value: [start, value])
 
+    async def _store_all_windows(self, request: web.Request) -> web.Response:
+        """Every key's windows starting in [from, to] (ms): this instance's part
+        (``partitions``, ``[key, start, value, partition]`` rows), or with ``all=true`` the
+        whole store's ``[key, start, value]`` rows, by start then key."""
+        query = self._query(request, ("from", "to", "all"))
+        self._supports(query, "window", "fetch_all(time_from, time_to)")
+        if query.replica != "active":
+            return _error(400, f"a gathered read reads running tasks only: replica must be "
+                               f"active, got {query.replica!r}")
+        time_from, time_to = _time_range(request)
+        everywhere = _flag(request, "all")
+        loop = asyncio.get_running_loop()
+        if everywhere and not request.headers.get(LOCAL_HEADER):
+            try:
+                rows = await loop.run_in_executor(None, query.fetch_all, time_from, time_to)
+            except StoreMovingError as exc:
+                return _error(503, f"moving, retry: {exc}")
+            return _json({"rows": [[key, start, value] for (key, start), value in rows]})
+        partitions, local_rows = await loop.run_in_executor(
+            None, query.local_window_rows, time_from, time_to)
+        return _json({"partitions": partitions, "rows": local_rows})
+
     async def _store_sessions(self, request: web.Request) -> web.Response:
         """``key``'s sessions: ``[start, end, value]`` rows, by end then start."""
-        query = self._query(request)
+        query = self._query(request, ())
         self._supports(query, "session", "sessions(key)")
-        if request.query:
-            return _error(400, f"unknown parameter(s): {', '.join(sorted(request.query))}")
         key = self._key(query, request.match_info["key"])
         return await self._read_key(
             request, query, lambda: query.local_sessions(key),
@@ -224,22 +240,19 @@ class AppServer:
         """The local part (``partitions`` it holds, ``[key, value, partition]`` rows), or the
         whole store's ``[key, value]`` rows with ``?all=true``; ``from`` and ``to`` bound the
         keys (both included)."""
-        query = self._query(request)
+        query = self._query(request, ("from", "to", "all"))
         self._supports(query, "kv", "all")
         params = request.query
-        unknown = sorted(set(params) - {"from", "to", "all"})
-        if unknown:
-            return _error(400, f"unknown parameter(s): {', '.join(unknown)}; "
-                               f"known: from, to, all")
+        if query.replica != "active":
+            return _error(400, f"a gathered read reads running tasks only: replica must be "
+                               f"active, got {query.replica!r}")
         if ("from" in params) != ("to" in params):
             return _error(400, "give both 'from' and 'to', or neither")
-        everywhere = params.get("all", "false")
-        if everywhere not in ("true", "false"):
-            return _error(400, f"all must be true or false, got {everywhere!r}")
+        everywhere = _flag(request, "all")
         lo = self._key(query, params["from"]) if "from" in params else None
         hi = self._key(query, params["to"]) if "to" in params else None
         loop = asyncio.get_running_loop()
-        if everywhere == "true" and not request.headers.get(LOCAL_HEADER):
+        if everywhere and not request.headers.get(LOCAL_HEADER):
             read = query.all if lo is None else (lambda: query.range(lo, hi))
             try:
                 rows = await loop.run_in_executor(None, read)
@@ -318,6 +331,7 @@ class AppServer:
                                     self._store_windows),
                             web.get("/stores/{store}/keys/{key}/sessions",
                                     self._store_sessions),
+                            web.get("/stores/{store}/windows", self._store_all_windows),
                             web.get("/stores/{store}", self._store),
                             web.get("/dashboard", self._dashboard_page),
                             web.get("/dashboard/data", self._dashboard_data),
@@ -358,6 +372,30 @@ class AppServer:
         self.dashboard.close()
 
 
+def _time_range(request: web.Request) -> tuple[int, int]:
+    """The ``from`` and ``to`` of a window read: integer ms, both required."""
+    params = request.query
+    missing = [name for name in ("from", "to") if name not in params]
+    if missing:
+        raise web.HTTPBadRequest(text=_reason(
+            f"missing parameter(s) {', '.join(missing)}: give from and to, window start "
+            f"times in ms"), content_type="application/json")
+    try:
+        return int(params["from"]), int(params["to"])
+    except ValueError:
+        raise web.HTTPBadRequest(text=_reason(
+            f"from and to must be integer ms, got from={params['from']!r}, "
+            f"to={params['to']!r}"), content_type="application/json") from None
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    text = request.query.get(name, "false")
+    if text not in ("true", "false"):
+        raise web.HTTPBadRequest(text=_reason(f"{name} must be true or false, got {text!r}"),
+                                 content_type="application/json")
+    return text == "true"
+
+
 def _reason(text: str) -> str:
     return json.dumps({"error": text.splitlines()[0] if text else text})
 
@@ -366,9 +404,10 @@ def _error(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=_reason(text), content_type="application/json")
 
 
-def _json(body: Any) -> web.Response:
+def _json(body: Any, status: int = 200) -> web.Response:
     # a value the JSON encoder does not know (bytes, a custom object) is sent as its text
-    return web.Response(text=json.dumps(body, default=str), content_type="application/json")
+    return web.Response(status=status, text=json.dumps(body, default=str),
+                        content_type="application/json")
 
 
 def _reachable(host: str) -> str:

@@ -88,16 +88,19 @@ class WindowStore(SegmentedStore):
                 if len(bk) == n:  # not a longer key that starts with the same bytes
                     yield _START_SEQ.unpack_from(bk, n - _SUFFIX)[0], decode(value)
 
-    def fetch_all(self, time_from: int, time_to: int) -> Iterator[tuple[tuple[Any, int], Any]]:
+    def fetch_all(self, time_from: int, time_to: int,
+                  committed: bool = False) -> Iterator[tuple[tuple[Any, int], Any]]:
         """``((key, window start), value)`` of every window starting in [from, to], by
-        segment, then store-key bytes (key, then start), as Kafka Streams orders them."""
+        segment, then store-key bytes (key, then start), as Kafka Streams orders them;
+        ``committed``: as of the last flush, for other threads."""
+        source = self.backend if committed else self.cache
         time_from = max(time_from, self.expired_before())
         time_to = min(time_to, self.observed_time)
         if time_to < time_from:
             return
         decode_key, decode = self.codec.decode_key, self.codec.decode_value
         for segment in self.live_segments(time_from):
-            for bk, value in self.cache.scan(self.prefix(segment), self.prefix(segment + 1)):
+            for bk, value in source.scan(self.prefix(segment), self.prefix(segment + 1)):
                 kb, start = split_window_key(bk[8:])
                 if time_from <= start <= time_to:
                     yield (decode_key(kb), start), decode(value)

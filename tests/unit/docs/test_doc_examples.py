@@ -52,7 +52,8 @@ def test_the_readme_and_getting_started_have_code_that_runs() -> None:
 
 @pytest.mark.parametrize("page", _pages_with_code(), ids=lambda p: p.name)
 def test_page_code_runs(page: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FLUVIAL_STATE_DIR": str(tmp_path / "state")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]),
+           "FLUVIAL_STATE_DIR": str(tmp_path / "state")}  # this checkout's code
     proc = subprocess.Popen([sys.executable, str(HARNESS), str(page)], cwd=tmp_path, env=env,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

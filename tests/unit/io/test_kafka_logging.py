@@ -29,3 +29,13 @@ def test_repeats_differing_only_in_numbers_fold_into_one(
         "FAIL [rdkafka#producer-1] Connect to 127.0.0.1:1 failed (after 9ms) "
         "(499 like it in the last 60 s)",
     ]
+
+
+def test_debug_lines_are_never_folded(caplog: pytest.LogCaptureFixture) -> None:
+    """librdkafka's ``debug`` trace is asked for: every line of it counts."""
+    logger = logging.getLogger("test.repeat.debug")
+    logger.addFilter(RepeatFilter(window_s=60))
+    with caplog.at_level(logging.DEBUG, logger="test.repeat.debug"):
+        for epoch in range(3):
+            logger.debug("HEARTBEAT [rdkafka#consumer-1] member epoch %d", epoch)
+    assert len(caplog.records) == 3

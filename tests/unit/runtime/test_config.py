@@ -57,7 +57,11 @@ def test_group_protocol_picks_the_assignor() -> None:
     default = StreamsConfig.create(application_id="a")
     assert default.group_protocol is GroupProtocol.CONSUMER
     assert group_consumer_config(default) == {"group.protocol": "consumer",
-                                              "group.remote.assignor": "range"}
+                                              "group.remote.assignor": "range",
+                                              "max.poll.interval.ms": 60_000}
+    longer = StreamsConfig.create(application_id="a",
+                                  consumer_config={"max.poll.interval.ms": 300_000})
+    assert group_consumer_config(longer)["max.poll.interval.ms"] == 300_000
     classic = StreamsConfig.create(application_id="a", group_protocol="CLASSIC",
                                    consumer_config={"session.timeout.ms": 6000})
     assert group_consumer_config(classic) == {"group.protocol": "classic",

@@ -5,7 +5,9 @@ committed offsets; and an instance keeps its transactional.id across restarts.""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.unit.runtime.test_exactly_once_embedded import (
@@ -20,7 +22,12 @@ from tests.unit.runtime.test_exactly_once_embedded import (
     _wordcount,
 )
 
-from fluvial.io.client import CommitFailedError, PartitionNotReadyError, ProducerFencedError
+from fluvial.io.client import (
+    CommitFailedError,
+    PartitionNotReadyError,
+    ProducerFencedError,
+    TopicPartition,
+)
 from fluvial.io.embedded import EmbeddedProducer
 from fluvial.io.embedded.consumer import EmbeddedConsumer
 from fluvial.runtime.app import App
@@ -167,3 +174,40 @@ def test_a_seek_refused_on_a_just_assigned_partition_is_tried_again(
     assert app.error is None, app.error
     assert len(refused) == 3
     assert _latest(_outputs(broker)) == _expected(lines)
+
+
+def test_an_assignment_no_callback_announced_is_taken_and_processed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Seen in a chaos run: after a member was fenced and rejoined, partitions assigned to
+    it were processed by nobody. Here the first assign callback never reaches the stream
+    thread; its reconciliation with the client's own assignment takes them anyway."""
+    lines = _lines(3000)
+    broker = _broker_with_input(lines)
+    real_subscribe = EmbeddedConsumer.subscribe
+
+    def dropping_first_assign(self: EmbeddedConsumer, topics: list[str], on_assign: Any,
+                              on_revoke: Any, on_lost: Any) -> None:
+        calls = [0]
+
+        def assign(partitions: list[TopicPartition]) -> None:
+            calls[0] += 1
+            if calls[0] > 1:
+                on_assign(partitions)
+
+        real_subscribe(self, topics, assign, on_revoke, on_lost)
+
+    monkeypatch.setattr(EmbeddedConsumer, "subscribe", dropping_first_assign)
+    app = App(_wordcount(_crashing_split([False])), "wc", broker=broker,
+              processing_guarantee="exactly_once", state_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="fluvial.runtime"):
+        app.start()
+        try:
+            _wait_committed(broker)
+            _wait_drained(broker)
+        finally:
+            app.close()
+    assert app.error is None, app.error
+    assert _latest(_outputs(broker)) == dict(_expected(lines))
+    assert any("without a rebalance callback; taking them" in r.getMessage()
+               for r in caplog.records)

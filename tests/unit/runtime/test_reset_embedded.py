@@ -23,10 +23,12 @@ from fluvial.io.embedded.group_admin import EmbeddedGroupAdmin
 from fluvial.io.embedded.shared import own
 from fluvial.runtime.app import App
 from fluvial.runtime.reset import (
+    apply_reset,
     internal_topics,
     parse_datetime,
     parse_duration,
     parse_position,
+    plan_reset,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,7 +37,8 @@ REPO = Path(__file__).resolve().parents[3]
 def fluvial(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fluvial", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**os.environ,  # this checkout's code, not an installed one
+                               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])})
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
@@ -145,12 +148,46 @@ def test_the_operations_page_reset_walkthrough_prints_what_it_says(tmp_path: Pat
     assert "Traceback" not in result.stderr
 
 
+def test_the_operations_page_sql_reset_walkthrough_prints_what_it_says(tmp_path: Path) -> None:
+    script = shell_blocks(REPO / "docs" / "operations.md")["reset-sql"]
+    (tmp_path / "fluvial").symlink_to(REPO / "src" / "fluvial")  # this checkout's code
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, text=True,
+                            capture_output=True, timeout=240, env={
+                                **os.environ, "PYTHONPATH": str(tmp_path),
+                                "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                        f"{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == expected_output(script), result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_internal_topics_are_found_by_name_as_kafkas_tool_does() -> None:
     topics = ["wc-counts-changelog", "wc-counts-repartition", "wc-dead-letter", "wc",
               "wc-join-subscription-registration-topic", "wc-join-subscription-response-topic",
               "wc-KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000012-topic", "other-x-changelog",
-              "TextLinesTopic", "wc-changelog"]
+              "TextLinesTopic", "wc-changelog", "wc-instances", "wc-eu-instances",
+              "_confluent-ksql-wc_command_topic"]
     assert internal_topics("wc", topics) == [
         "wc-KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-0000000012-topic", "wc-counts-changelog",
-        "wc-counts-repartition", "wc-join-subscription-registration-topic",
+        "wc-counts-repartition", "wc-instances", "wc-join-subscription-registration-topic",
         "wc-join-subscription-response-topic"]
+
+
+def test_a_sql_services_command_topic_goes_only_when_asked_for() -> None:
+    broker = EmbeddedBroker()
+    for topic in ("_confluent-ksql-svc_command_topic", "svc-instances", "svc-q-changelog"):
+        broker.create_topic(topic, 1)
+    admin = EmbeddedGroupAdmin(broker)
+    position = parse_position(False, None, None)
+    plain = plan_reset(admin, "svc", None, position)
+    assert (plain.internal_topics, plain.command_topic) == (
+        ["svc-instances", "svc-q-changelog"], None)
+    with pytest.raises(ConfigError, match="--sql-command-topic: no topic "
+                                          "'_confluent-ksql-other_command_topic': is 'other' "
+                                          "the id of a SQL service"):
+        plan_reset(admin, "other", None, position, sql_command_topic=True)
+    plan = plan_reset(admin, "svc", None, position, sql_command_topic=True)
+    assert "  SQL command topic to delete (every statement forgotten): " \
+           "_confluent-ksql-svc_command_topic" in plan.describe()
+    apply_reset(admin, plan)
+    assert set(broker.partition_counts()) == set()

@@ -57,13 +57,14 @@ def answers_everything(app: App, expected: dict[str, int]) -> bool:
 
 @contextlib.contextmanager
 def instances(build: Callable[[], Topology], application_id: str, broker: EmbeddedBroker,
-              tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServer]]:
+              tmp_path: Path, **settings: object) -> Iterator[tuple[App, AppServer, App,
+                                                                   AppServer]]:
     """Two started instances of one application, each with its own state and HTTP port."""
     apps, servers = [], []
     try:
         for name in ("a", "b"):
             app = App(build(), application_id, broker=broker, state_dir=tmp_path / name,
-                      commit_interval_ms=100)
+                      commit_interval_ms=100, **settings)  # type: ignore[arg-type]
             servers.append(AppServer(app, port=0, token=TOKEN).start())
             apps.append(app.start())
         yield apps[0], servers[0], apps[1], servers[1]
@@ -75,16 +76,21 @@ def instances(build: Callable[[], Topology], application_id: str, broker: Embedd
             assert app.error is None
 
 
-@pytest.fixture
-def two_instances(tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServer,
-                                                    dict[str, int]]]:
+def wordcount_input() -> tuple[EmbeddedBroker, dict[str, int]]:
+    """A broker holding 200 lines for WordCount, and the counts they make."""
     broker = EmbeddedBroker()
     broker.create_topic(INPUT, 2)
     broker.create_topic(OUTPUT, 2)
     lines = [f"w{i % 40} w{(i * 7) % 40}" for i in range(200)]
     for line in lines:
         broker.append(INPUT, None, line.encode(), 1)
-    expected = dict(collections.Counter(w for line in lines for w in split_words(line)))
+    return broker, dict(collections.Counter(w for line in lines for w in split_words(line)))
+
+
+@pytest.fixture
+def two_instances(tmp_path: Path) -> Iterator[tuple[App, AppServer, App, AppServer,
+                                                    dict[str, int]]]:
+    broker, expected = wordcount_input()
     with instances(build, "wc", broker, tmp_path) as (a, server_a, b, server_b):
         wait_for(lambda: a.store("counts").to_dict().keys() | b.store("counts").to_dict().keys()
                  == expected.keys() and a.query("counts").local_views()
@@ -110,7 +116,7 @@ def test_each_instance_answers_every_key_with_its_owners_value(two_instances) ->
     assert status == 200
     assert body == {"key": word, "value": expected[word], "metadata": {
         "partition": answer.partition, "instance": f"127.0.0.1:{server_b.port}",
-        "active": True}}
+        "active": True, "lag": 0}}
     # a forwarded query answers from this instance only: A does not run B's partition
     status, body = get(server_a.port, f"/stores/counts/keys/{word}",
                        headers={LOCAL_HEADER: "1"})
@@ -135,9 +141,15 @@ def test_bad_requests_get_a_one_line_reason(two_instances) -> None:
     assert get(port, "/stores/counts/keys/w1", token="wrong")[0] == 401
     assert get(port, "/healthz", token=None)[0] == 200  # probes stay open
     assert get(port, "/stores/nope/keys/w1") == (404, {"error": "no store 'nope'"})
-    assert get(port, "/stores/counts/keys/absent") == (
-        404, {"error": "no key 'absent' in store 'counts'"})
-    assert get(port, "/stores/counts/keys/w1?x=1") == (400, {"error": "unknown parameter(s): x"})
+    status, body = get(port, "/stores/counts/keys/absent")
+    assert (status, body["error"]) == (404, "no key 'absent' in store 'counts'")  # type: ignore[index]
+    assert get(port, "/stores/counts/keys/w1?x=1") == (
+        400, {"error": "unknown parameter(s): x; known: replica"})
+    assert get(port, "/stores/counts/keys/w1?replica=stale") == (
+        400, {"error": "replica must be active, any or standby, got 'stale'"})
+    assert get(port, "/stores/counts?all=true&replica=any") == (
+        400, {"error": "a gathered read reads running tasks only: replica must be active, "
+                       "got 'any'"})
     assert get(port, "/stores/counts?from=a")[0] == 400
     assert get(port, "/stores/counts?all=maybe") == (
         400, {"error": "all must be true or false, got 'maybe'"})

@@ -96,7 +96,7 @@ def test_window_and_session_reads_are_routed_to_the_owner(two_instances) -> None
     assert status == 200
     assert body == {"key": key, "windows": [[1000, records(key)], [1100, 1]], "metadata": {
         "partition": answer.partition, "instance": f"127.0.0.1:{server_b.port}",
-        "active": True}}
+        "active": True, "lag": 0}}
     status, body = get(server_a.port, f"/stores/per-session/keys/{key}/sessions")
     assert status == 200
     assert body["sessions"] == [[s, e, n] for (s, e), n in  # type: ignore[index]
@@ -108,10 +108,31 @@ def test_window_and_session_reads_are_routed_to_the_owner(two_instances) -> None
         assert status == 503 and body["error"].startswith("moving, retry")  # type: ignore[index]
 
 
+def test_every_keys_windows_in_a_time_range_are_gathered_from_both_instances(
+        two_instances) -> None:
+    a, server_a, b, server_b = two_instances
+    everything = sorted((((k, start), n) for k in KEYS for start, n in expected_windows(k)),
+                        key=lambda row: (row[0][1], row[0][0]))  # by start, then key
+    assert a.query("per-window").fetch_all(0, 5000) == everything
+    assert b.query("per-window").fetch_all(1100, 1100) == [((k, 1100), 1) for k in sorted(KEYS)]
+    assert a.query("per-window").fetch_all(1001, 1099) == []
+
+    assert get(server_a.port, "/stores/per-window/windows?from=0&to=5000&all=true") == (
+        200, {"rows": [[k, start, n] for (k, start), n in everything]})
+    # without all=true: this instance's part, as the others gather it
+    status, body = get(server_b.port, "/stores/per-window/windows?from=1000&to=1000")
+    assert status == 200
+    assert body["partitions"] == sorted(b.query("per-window").local_stores())  # type: ignore[index]
+    assert sorted(body["rows"]) == sorted(  # type: ignore[index]
+        [k, 1000, records(k), a.query("per-window").partition_of(k)]
+        for k in owned_by(a, b, "per-window"))
+
+
 def test_a_call_the_stores_kind_does_not_answer_names_the_ones_it_does(two_instances) -> None:
     a, _, _, _ = two_instances
     with pytest.raises(ConfigError, match="store 'per-window' is a window store: it answers "
-                                          r"fetch\(key, time_from, time_to\), not get"):
+                                          r"fetch\(key, time_from, time_to\), "
+                                          r"fetch_all\(time_from, time_to\), not get"):
         a.query("per-window").get("k1")
     with pytest.raises(ConfigError, match="'per-session' is a session store: it answers "
                                           r"fetch\(key\), sessions\(key\), not fetch"):
@@ -138,9 +159,9 @@ def test_malformed_window_and_session_requests_get_a_one_line_reason(two_instanc
     assert get(port, f"{windows}?{query}") == (400, {
         "error": "from and to must be integer ms, got from='yesterday', to='10'"})
     assert get(port, f"{windows}?from=0&to=1&step=2") == (400, {
-        "error": "unknown parameter(s): step; known: from, to"})
+        "error": "unknown parameter(s): step; known: from, to, replica"})
     assert get(port, "/stores/per-session/keys/k1/sessions?x=1") == (
-        400, {"error": "unknown parameter(s): x"})
+        400, {"error": "unknown parameter(s): x; known: replica"})
     status, body = get(port, "/stores/per-window/keys/k1/sessions")
     assert status == 400 and "'per-window' is a window store" in body["error"]  # type: ignore[index]
     status, body = get(port, "/stores/per-session/keys/k1")
@@ -148,3 +169,17 @@ def test_malformed_window_and_session_requests_get_a_one_line_reason(two_instanc
     status, body = get(port, "/stores/totals/keys/k1/windows?from=0&to=1")
     assert status == 400 and "'totals' is a kv store" in body["error"]  # type: ignore[index]
     assert get(port, "/stores/nope/keys/k1/sessions") == (404, {"error": "no store 'nope'"})
+    every = "/stores/per-window/windows"
+    assert get(port, f"{every}?from=0") == (400, {
+        "error": "missing parameter(s) to: give from and to, window start times in ms"})
+    assert get(port, f"{every}?from=0&to=x") == (400, {
+        "error": "from and to must be integer ms, got from='0', to='x'"})
+    assert get(port, f"{every}?from=0&to=1&all=yes") == (400, {
+        "error": "all must be true or false, got 'yes'"})
+    assert get(port, f"{every}?from=0&to=1&key=k1") == (400, {
+        "error": "unknown parameter(s): key; known: from, to, all, replica"})
+    assert get(port, f"{every}?from=0&to=1&replica=standby") == (400, {
+        "error": "a gathered read reads running tasks only: replica must be active, "
+                 "got 'standby'"})
+    status, body = get(port, "/stores/per-session/windows?from=0&to=1")
+    assert status == 400 and body["error"].endswith("not fetch_all(time_from, time_to)")  # type: ignore[index]

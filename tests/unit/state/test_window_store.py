@@ -24,6 +24,10 @@ def test_fetch_and_fetch_range_in_start_order(make_store: Any) -> None:
     store.flush()
     store.put("k", 5, 5 * HOUR)  # cached
     assert store.fetch("k", HOUR) == 1 and store.fetch("k", 2 * HOUR) is None
+    # a committed read (another thread's) sees the last flush, not the cached write
+    assert list(store.fetch_all(5 * HOUR, 5 * HOUR)) == [(("k", 5 * HOUR), 5)]
+    assert list(store.fetch_all(5 * HOUR, 5 * HOUR, committed=True)) == []
+    assert list(store.fetch_range("k", 5 * HOUR, 5 * HOUR, committed=True)) == []
     assert list(store.fetch_range("k", HOUR, 5 * HOUR)) == [
         (HOUR, 1), (3 * HOUR, 3), (5 * HOUR, 5)]
     assert [s for s, _ in store.fetch_range("k", 0, 10**15)] == [

@@ -271,6 +271,9 @@ class EmbeddedConsumer:
     def watermarks(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         return self._broker.watermarks(tp)
 
+    def end_offset(self, tp: TopicPartition) -> int | None:
+        return self._broker.watermarks(tp)[1]
+
     def position(self, tp: TopicPartition) -> int | None:
         with self._cond:
             return self._positions.get(tp)
@@ -285,6 +288,10 @@ class EmbeddedConsumer:
 
     def member_id(self) -> str | None:
         return self._member.member_id if self._member is not None else None
+
+    def assignment(self) -> list[TopicPartition]:
+        with self._cond:
+            return list(self._positions)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         with self._cond:
