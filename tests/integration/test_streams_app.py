@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import ConfigResource, ResourceType
 from examples.wordcount.app import build
 from tests.integration.kafka_helpers import KafkaTestBroker, wait_until
 from tests.integration.wordcount_support import Instance, make_lines, word_counts
@@ -227,3 +229,37 @@ def test_a_static_member_killed_and_restarted_at_once_rejoins(
     assert not short, f"counts lost records (got, expected): {short}\n{a.text()[-3000:]}"
     a.proc.send_signal(signal.SIGTERM)
     assert a.proc.wait(60) == 0, a.text()[-3000:]
+
+
+def test_repartition_topics_keep_records_until_committed_then_purge_them(
+        kafka: KafkaTestBroker, unique_topic: Callable[[str], str], tmp_path: Path) -> None:
+    """A repartition topic is created with no time retention (records with old event times
+    must not be deleted before they are read) and the records every task committed past are
+    deleted, as Kafka Streams does; the counts stay right."""
+    source, sink, app_id = unique_topic("in"), unique_topic("out"), unique_topic("app")
+    kafka.create_topic(source, partitions=2)
+    kafka.create_topic(sink, partitions=2)
+    text = make_lines(0, 400)
+    kafka.produce(source, text)
+    expected = word_counts(text)
+    repartition = f"{app_id}-counts-repartition"
+    with App(build(source, sink), app_id, bootstrap_servers=kafka.bootstrap_servers,
+             state_dir=tmp_path, repartition_purge_interval_ms=200,
+             commit_interval_ms=100) as app:
+        wait_until(lambda: app.store("counts").to_dict() == expected or app.error,
+                   timeout=60, message=lambda: f"counts: {app.store('counts').to_dict()}")
+        consumer = kafka.consumer()
+        try:
+            def low_watermarks() -> list[int]:
+                return [consumer.get_watermark_offsets(TopicPartition(repartition, p),
+                                                       timeout=10)[0] for p in range(2)]
+            wait_until(lambda: all(low > 0 for low in low_watermarks()), timeout=30,
+                       message=lambda: f"low watermarks of {repartition}: {low_watermarks()}")
+        finally:
+            consumer.close()
+        assert app.error is None
+    (future,) = kafka.admin().describe_configs(
+        [ConfigResource(ResourceType.TOPIC, repartition)]).values()
+    config = future.result(timeout=30)
+    assert config["retention.ms"].value == "-1"
+    assert config["cleanup.policy"].value == "delete"

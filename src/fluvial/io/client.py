@@ -193,6 +193,9 @@ class Admin(Protocol):
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
         """Partition count of each topic that exists; missing topics are left out."""
     def delete_topics(self, topics: Sequence[str]) -> None: ...
+    def delete_records(self, before: dict[TopicPartition, int]) -> None:
+        """Ask for every record below ``before[tp]`` to be deleted; does not wait, and a
+        failure is only logged (the next purge asks again)."""
     def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
         """The group's members and the partitions each holds; [] for an unknown group."""
 

@@ -11,6 +11,7 @@ Consumer messages are confluent's own objects, returned without a copy.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import operator
 import threading
@@ -76,6 +77,14 @@ _error_of = operator.methodcaller("error")
 
 def _ours(parts: Iterable[ck.TopicPartition]) -> list[TopicPartition]:
     return sorted(TopicPartition(p.topic, p.partition) for p in parts)
+
+
+def _log_purge_failure(tp: ck.TopicPartition, future: Any) -> None:
+    try:
+        future.result()
+    except ck.KafkaException as e:  # a broker away: the next purge asks again
+        log.info("deleting records of %s[%d] below %d: %s", tp.topic, tp.partition, tp.offset,
+                 e.args[0].str())
 
 
 def _is_true(value: Any) -> bool:
@@ -601,6 +610,13 @@ class KafkaAdmin:
             if meta.error is None or meta.error.code() not in _UNKNOWN:
                 counts[t] = len(meta.partitions)
         return counts
+
+    def delete_records(self, before: dict[TopicPartition, int]) -> None:
+        futures = self._a.delete_records(
+            [ck.TopicPartition(tp.topic, tp.partition, off) for tp, off in before.items()],
+            request_timeout=ADMIN_TIMEOUT_S)
+        for tp, future in futures.items():
+            future.add_done_callback(functools.partial(_log_purge_failure, tp))
 
     def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
         (future,) = self._a.describe_consumer_groups([group_id],

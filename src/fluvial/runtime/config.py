@@ -76,6 +76,8 @@ class StreamsConfig:
     processing_guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     state_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "fluvial")
     commit_interval_ms: int = 1000
+    # how often records every task has committed past are deleted from repartition topics
+    repartition_purge_interval_ms: int = 30_000
     max_poll_records: int = 5000
     poll_timeout_ms: int = 100
     record_cache: bool = True
@@ -146,7 +148,7 @@ class StreamsConfig:
                                f"application_id {self.application_id!r} may only use letters, "
                                f"digits, '.', '_' and '-' (it names topics and the group)")
         for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
-                     "connect_timeout_ms"):
+                     "connect_timeout_ms", "repartition_purge_interval_ms"):
             if getattr(self, name) <= 0:
                 raise SettingError(name, f"{name} must be positive, got {getattr(self, name)}")
         if self.num_standby_replicas < 0:
@@ -180,7 +182,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Turn strings (from the environment or the command line) into each field's type."""
     out = dict(values)
     for name in ("commit_interval_ms", "max_poll_records", "poll_timeout_ms",
-                 "replication_factor", "connect_timeout_ms", "num_standby_replicas"):
+                 "replication_factor", "connect_timeout_ms", "num_standby_replicas",
+                 "repartition_purge_interval_ms"):
         if name in out and not isinstance(out[name], int):
             try:
                 out[name] = int(out[name])

@@ -40,6 +40,7 @@ from typing import Any
 
 from fluvial.errors import ConfigError, DeliveryError, FluvialError
 from fluvial.io.client import (
+    Admin,
     Clients,
     CommitFailedError,
     Consumer,
@@ -194,6 +195,12 @@ class StreamThread:
         self.opened: collections.Counter[str] = collections.Counter()  # task -> times opened
         self.incomplete_assignments = 0  # times the guard held a task's partitions back
         self._pending: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        # repartition topics: what the tasks here committed past, deleted every purge interval
+        self._repartitions = frozenset(t.name for t in plan.internal
+                                       if t.name in self._subtopology_of)
+        self._purgeable: dict[TopicPartition, int] = {}
+        self._next_purge = clock() + config.repartition_purge_interval_ms / 1000
+        self._admin: Admin | None = None
         self._dirty: set[str] = set()  # tasks that processed or punctuated since the commit
         self._last_commit = clock()
         self.processed = 0
@@ -317,6 +324,7 @@ class StreamThread:
         outputs, changelogs and offsets in one step. A failure (RECOVERABLE) drops what was
         not committed and rebuilds the tasks (``_recover``); returns whether it committed.
         """
+        committing = dict(self._pending)
         try:
             self._begin()
             for active in self.tasks.values():
@@ -336,7 +344,23 @@ class StreamThread:
             self._last_commit = self._clock()
         self._recoveries_in_row = 0
         self._dirty.clear()
+        self._purge(committing)
         return True
+
+    def _purge(self, committed: dict[TopicPartition, int]) -> None:
+        """Every ``repartition_purge_interval_ms``, delete the repartition records the tasks
+        here have committed past (Kafka Streams' purge): a repartition topic keeps records
+        by no time limit, so without this it would grow for ever."""
+        self._purgeable.update((tp, offset) for tp, offset in committed.items()
+                               if tp.topic in self._repartitions)
+        now = self._clock()
+        if now < self._next_purge or not self._purgeable:
+            return
+        self._next_purge = now + self.config.repartition_purge_interval_ms / 1000
+        if self._admin is None:
+            self._admin = self.clients.admin()
+        self._admin.delete_records(self._purgeable)
+        self._purgeable = {}
 
     def _begin(self) -> None:
         if self.eos and not self._in_txn:

@@ -92,7 +92,8 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
     internal: list[TopicSpec] = []
     for topic in sinks_by_topic:
         internal.append(TopicSpec(f"{application_id}-{topic}", sizes.get(topic) or
-                                  size_of(writer[topic]), replication))
+                                  size_of(writer[topic]), replication,
+                                  dict(REPARTITION_TOPIC_CONFIG)))
     for st in topology.subtopologies:
         for store in st.stores:
             if store.logged:
@@ -103,6 +104,12 @@ def plan(topology: Topology, application_id: str, admin: Admin, replication: int
     return TopicPlan(task_counts, internal, extra,
                      {st.id: st.source_topics(application_id) for st in topology.subtopologies})
 
+
+# A repartition topic keeps its records until every task has committed past them, then the
+# stream thread deletes them (as Kafka Streams does): never by time, or records with old event
+# times (reprocessing last year's data) would be deleted before they are read.
+REPARTITION_TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1",
+                            "segment.bytes": str(50 * 1024 * 1024)}
 
 # how long the internal topics may stay missing from metadata after they were created
 METADATA_SETTLE_S = 10.0

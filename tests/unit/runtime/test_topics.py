@@ -39,6 +39,8 @@ def test_repartition_and_changelog_sizes_follow_their_inputs() -> None:
     assert sizes == {"app-counts-repartition": 5, "app-counts-changelog": 5}
     changelog = next(s for s in plan.internal if s.name.endswith("changelog"))
     assert changelog.config["cleanup.policy"] == "compact"
+    repartition = next(s for s in plan.internal if s.name.endswith("repartition"))
+    assert repartition.config["retention.ms"] == "-1"  # deleted once committed, never by age
     assert [s.name for s in plan.extra] == ["app-dlq"]
     assert plan.task_counts == {0: 5, 1: 5}
 

@@ -172,6 +172,10 @@ class EmbeddedAdmin:
         for topic in topics:
             self._broker.delete_topic(topic)
 
+    def delete_records(self, before: dict[TopicPartition, int]) -> None:
+        """Nothing: the embedded broker keeps every record of a live topic (its snapshots
+        are what reprocessing reads)."""
+
     def group_members(self, group_id: str, timeout: float) -> list[GroupMember]:
         return self._broker.group_members(group_id)
 
